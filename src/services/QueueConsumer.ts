@@ -1,0 +1,26 @@
+import { Context, type Duration, type Effect, type Stream } from "effect"
+import type { JsonObject } from "../domain/EmailEvent.ts"
+import type { QueueError } from "../domain/errors.ts"
+
+/** One message taken from the queue; it stays unacknowledged (and so safe) until one of its settle effects runs. */
+export interface Delivery {
+  /** the message body as sent by the producer (JSON text when it is well formed) */
+  readonly body: string
+  /** the broker has delivered it before (a crash or a lost connection interrupted an earlier attempt) */
+  readonly redelivered: boolean
+  /** done with it: delivered, or recorded as failed */
+  readonly ack: Effect.Effect<void, QueueError>
+  /**
+   * Put `event` (the original event with its new `failed_tries`) back on the queue to be consumed again after
+   * `delay`, then acknowledge this delivery. The republish is confirmed before the ack, so a crash in between
+   * can duplicate the event but never lose it.
+   */
+  readonly requeue: (event: JsonObject, delay: Duration.Duration) => Effect.Effect<void, QueueError>
+  /** hand it back to the broker unchanged, for redelivery (used when it cannot be settled now) */
+  readonly release: Effect.Effect<void, QueueError>
+}
+
+/** The stream of deliveries from the `email_senders` queue. */
+export class QueueConsumer extends Context.Service<QueueConsumer, {
+  readonly deliveries: Stream.Stream<Delivery, QueueError>
+}>()("email-senders/QueueConsumer") {}
