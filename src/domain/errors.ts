@@ -15,7 +15,7 @@ export class DnsError extends Schema.TaggedError<DnsError>()("DnsError", {
 
 /**
  * A step took too long: connecting, the greeting, a socket read, or the whole attempt (`MAX_CONSUME_SECONDS`).
- * Effect's own `Cause.TimeoutError` shares this tag; it is always mapped into this class (see `programs/deadline.ts`)
+ * Effect's own `Cause.TimeoutError` shares this tag; it is always mapped into this class (see `programs/retryPolicy.ts`)
  * so exactly one `TimeoutError` type flows through the pipeline.
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {

@@ -1,0 +1,28 @@
+/** The pipeline settings from the environment, each defaulting to Zulip's value. */
+import { Config, Duration, Effect, Layer } from "effect"
+import { defaultWorkerSettings as defaults, WorkerSettings } from "../services/WorkerSettings.ts"
+import { CountSetting, DurationSetting } from "./settingValues.ts"
+
+export const workerSettingsConfig = Config.all({
+  queueName: Config.NonEmptyString("QUEUE_NAME").pipe(Config.withDefault(defaults.queueName)),
+  batchSize: CountSetting("BATCH_SIZE", 1).pipe(Config.withDefault(defaults.batchSize)),
+  batchTimeout: DurationSetting("BATCH_TIMEOUT").pipe(Config.withDefault(defaults.batchTimeout)),
+  concurrency: CountSetting("CONCURRENCY", 1).pipe(Config.withDefault(defaults.concurrency)),
+  sendAttempts: CountSetting("SEND_ATTEMPTS", 1).pipe(Config.withDefault(defaults.sendAttempts)),
+  retryBaseDelay: DurationSetting("RETRY_BASE_DELAY").pipe(Config.withDefault(defaults.retryBaseDelay)),
+  retryMaxDelay: DurationSetting("RETRY_MAX_DELAY").pipe(Config.withDefault(defaults.retryMaxDelay)),
+  maxRequestRetries: CountSetting("MAX_REQUEST_RETRIES", 0).pipe(Config.withDefault(defaults.maxRequestRetries)),
+  requeueDelay: DurationSetting("REQUEUE_DELAY").pipe(Config.withDefault(defaults.requeueDelay)),
+  maxConsumeTime: Config.Number("MAX_CONSUME_SECONDS").pipe(
+    Config.map(Duration.seconds),
+    Config.withDefault(defaults.maxConsumeTime)
+  ),
+  outageMaxDelay: DurationSetting("OUTAGE_MAX_DELAY").pipe(Config.withDefault(defaults.outageMaxDelay))
+})
+
+export const layerConfig = Layer.effect(
+  WorkerSettings,
+  Effect.gen(function*() {
+    return yield* workerSettingsConfig
+  })
+)

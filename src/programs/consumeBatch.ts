@@ -1,0 +1,147 @@
+/**
+ * Settling deliveries: every delivery ends acknowledged after it is sent, requeued for a later try, or recorded in
+ * the `FailureStore` and acknowledged. One event's failure never skips, blocks or loses another (Zulip loses the
+ * rest of its batch on a non-retryable error; this does not).
+ */
+import { Cause, Clock, Effect, Ref } from "effect"
+import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
+import { type InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
+import { EmailBuilder } from "../services/EmailBuilder.ts"
+import { type FailureReason, FailureStore } from "../services/FailureStore.ts"
+import type { Delivery } from "../services/QueueConsumer.ts"
+import { RealmRepository } from "../services/RealmRepository.ts"
+import { SmtpConnection } from "../services/SmtpConnection.ts"
+import { WorkerSettings } from "../services/WorkerSettings.ts"
+import { requeueDelay } from "./retryPolicy.ts"
+import { deliverEvent, type SentEmail } from "./sendEmail.ts"
+
+export type Outcome = "sent" | "requeued" | "failed" | "released"
+
+export interface Settlement {
+  readonly outcome: Outcome
+  readonly startedAtMillis: number
+  readonly finishedAtMillis: number
+}
+
+export type ConsumeServices = RealmRepository | EmailBuilder | SmtpConnection | FailureStore
+
+/** Ack, logging instead of failing: an ack lost with the connection means the broker redelivers (a duplicate, never a loss). */
+const settleQuietly = (operation: string, effect: Effect.Effect<void, { readonly message: string }>) =>
+  effect.pipe(
+    Effect.catch((error) => Effect.logWarning(`could not ${operation} the delivery; the broker will redeliver it: ${error.message}`))
+  )
+
+/** Record the event as failed, then ack; if the record cannot be written, give the delivery back instead. */
+const recordFailure = Effect.fnUntraced(function*(delivery: Delivery, event: unknown, reason: FailureReason) {
+  const store = yield* FailureStore
+  const recorded = yield* store.record({ event, reason }).pipe(
+    Effect.as(true),
+    Effect.catch((error) =>
+      Effect.logError(`could not record a failed event, returning it to the queue: ${error.message}`).pipe(Effect.as(false))
+    )
+  )
+  if (recorded) {
+    yield* settleQuietly("ack", delivery.ack)
+    return "failed" as const
+  }
+  yield* settleQuietly("release", delivery.release)
+  return "released" as const
+})
+
+const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) {
+  yield* Effect.logInfo(`Sending ${sent.message.template} email to ${sent.report.accepted.length} recipient(s)`)
+  if (sent.report.rejected.length > 0) {
+    // the accepted recipients have it; the refused ones are recorded so nothing is silently dropped
+    const [first] = sent.report.rejected
+    yield* (yield* FailureStore).record({
+      event: event.original,
+      reason: {
+        tag: "Rejected",
+        message: `recipients refused: ${sent.report.rejected.map((r) => `${r.address} (${r.smtpCode ?? "?"} ${r.response})`).join(", ")}`,
+        attempts,
+        smtpCode: first?.smtpCode ?? null
+      }
+    }).pipe(Effect.catch((error) => Effect.logError(`could not record refused recipients: ${error.message}`)))
+  }
+  yield* settleQuietly("ack", delivery.ack)
+  return "sent" as const
+})
+
+const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, error: SendEmailError, attempts: number) {
+  const settings = yield* WorkerSettings
+  const reason: FailureReason = { tag: error._tag, message: error.message, attempts, smtpCode: smtpCodeOf(error) }
+  if (isTransient(error)) {
+    const failedTries = event.failedTries + 1
+    if (failedTries <= settings.maxRequestRetries) {
+      const delay = requeueDelay(settings, failedTries)
+      yield* Effect.logWarning(`${error._tag}: ${error.message}; requeued (failed_tries=${failedTries})`)
+      const requeued = yield* delivery.requeue(withFailedTries(event, failedTries), delay).pipe(
+        Effect.as(true),
+        Effect.catch((queueError) =>
+          Effect.logWarning(`could not requeue, the broker will redeliver it: ${queueError.message}`).pipe(Effect.as(false))
+        )
+      )
+      return requeued ? "requeued" as const : "released" as const
+    }
+    yield* Effect.logError(`Event ${JSON.stringify(event.original)} failed due to exception ${error._tag}`)
+    return yield* recordFailure(delivery, event.original, reason)
+  }
+  yield* Effect.logError(`Problem handling data on queue ${settings.queueName}: ${error._tag}: ${error.message}`)
+  return yield* recordFailure(delivery, event.original, reason)
+})
+
+const settleDecoded = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent) {
+  const attempts = yield* Ref.make(0)
+  const result = yield* Effect.result(deliverEvent(event, attempts))
+  const attemptCount = yield* Ref.get(attempts)
+  return result._tag === "Success"
+    ? yield* onSent(delivery, event, result.success, attemptCount)
+    : yield* onFailed(delivery, event, result.failure, attemptCount)
+}, (effect, _delivery, event) =>
+  Effect.annotateLogs(effect, {
+    template: templateName(event),
+    realm_id: event.realmId ?? "none",
+    failed_tries: event.failedTries,
+    message_id: event.messageId ?? "derived"
+  }))
+
+const rejectInvalid = (delivery: Delivery, event: unknown, error: InvalidEvent) =>
+  Effect.logError(`Problem handling data: ${error.message}`).pipe(
+    Effect.andThen(recordFailure(delivery, event, { tag: error._tag, message: error.message, attempts: 0, smtpCode: null }))
+  )
+
+const settle = Effect.fnUntraced(function*(delivery: Delivery) {
+  const json = yield* Effect.result(parseJsonBody(delivery.body))
+  if (json._tag === "Failure") return yield* rejectInvalid(delivery, delivery.body, json.failure)
+  const event = yield* Effect.result(decodeEmailEvent(json.success))
+  if (event._tag === "Failure") return yield* rejectInvalid(delivery, json.success, event.failure)
+  return yield* settleDecoded(delivery, event.success)
+})
+
+/** A bug must not lose the event either: it is recorded with the defect as the reason. */
+const recordDefect = Effect.fnUntraced(function*(delivery: Delivery, cause: Cause.Cause<never>) {
+  yield* Effect.logError("Problem handling data: unexpected defect", cause)
+  const json = yield* Effect.result(parseJsonBody(delivery.body))
+  return yield* recordFailure(delivery, json._tag === "Success" ? json.success : delivery.body, {
+    tag: "Defect",
+    message: String(Cause.squash(cause)),
+    attempts: 0,
+    smtpCode: null
+  })
+})
+
+/** Settle one delivery. Never fails: every outcome is handled here (an interruption leaves it unacked for the broker). */
+export const settleDelivery = Effect.fn("settleDelivery")(function*(delivery: Delivery) {
+  const startedAtMillis = yield* Clock.currentTimeMillis
+  const outcome: Outcome = yield* settle(delivery).pipe(
+    Effect.catchCause((cause) => Cause.hasInterrupts(cause) ? Effect.failCause(cause) : recordDefect(delivery, cause))
+  )
+  const finishedAtMillis = yield* Clock.currentTimeMillis
+  return { outcome, startedAtMillis, finishedAtMillis } satisfies Settlement
+})
+
+/** Settle a batch of deliveries with bounded concurrency (`CONCURRENCY`); each settles on its own. */
+export const consumeBatch = Effect.fn("consumeBatch")(function*(deliveries: Iterable<Delivery>) {
+  const settings = yield* WorkerSettings
+  return yield* Effect.forEach(deliveries, settleDelivery, { concurrency: settings.concurrency })
+})

@@ -1,0 +1,290 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { NotDelivered, Rejected, TimeoutError, Unavailable } from "../src/domain/errors.ts"
+import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
+import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
+import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
+import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
+import { consumeBatch } from "../src/programs/consumeBatch.ts"
+import { runWorker } from "../src/programs/worker.ts"
+import { FailureStore } from "../src/services/FailureStore.ts"
+import { QueueConsumer, type Delivery } from "../src/services/QueueConsumer.ts"
+import { SmtpConnection } from "../src/services/SmtpConnection.ts"
+import { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from "../src/services/WorkerSettings.ts"
+import { confirmNewEmail, hamlet, inMemoryLayer, othello } from "./support/inMemory.ts"
+import { withCapturedLogs } from "./support/logCapture.ts"
+
+const notDelivered = new NotDelivered({ message: "451 try again later", smtpCode: 451, response: "451 4.3.0 try later" })
+const rejected = new Rejected({ message: "550 no such user", smtpCode: 550, response: "550 5.1.1 User unknown", recipients: ["hamlet@zulip.example"] })
+
+const withSettings = (overrides: Partial<WorkerSettingsShape>) =>
+  Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, ...overrides })
+
+/** Take `count` deliveries from the in-memory queue, as the worker's stream would hand them over. */
+const publishAndTake = (bodies: ReadonlyArray<string | object>) =>
+  Effect.gen(function*() {
+    const queue = yield* InMemoryQueue
+    for (const body of bodies) yield* queue.publish(body as string)
+    const consumer = yield* QueueConsumer
+    const { Stream } = yield* Effect.promise(() => import("effect"))
+    return yield* consumer.deliveries.pipe(Stream.take(bodies.length), Stream.runCollect)
+  })
+
+/** Run the worker until every published event is settled, moving the test clock forward a step at a time. */
+const runUntilSettled = Effect.gen(function*() {
+  const queue = yield* InMemoryQueue
+  const worker = yield* Effect.forkChild(runWorker)
+  for (let step = 0; step < 2_000; step++) {
+    yield* TestClock.adjust("1 second")
+    if ((yield* queue.unsettled) === 0) break
+  }
+  yield* Fiber.interrupt(worker)
+  assert.strictEqual(yield* queue.unsettled, 0, "every event settled")
+})
+
+describe("consumeBatch", () => {
+  it.effect("Zulip's retry test: with SEND_ATTEMPTS=1 an always-failing event gets 4 attempts, 3 requeues, 1 failure record", () =>
+    withCapturedLogs((logs) =>
+      Effect.gen(function*() {
+        const smtp = yield* InMemorySmtp
+        yield* smtp.failNext(100, notDelivered)
+        yield* (yield* InMemoryQueue).publish(confirmNewEmail)
+        yield* runUntilSettled
+
+        assert.strictEqual((yield* smtp.attemptTimes).length, 4)
+        const requeued = yield* (yield* InMemoryQueue).requeued
+        assert.deepStrictEqual(requeued.map((r) => r.event.failed_tries), [1, 2, 3])
+        assert.deepStrictEqual(requeued[0]!.event, { ...confirmNewEmail, failed_tries: 1 })
+        const records = yield* (yield* InMemoryFailures).records
+        assert.strictEqual(records.length, 1)
+        assert.deepStrictEqual(records[0]!.event, { ...confirmNewEmail, failed_tries: 3 })
+        assert.strictEqual(records[0]!.reason.tag, "NotDelivered")
+        assert.strictEqual(records[0]!.reason.smtpCode, 451)
+        const errors = logs.filter((line) => line.level === "Error")
+        assert.strictEqual(errors.length, 1)
+        assert.match(errors[0]!.message, /^Event .* failed due to exception NotDelivered$/)
+        // every delivery was acked: the original and its three requeued copies
+        assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 4)
+      }).pipe(withSettings({ sendAttempts: 1 }), Effect.provide(inMemoryLayer))
+    ))
+
+  it.effect("requeue delays grow with each try", () =>
+    Effect.gen(function*() {
+      const smtp = yield* InMemorySmtp
+      yield* smtp.failNext(100, notDelivered)
+      yield* (yield* InMemoryQueue).publish(confirmNewEmail)
+      yield* runUntilSettled
+      const delays = (yield* (yield* InMemoryQueue).requeued).map((r) => r.delayMillis)
+      assert.deepStrictEqual(delays, [10_000, 20_000, 40_000])
+      const times = yield* smtp.attemptTimes
+      // each requeued copy is attempted only after its delay
+      assert.isAtLeast(times[1]! - times[0]!, 10_000)
+      assert.isAtLeast(times[3]! - times[2]!, 40_000)
+    }).pipe(withSettings({ sendAttempts: 1, requeueDelay: Duration.seconds(10) }), Effect.provide(inMemoryLayer)))
+
+  it.effect("a transient failure is retried in process with growing, jittered, capped delays, then sent", () =>
+    Effect.gen(function*() {
+      const smtp = yield* InMemorySmtp
+      yield* smtp.failNext(5, notDelivered)
+      const deliveries = yield* publishAndTake([confirmNewEmail])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("1 minute")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "sent")
+      const times = yield* smtp.attemptTimes
+      assert.strictEqual(times.length, 6)
+      const delays = times.slice(1).map((t, i) => t - times[i]!)
+      // exponential from 1 s (factor 2) with jitter 0.8–1.2, capped at 3 s
+      const expected = [1000, 2000, 3000, 3000, 3000]
+      delays.forEach((delay, i) => {
+        assert.isAtMost(delay, expected[i]! * (i < 2 ? 1.2 : 1), `delay ${i}`)
+        assert.isAtLeast(delay, Math.min(expected[i]! * 0.8, 3000 * 0.8), `delay ${i}`)
+      })
+      assert.isAbove(delays[1]!, delays[0]!)
+      assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 1)
+      assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 1)
+    }).pipe(
+      withSettings({ sendAttempts: 6, retryBaseDelay: Duration.seconds(1), retryMaxDelay: Duration.seconds(3) }),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  it.effect("when SEND_ATTEMPTS are used up the event is requeued with failed_tries + 1 and acked", () =>
+    Effect.gen(function*() {
+      const smtp = yield* InMemorySmtp
+      yield* smtp.failNext(3, notDelivered)
+      const deliveries = yield* publishAndTake([{ ...confirmNewEmail, failed_tries: 1 }])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("1 minute")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "requeued")
+      assert.strictEqual((yield* smtp.attemptTimes).length, 3)
+      const [requeued] = yield* (yield* InMemoryQueue).requeued
+      assert.strictEqual(requeued!.event.failed_tries, 2)
+    }).pipe(Effect.provide(inMemoryLayer)))
+
+  it.effect("a 5xx rejection is attempted once and recorded with its code", () =>
+    withCapturedLogs((logs) =>
+      Effect.gen(function*() {
+        const smtp = yield* InMemorySmtp
+        yield* smtp.failNext(1, rejected)
+        const deliveries = yield* publishAndTake([confirmNewEmail])
+        const [settlement] = yield* consumeBatch(deliveries)
+        assert.strictEqual(settlement!.outcome, "failed")
+        assert.strictEqual((yield* smtp.attemptTimes).length, 1)
+        const [record] = yield* (yield* InMemoryFailures).records
+        assert.deepStrictEqual(record!.reason, { tag: "Rejected", message: rejected.message, attempts: 1, smtpCode: 550 })
+        assert.deepStrictEqual(record!.event, confirmNewEmail)
+        assert.deepStrictEqual((yield* (yield* InMemoryQueue).requeued), [])
+        assert.isTrue(logs.some((l) => l.level === "Error" && l.message.startsWith("Problem handling data on queue email_senders")))
+      }).pipe(Effect.provide(inMemoryLayer))
+    ))
+
+  it.effect("a poison event in the middle of a batch leaves the others delivered", () =>
+    Effect.gen(function*() {
+      const good = (n: number) => ({ ...confirmNewEmail, to_emails: [`user${n}@zulip.example`] })
+      const deliveries = yield* publishAndTake([
+        good(1),
+        "{not json",
+        good(2),
+        { ...confirmNewEmail, unexpected: true },
+        JSON.stringify([1, 2]),
+        { ...confirmNewEmail, to_user_ids: [10] },
+        good(3),
+        { ...confirmNewEmail, realm_id: 999 },
+        { template_prefix: "zerver/emails/confirm_new_email", to_user_ids: [10, 12345] },
+        { template_prefix: "zerver/emails/nonexistent", to_emails: ["x@zulip.example"] },
+        good(4)
+      ])
+      const settlements = yield* consumeBatch(deliveries)
+      assert.deepStrictEqual(settlements.map((s) => s.outcome), [
+        "sent", "failed", "sent", "failed", "failed", "failed", "sent", "failed", "failed", "failed", "sent"
+      ])
+      const sent = yield* (yield* InMemorySmtp).sent
+      assert.deepStrictEqual(sent.map((m) => m.to[0]), [1, 2, 3, 4].map((n) => `user${n}@zulip.example`))
+      const records = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(records.map((r) => r.reason.tag), [
+        "InvalidEvent", "InvalidEvent", "InvalidEvent", "InvalidEvent", "RealmNotFound", "UserNotFound", "TemplateError"
+      ])
+      assert.strictEqual(records[0]!.event, "{not json", "a body that is not JSON is kept as its raw text")
+      assert.include(records[1]!.reason.message, "unexpected: unknown key")
+      assert.include(records[3]!.reason.message, "both are")
+      assert.include(records[5]!.reason.message, "12345")
+      assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 11, "every delivery settled")
+    }).pipe(Effect.provide(inMemoryLayer)))
+
+  it.effect("resolves to_user_ids (and legacy to_user_id) through the realm repository", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake([
+        { template_prefix: "zerver/emails/password_reset", to_user_ids: [hamlet.id, othello.id] },
+        { template_prefix: "zerver/emails/password_reset", to_user_id: othello.id, realm_id: 2 }
+      ])
+      yield* consumeBatch(deliveries)
+      const sent = yield* (yield* InMemorySmtp).sent
+      assert.deepStrictEqual(sent.map((m) => m.envelope.to), [[hamlet.deliveryEmail, othello.deliveryEmail], [othello.deliveryEmail]])
+      assert.deepStrictEqual(sent.map((m) => m.realm), ["zulip", "zulip"], "the users' realm is used when realm_id is absent")
+    }).pipe(Effect.provide(inMemoryLayer)))
+
+  it.effect("an SMTP outage waits without spending attempts, and nothing is failed or requeued", () =>
+    Effect.gen(function*() {
+      const smtp = yield* InMemorySmtp
+      yield* smtp.failNext(6, new Unavailable({ message: "connection refused", dependency: "smtp" }))
+      const deliveries = yield* publishAndTake([confirmNewEmail])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("10 minutes")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "sent")
+      assert.strictEqual((yield* smtp.attemptTimes).length, 7)
+      assert.deepStrictEqual(yield* (yield* InMemoryFailures).records, [])
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).requeued, [])
+    }).pipe(withSettings({ sendAttempts: 1 }), Effect.provide(inMemoryLayer)))
+
+  it.effect("a database outage waits too, then delivers", () =>
+    Effect.gen(function*() {
+      const realms = yield* InMemoryRealms
+      yield* realms.failNextLookups(5)
+      const deliveries = yield* publishAndTake([{ ...confirmNewEmail, realm_id: 2 }])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("10 minutes")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "sent")
+      assert.strictEqual(yield* realms.lookups, 6)
+      assert.deepStrictEqual(yield* (yield* InMemoryFailures).records, [])
+    }).pipe(withSettings({ sendAttempts: 1 }), Effect.provide(inMemoryLayer)))
+
+  it.effect("MAX_CONSUME_SECONDS bounds a stuck send: it becomes our TimeoutError and is requeued", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake([confirmNewEmail])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("31 seconds")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "requeued")
+    }).pipe(
+      withSettings({ sendAttempts: 1 }),
+      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({ send: () => Effect.never, healthCheck: Effect.void, close: Effect.void }))),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  it.effect("the deadline error is the project's TimeoutError with the stage", () =>
+    Effect.gen(function*() {
+      const { withAttemptDeadline } = yield* Effect.promise(() => import("../src/programs/retryPolicy.ts"))
+      const fiber = yield* Effect.forkChild(Effect.flip(Effect.never.pipe(withAttemptDeadline(Duration.seconds(5)))))
+      yield* TestClock.adjust("5 seconds")
+      const error = yield* Fiber.join(fiber)
+      assert.instanceOf(error, TimeoutError)
+      assert.strictEqual(error.stage, "attempt")
+    }))
+
+  it.effect("a partly accepted message is sent, and the refused recipients are recorded", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake([{ ...confirmNewEmail, to_emails: ["a@zulip.example", "b@zulip.example"] }])
+      const [settlement] = yield* consumeBatch(deliveries)
+      assert.strictEqual(settlement!.outcome, "sent")
+      const [record] = yield* (yield* InMemoryFailures).records
+      assert.strictEqual(record!.reason.tag, "Rejected")
+      assert.strictEqual(record!.reason.smtpCode, 550)
+      assert.include(record!.reason.message, "b@zulip.example")
+      assert.notInclude(record!.reason.message, "a@zulip.example")
+    }).pipe(
+      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({
+        send: () =>
+          Effect.succeed({
+            accepted: ["a@zulip.example"],
+            rejected: [{ address: "b@zulip.example", smtpCode: 550, response: "550 User unknown" }],
+            response: "250 OK"
+          }),
+        healthCheck: Effect.void,
+        close: Effect.void
+      }))),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  it.effect("a defect in a layer is recorded as a failure, not lost", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake([confirmNewEmail])
+      const [settlement] = yield* consumeBatch(deliveries)
+      assert.strictEqual(settlement!.outcome, "failed")
+      const [record] = yield* (yield* InMemoryFailures).records
+      assert.strictEqual(record!.reason.tag, "Defect")
+      assert.include(record!.reason.message, "boom")
+      assert.deepStrictEqual(record!.event, confirmNewEmail)
+    }).pipe(
+      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({ send: () => Effect.die(new Error("boom")), healthCheck: Effect.void, close: Effect.void }))),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  it.effect("when a failure cannot be recorded the delivery goes back to the broker instead of being acked", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake(["{broken"])
+      const released: Array<Delivery> = []
+      const [settlement] = yield* consumeBatch(deliveries.map((d) => ({ ...d, release: Effect.sync(() => void released.push(d)) })))
+      assert.strictEqual(settlement!.outcome, "released")
+      assert.strictEqual(released.length, 1)
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [])
+    }).pipe(
+      Effect.provide(Layer.succeed(FailureStore, FailureStore.of({
+        record: () => Effect.fail(new (class extends Error {})("disk full") as never)
+      }))),
+      Effect.provide(inMemoryLayer)
+    ))
+})

@@ -1,0 +1,43 @@
+/** The whole pipeline on in-memory layers, as an embedding app's tests would compose it. */
+import { Layer } from "effect"
+import type { Realm, User } from "../../src/domain/Realm.ts"
+import * as InMemoryEmailBuilder from "../../src/layers/InMemoryEmailBuilder.ts"
+import { InMemoryFailures } from "../../src/layers/InMemoryFailureStore.ts"
+import { InMemoryQueue } from "../../src/layers/InMemoryQueue.ts"
+import { InMemoryRealms } from "../../src/layers/InMemoryRealmRepository.ts"
+import { InMemorySmtp } from "../../src/layers/InMemorySmtp.ts"
+import { InMemoryStats } from "../../src/layers/InMemoryStatsWriter.ts"
+
+export const realm: Realm = { id: 2, stringId: "zulip", name: "Zulip Dev", deactivated: false }
+export const hamlet: User = {
+  id: 10,
+  realmId: 2,
+  fullName: "King Hamlet",
+  deliveryEmail: "hamlet@zulip.example",
+  defaultLanguage: "en",
+  isActive: true
+}
+export const othello: User = { ...hamlet, id: 11, fullName: "Othello", deliveryEmail: "othello@zulip.example" }
+
+export const templates = {
+  "zerver/emails/confirm_new_email": { subject: "Confirm your new email", text: "Click the link" },
+  "zerver/emails/password_reset": { subject: "Reset your password", text: "Reset it", html: "<p>Reset it</p>" }
+}
+
+export const inMemoryLayer = Layer.mergeAll(
+  InMemorySmtp.layer,
+  InMemoryQueue.layer,
+  InMemoryFailures.layer,
+  InMemoryStats.layer,
+  InMemoryRealms.layer({ realms: [realm], users: [hamlet, othello] }),
+  InMemoryEmailBuilder.layer(templates)
+)
+
+/** Zulip's own test event (§6.1 of the Zulip reference). */
+export const confirmNewEmail = {
+  template_prefix: "zerver/emails/confirm_new_email",
+  to_emails: ["hamlet@zulip.example"],
+  from_name: "Zulip Account Security",
+  from_address: "NO_REPLY",
+  context: {}
+}

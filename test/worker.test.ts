@@ -1,0 +1,67 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
+import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
+import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
+import { InMemoryStats } from "../src/layers/InMemoryStatsWriter.ts"
+import { makeQueueStatistics } from "../src/programs/queueStatistics.ts"
+import { runWorker } from "../src/programs/worker.ts"
+import { confirmNewEmail, inMemoryLayer } from "./support/inMemory.ts"
+
+describe("runWorker", () => {
+  it.effect("delivers what is published and writes Zulip's stats at start and when the queue drains", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(1_700_000_000_000)
+      const queue = yield* InMemoryQueue
+      for (let n = 0; n < 5; n++) yield* queue.publish({ ...confirmNewEmail, to_emails: [`u${n}@zulip.example`] })
+      const worker = yield* Effect.forkChild(runWorker)
+      yield* TestClock.adjust("10 millis")
+      const [initial] = yield* (yield* InMemoryStats).writes
+      assert.deepStrictEqual(initial, {
+        update_time: 1_700_000_000,
+        recent_average_consume_time: null,
+        queue_last_emptied_timestamp: 1_700_000_000,
+        consumed_since_last_emptied: 0
+      })
+      yield* TestClock.adjust("2 seconds")
+      assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 5)
+      assert.strictEqual(yield* queue.unsettled, 0)
+      const writes = yield* (yield* InMemoryStats).writes
+      // start, then for each batch: leaving idle and drained (how many batches depends on scheduling)
+      assert.isAtLeast(writes.length, 3)
+      const last = writes.at(-1)!
+      assert.strictEqual(last.consumed_since_last_emptied, 0)
+      assert.isNotNull(last.recent_average_consume_time)
+      assert.isAbove(last.queue_last_emptied_timestamp, 1_700_000_000)
+      yield* Fiber.interrupt(worker)
+    }).pipe(Effect.provide(inMemoryLayer)))
+})
+
+describe("queue statistics", () => {
+  it.effect("write on leaving idle, then every 50 batches or 30 s while busy, and when drained", () =>
+    Effect.gen(function*() {
+      const statistics = yield* makeQueueStatistics
+      const writes = (yield* InMemoryStats).writes
+      yield* statistics.initialize
+      yield* statistics.recordBatch({ events: 100, seconds: 2, drained: false })
+      assert.strictEqual((yield* writes).length, 2, "initial + leaving idle")
+      for (let n = 0; n < 48; n++) yield* statistics.recordBatch({ events: 100, seconds: 2, drained: false })
+      assert.strictEqual((yield* writes).length, 2, "49 busy batches within 30 s: no write")
+      yield* statistics.recordBatch({ events: 100, seconds: 2, drained: false })
+      assert.strictEqual((yield* writes).length, 3, "the 50th batch writes")
+      assert.strictEqual((yield* writes).at(-1)!.consumed_since_last_emptied, 5000)
+      assert.strictEqual((yield* writes).at(-1)!.recent_average_consume_time, 0.02)
+      yield* TestClock.adjust("31 seconds")
+      yield* statistics.recordBatch({ events: 50, seconds: 1, drained: false })
+      assert.strictEqual((yield* writes).length, 4, "30 s since the last write")
+      yield* statistics.recordBatch({ events: 10, seconds: 1, drained: true })
+      const drained = (yield* writes).at(-1)!
+      assert.strictEqual((yield* writes).length, 5)
+      assert.strictEqual(drained.consumed_since_last_emptied, 0)
+      assert.strictEqual(drained.queue_last_emptied_timestamp, drained.update_time)
+      // the average covers the last 50 batches only
+      const recent = [...Array(48).fill([100, 2]), [50, 1], [10, 1]] as Array<[number, number]>
+      const expected = recent.reduce((s, [, t]) => s + t, 0) / recent.reduce((s, [n]) => s + n, 0)
+      assert.closeTo(drained.recent_average_consume_time!, expected, 1e-12)
+    }).pipe(Effect.provide(InMemoryStats.layer)))
+})
