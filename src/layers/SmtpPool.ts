@@ -1,0 +1,477 @@
+/**
+ * Live `SmtpConnection`: persistent SMTP connections to one server (nodemailer's `SMTPConnection`).
+ *
+ * An Effect `Pool` of `SMTP_CONNECTIONS` slots bounds how many connections exist, queues senders fairly when all are
+ * busy, and releases every slot (QUIT) when the layer's scope closes. Each slot opens its connection on first use,
+ * so nothing connects at layer start. nodemailer's own pool is not used: it cannot NOOP a connection before reuse,
+ * has no maximum lifetime, and requeues a message without bound when connections keep dropping.
+ *
+ * Before a connection idle for `idleCheck` is reused it must answer NOOP with 250 (Zulip's health check), else it
+ * is replaced. Opening gets 3 tries with full-jitter exponential backoff (Zulip). A send that leaves the connection
+ * in doubt (socket error, timeout, interruption) discards it; a refused message only resets it with RSET.
+ */
+import {
+  Clock,
+  Config,
+  ConfigProvider,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  Pool,
+  Random,
+  Redacted,
+  Schedule
+} from "effect"
+import type { SMTPConnectionOptions, SMTPConnectionSendInfo, SMTPError } from "nodemailer/lib/smtp-connection"
+import SMTPConnection from "nodemailer/lib/smtp-connection"
+import { DnsError, NotDelivered, Rejected, TimeoutError, Unavailable } from "../domain/errors.ts"
+import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
+import { SmtpConnection } from "../services/SmtpConnection.ts"
+import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
+import { composeMessage } from "./nodemailerMessage.ts"
+import { CountSetting, DurationSetting } from "./settingValues.ts"
+
+export type Encryption = "none" | "starttls" | "ssl"
+
+export interface SmtpPoolOptions {
+  readonly host: string
+  /** default 25 (465 is usual with "ssl") */
+  readonly port?: number | undefined
+  /** empty (the default) disables authentication */
+  readonly user?: string | undefined
+  /** unset while a user is set is a configuration mistake (logged, no login); an empty password disables login */
+  readonly password?: Redacted.Redacted<string> | undefined
+  /** "starttls": STARTTLS is required, never a plaintext fallback; "ssl": TLS from the first byte. Default "none" */
+  readonly encryption?: Encryption | undefined
+  /** accept a certificate that does not verify (self-signed servers). Default false */
+  readonly tlsInsecure?: boolean | undefined
+  /** connection, greeting and socket timeout. Default 15 seconds */
+  readonly timeout?: Duration.Input | undefined
+  /** how many connections may be open at once. Default 4 */
+  readonly connections?: number | undefined
+  /** a connection idle this long must answer NOOP before it is reused. Default 5 seconds */
+  readonly idleCheck?: Duration.Input | undefined
+  /** a connection this old is closed and reopened before its next use. Default: no limit */
+  readonly maxConnectionLifetime?: Duration.Input | undefined
+  /** first delay of the backoff between the 3 tries of opening a connection. Default 1 second */
+  readonly connectRetryDelay?: Duration.Input | undefined
+}
+
+/** Zulip's exact wording (two spaces before "To"). */
+const missingPasswordMessage = "An SMTP username was set (EMAIL_HOST_USER), but password is unset " +
+  "(EMAIL_HOST_PASSWORD).  To disable SMTP authentication, set EMAIL_HOST_USER to an empty string."
+
+interface Session {
+  readonly client: SMTPConnection
+  readonly openedAt: number
+  lastUsedAt: number
+  /** has carried a message or a check before the current one */
+  reused: boolean
+}
+
+/** A pool item: room for one connection, opened when first needed. */
+interface Slot {
+  session: Session | undefined
+  busy: boolean
+}
+
+/** What failure messages name. */
+interface Target {
+  readonly host: string
+  readonly server: string
+  readonly timeoutMillis: number
+}
+
+type OpenError = DnsError | TimeoutError | Unavailable
+type SendFailure = TimeoutError | NotDelivered | Rejected | Unavailable
+
+/**
+ * A reused connection broke before any of the message went out (the server had closed it): nothing was sent, so
+ * another connection may take the message, as nodemailer's own pool does.
+ */
+class ConnectionLost extends Data.TaggedError("ConnectionLost")<{ readonly failure: SendFailure }> {}
+
+type Done<A> = (error: SMTPError | null | undefined, value?: A) => void
+
+/**
+ * Runs one nodemailer callback operation. When the connection fails or ends in the middle, nodemailer tells only
+ * its `error` / `end` listeners (the operation's callback is never called), so those settle the operation too.
+ */
+const settle = <A>(client: SMTPConnection, start: (done: Done<A>) => void): Effect.Effect<A, SMTPError> =>
+  Effect.callback<A, SMTPError>((resume) => {
+    const stopListening = () => {
+      client.off("error", onError)
+      client.off("end", onEnd)
+    }
+    const finish = (outcome: Effect.Effect<A, SMTPError>) => {
+      stopListening()
+      resume(outcome)
+    }
+    const onError = (error: SMTPError) => finish(Effect.fail(error))
+    const onEnd = () =>
+      finish(Effect.fail(Object.assign(new Error("Connection closed"), { code: "ECONNECTION" }) satisfies SMTPError))
+    client.on("error", onError)
+    client.on("end", onEnd)
+    start((error, value) => finish(error ? Effect.fail(error) : Effect.succeed(value as A)))
+    return Effect.sync(stopListening)
+  })
+
+/**
+ * nodemailer has no NOOP method; these two members are how its own RSET and QUIT are written. nodemailer is pinned
+ * to an exact version, so they cannot move under us.
+ */
+interface CommandChannel {
+  readonly _sendCommand: (command: string) => void
+  readonly _responseActions: Array<(reply: string) => void>
+}
+
+/** The server's reply to NOOP. */
+const noop = (client: SMTPConnection): Effect.Effect<string, SMTPError> =>
+  settle<string>(client, (done) => {
+    const channel = client as unknown as CommandChannel
+    channel._responseActions.push((reply) => done(null, reply))
+    channel._sendCommand("NOOP")
+  })
+
+/** A refused message leaves the session usable once RSET ends the transaction (as nodemailer's own pool does). */
+const resetAfterRefusal = (client: SMTPConnection): Effect.Effect<void> =>
+  client.destroyed
+    ? Effect.void
+    : settle<boolean>(client, (done) => client.reset(done)).pipe(
+      Effect.asVoid,
+      Effect.catch(() => Effect.sync(() => client.close()))
+    )
+
+/**
+ * nodemailer's socket timeout counts inactivity: it is off while a connection is parked, so a healthy idle
+ * connection lives until its NOOP check, and on while the connection works.
+ */
+const setSocketTimeout = (client: SMTPConnection, millis: number): void => {
+  if (client._socket) client._socket.setTimeout(millis)
+}
+
+// An idle connection's error only ends it (noticed before reuse); errors during an operation reach it through
+// `settle`. Without a listener, an `error` event would crash the process.
+const absorbIdleError = (): void => {}
+
+const dnsCodes: ReadonlySet<string> = new Set(["EDNS", "ENOTFOUND", "EAI_AGAIN"])
+
+const timeoutStages = {
+  CONNECT_TIMEOUT: "connect",
+  UPGRADE_TIMEOUT: "greeting",
+  GREETING_TIMEOUT: "greeting"
+} as const
+
+/** Timeouts while opening are the greeting's: an idle socket then is one waiting for the server's next line. */
+const timeoutFailure = (
+  target: Target,
+  error: SMTPError,
+  idleSocketStage: "greeting" | "socket"
+): TimeoutError | undefined => {
+  if (error.code !== "ETIMEDOUT") return undefined
+  const type = error.timeoutType ?? "SOCKET_TIMEOUT"
+  const stage = type === "SOCKET_TIMEOUT" ? idleSocketStage : timeoutStages[type]
+  return new TimeoutError({
+    message: `SMTP ${stage} timed out after ${target.timeoutMillis} ms (${target.server})`,
+    stage,
+    timeoutMillis: target.timeoutMillis
+  })
+}
+
+/** Opening failed: the host does not resolve, a step timed out, or the server as a whole is out (refused, login). */
+const openFailure = (target: Target, error: SMTPError): OpenError => {
+  const code = error.originalCode ?? error.code ?? ""
+  if (error.code === "EDNS" || dnsCodes.has(code)) {
+    const message = `Cannot resolve SMTP host ${target.host}: ${error.message}`
+    return new DnsError({ message, host: target.host, code })
+  }
+  return timeoutFailure(target, error, "greeting") ??
+    new Unavailable({ message: `SMTP server ${target.server} is unavailable: ${error.message}`, dependency: "smtp" })
+}
+
+/** Sending failed: a reply about this message (4xx / 5xx), or the connection broke under it. */
+const sendFailure = (
+  target: Target,
+  email: OutgoingEmail,
+  error: SMTPError
+): SendFailure => {
+  const timeout = timeoutFailure(target, error, "socket")
+  if (timeout !== undefined) return timeout
+  const smtpCode = error.responseCode
+  if (smtpCode === undefined) {
+    return new NotDelivered({
+      message: `SMTP server ${target.server} did not take the message: ${error.message}`,
+      smtpCode: null,
+      response: null
+    })
+  }
+  // the server wants a login this worker is not configured for: a configuration problem, not this message's
+  if (smtpCode === 530) {
+    const message = `SMTP server ${target.server} requires authentication: ${error.message}`
+    return new Unavailable({ message, dependency: "smtp" })
+  }
+  const response = error.response ?? error.message
+  const message = `SMTP server ${target.server} answered ${smtpCode}: ${response}`
+  // nodemailer's reading of the reply class: 5xx but 503 is final; with no recipient accepted it already prefers
+  // a 4xx refusal, so one deferred recipient keeps the whole message retryable
+  return error.permanent === true
+    ? new Rejected({ message, smtpCode, response, recipients: error.rejected ?? [...email.envelope.to] })
+    : new NotDelivered({ message, smtpCode, response })
+}
+
+const deliveryReport = (info: SMTPConnectionSendInfo): DeliveryReport => ({
+  accepted: info.accepted,
+  rejected: (info.rejectedErrors ?? []).map((error) => ({
+    address: error.recipient ?? "",
+    smtpCode: error.responseCode ?? null,
+    response: error.response ?? error.message
+  })),
+  response: info.response
+})
+
+const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
+  const port = options.port ?? 25
+  const user = options.user ?? ""
+  const password = options.password
+  const encryption = options.encryption ?? "none"
+  const capacity = options.connections ?? 4
+  const timeoutMillis = Duration.toMillis(options.timeout ?? Duration.seconds(15))
+  const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
+  const maxLifetimeMillis = options.maxConnectionLifetime === undefined
+    ? Number.POSITIVE_INFINITY
+    : Duration.toMillis(options.maxConnectionLifetime)
+  const target: Target = { host: options.host, server: `${options.host}:${port}`, timeoutMillis }
+  const connectionOptions: SMTPConnectionOptions = {
+    host: options.host,
+    port,
+    secure: encryption === "ssl",
+    requireTLS: encryption === "starttls",
+    // as in Django, an unencrypted setting stays unencrypted even when the server offers STARTTLS
+    ignoreTLS: encryption === "none",
+    tls: { rejectUnauthorized: options.tlsInsecure !== true },
+    connectionTimeout: timeoutMillis,
+    greetingTimeout: timeoutMillis,
+    socketTimeout: timeoutMillis,
+    dnsTimeout: timeoutMillis
+  }
+  const connectRetry = Schedule.exponential(options.connectRetryDelay ?? Duration.seconds(1)).pipe(
+    // full jitter: anywhere between no wait and the exponential delay
+    Schedule.modifyDelay(({ duration }) => Effect.map(Random.next, (fraction) => Duration.times(duration, fraction))),
+    Schedule.upTo({ times: 2 })
+  )
+
+  const slots = new Set<Slot>()
+  let lastCheck: SmtpStatusSnapshot["lastCheck"] = null
+  const recordCheck = (ok: boolean) =>
+    Effect.map(Clock.currentTimeMillis, (at) => {
+      lastCheck = { ok, at }
+    })
+
+  const connectOnce: Effect.Effect<SMTPConnection, OpenError> = Effect.suspend(() => {
+    const client = new SMTPConnection(connectionOptions)
+    client.on("error", absorbIdleError)
+    // as Django: log in only with both a user and a password
+    const login = user !== "" && password !== undefined && Redacted.value(password) !== ""
+      ? settle<boolean>(client, (done) => client.login({ user, pass: Redacted.value(password) }, done))
+      : Effect.void
+    return settle<void>(client, (done) => client.connect(done)).pipe(
+      Effect.andThen(login),
+      Effect.mapError((error) => openFailure(target, error)),
+      Effect.onError(() => Effect.sync(() => client.close())),
+      Effect.as(client)
+    )
+  })
+
+  const openSession = Effect.gen(function*() {
+    if (user !== "" && password === undefined) yield* Effect.logError(missingPasswordMessage)
+    const client = yield* connectOnce.pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("Opening an SMTP connection failed").pipe(
+          Effect.annotateLogs({ error: error._tag, reason: error.message })
+        )
+      ),
+      Effect.retry(connectRetry),
+      Effect.tapError(() => recordCheck(false))
+    )
+    yield* recordCheck(true)
+    const now = yield* Clock.currentTimeMillis
+    return { client, openedAt: now, lastUsedAt: now, reused: false } satisfies Session
+  })
+
+  const quit = (client: SMTPConnection): Effect.Effect<void> =>
+    client.destroyed ? Effect.void : Effect.callback<void>((resume) => {
+      client.once("end", () => resume(Effect.void))
+      client.quit()
+    }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.sync(() => client.close()) }))
+
+  const detach = (slot: Slot): Session | undefined => {
+    const session = slot.session
+    slot.session = undefined
+    return session
+  }
+
+  /** Drops the slot's connection without a word to the server: it is broken or its state is unknown. */
+  const discard = (slot: Slot): void => detach(slot)?.client.close()
+
+  /** The slot's connection, checked (or opened) for use. */
+  const readySession = Effect.fnUntraced(function*(slot: Slot, idleLimitMillis: number) {
+    const current = slot.session
+    if (current?.client.destroyed === true) {
+      // the server ended it while it was idle
+      detach(slot)
+    } else if (current !== undefined) {
+      setSocketTimeout(current.client, timeoutMillis)
+      const now = yield* Clock.currentTimeMillis
+      if (now - current.openedAt >= maxLifetimeMillis) {
+        yield* Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime")
+        yield* quit(current.client)
+        detach(slot)
+      } else if (now - current.lastUsedAt >= idleLimitMillis) {
+        const healthy = yield* noop(current.client).pipe(
+          Effect.match({ onFailure: () => false, onSuccess: (reply) => reply.startsWith("250") })
+        )
+        yield* recordCheck(healthy)
+        if (!healthy) {
+          yield* Effect.logInfo("An idle SMTP connection failed its NOOP check; reconnecting")
+          discard(slot)
+        }
+      }
+    }
+    const session = slot.session ?? (yield* openSession)
+    slot.session = session
+    return session
+  })
+
+  /** Parks a connection that is still sound; discards one that broke or whose operation was cut short. */
+  const release = (slot: Slot, session: Session, exit: Exit.Exit<unknown, unknown>) =>
+    Effect.suspend(() => {
+      if (session.client.destroyed || Exit.hasInterrupts(exit)) {
+        discard(slot)
+        return Effect.void
+      }
+      return Effect.map(Clock.currentTimeMillis, (now) => {
+        session.lastUsedAt = now
+        session.reused = true
+        setSocketTimeout(session.client, 0)
+      })
+    })
+
+  const pool = yield* Pool.make({
+    acquire: Effect.acquireRelease(
+      Effect.sync(() => {
+        const slot: Slot = { session: undefined, busy: false }
+        slots.add(slot)
+        return slot
+      }),
+      (slot) =>
+        Effect.suspend(() => {
+          slots.delete(slot)
+          const session = detach(slot)
+          return session === undefined ? Effect.void : quit(session.client)
+        })
+    ),
+    size: capacity
+  })
+
+  const withSession = <A, E>(idleLimitMillis: number, use: (session: Session) => Effect.Effect<A, E>) =>
+    Pool.use(pool, (slot) =>
+      Effect.sync(() => {
+        slot.busy = true
+      }).pipe(
+        Effect.andThen(readySession(slot, idleLimitMillis).pipe(
+          // cut short in the middle of a NOOP or QUIT, the connection's state is unknown
+          Effect.onInterrupt(() => Effect.sync(() => discard(slot)))
+        )),
+        Effect.flatMap((session) => Effect.onExit(use(session), (exit) => release(slot, session, exit))),
+        Effect.ensuring(Effect.sync(() => {
+          slot.busy = false
+        }))
+      )).pipe(Effect.annotateLogs({ smtpServer: target.server }))
+
+  const deliver = (session: Session, email: OutgoingEmail) =>
+    Effect.suspend(() => {
+      const message = composeMessage(email).createReadStream()
+      return settle<SMTPConnectionSendInfo>(
+        session.client,
+        (done) => session.client.send({ from: email.envelope.from, to: [...email.envelope.to] }, message, done)
+      ).pipe(
+        Effect.map(deliveryReport),
+        Effect.catch((error): Effect.Effect<never, SendFailure | ConnectionLost> => {
+          const failure = sendFailure(target, email, error)
+          const connectionBroke = error.code === "ECONNECTION" || error.code === "ESOCKET"
+          return session.reused && connectionBroke && !message.readableDidRead
+            ? Effect.fail(new ConnectionLost({ failure }))
+            : Effect.andThen(resetAfterRefusal(session.client), Effect.fail(failure))
+        })
+      )
+    })
+
+  const send = Effect.fn("SmtpPool.send")((email: OutgoingEmail) =>
+    withSession(idleCheckMillis, (session) => deliver(session, email)).pipe(
+      Effect.retry({ while: (error) => error._tag === "ConnectionLost", times: capacity }),
+      Effect.catchTag("ConnectionLost", ({ failure }) => Effect.fail(failure))
+    )
+  )
+
+  // an existing connection is always NOOPed; a newly opened one has just proved itself
+  const healthCheck = withSession(0, () => Effect.void).pipe(Effect.withSpan("SmtpPool.healthCheck"))
+
+  // only idle connections: one in use finishes its message and is QUIT when the layer closes
+  const close = Effect.suspend(() => {
+    const idle = [...slots].filter((slot) => !slot.busy).flatMap((slot) => detach(slot) ?? [])
+    return Effect.forEach(idle, (session) => quit(session.client), { concurrency: "unbounded", discard: true })
+  })
+
+  const snapshot = Effect.sync((): SmtpStatusSnapshot => {
+    let open = 0
+    let busy = 0
+    for (const slot of slots) {
+      if (slot.session !== undefined && !slot.session.client.destroyed) open++
+      if (slot.busy) busy++
+    }
+    return { capacity, open, busy, lastCheck }
+  })
+
+  return Context.make(SmtpConnection, SmtpConnection.of({ send, healthCheck, close })).pipe(
+    Context.add(SmtpStatus, SmtpStatus.of({ snapshot }))
+  )
+})
+
+export const layer = (options: SmtpPoolOptions): Layer.Layer<SmtpConnection | SmtpStatus> =>
+  Layer.effectContext(make(options))
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.option(config).pipe(Config.map(Option.getOrUndefined))
+
+const encryptionConfig: Config.Config<Encryption> = Config.all({
+  useTls: Config.Boolean("EMAIL_USE_TLS").pipe(Config.withDefault(false)),
+  useSsl: Config.Boolean("EMAIL_USE_SSL").pipe(Config.withDefault(false))
+}).pipe(Config.flatMap(({ useSsl, useTls }) =>
+  useTls && useSsl
+    ? Config.fail(new ConfigProvider.SourceError({ message: "EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive" }))
+    : Config.succeed<Encryption>(useSsl ? "ssl" : useTls ? "starttls" : "none")
+))
+
+/** The settings from the environment (names as in Zulip's settings where Zulip has them). */
+export const optionsConfig: Config.Config<SmtpPoolOptions> = Config.all({
+  host: Config.String("EMAIL_HOST"),
+  port: Config.Port("EMAIL_PORT").pipe(Config.withDefault(25)),
+  user: Config.String("EMAIL_HOST_USER").pipe(Config.withDefault("")),
+  password: optional(Config.Redacted("EMAIL_HOST_PASSWORD")),
+  encryption: encryptionConfig,
+  tlsInsecure: Config.Boolean("EMAIL_TLS_INSECURE").pipe(Config.withDefault(false)),
+  timeout: DurationSetting("EMAIL_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15))),
+  connections: CountSetting("SMTP_CONNECTIONS", 1).pipe(Config.withDefault(4)),
+  idleCheck: DurationSetting("SMTP_IDLE_CHECK").pipe(Config.withDefault(Duration.seconds(5))),
+  maxConnectionLifetime: optional(DurationSetting("EMAIL_MAX_CONNECTION_LIFETIME"))
+})
+
+export const layerConfig: Layer.Layer<SmtpConnection | SmtpStatus, Config.ConfigError> = Layer.unwrap(
+  Effect.gen(function*() {
+    return layer(yield* optionsConfig)
+  })
+)
