@@ -17,7 +17,8 @@ export const workerSettingsConfig = Config.all({
     Config.map(Duration.seconds),
     Config.withDefault(defaults.maxConsumeTime)
   ),
-  outageMaxDelay: DurationSetting("OUTAGE_MAX_DELAY").pipe(Config.withDefault(defaults.outageMaxDelay))
+  outageMaxDelay: DurationSetting("OUTAGE_MAX_DELAY").pipe(Config.withDefault(defaults.outageMaxDelay)),
+  shutdownTimeout: DurationSetting("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(defaults.shutdownTimeout))
 })
 
 export const layerConfig = Layer.effect(

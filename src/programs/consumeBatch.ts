@@ -49,7 +49,7 @@ const recordFailure = Effect.fnUntraced(function*(delivery: Delivery, event: unk
 })
 
 const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) {
-  yield* Effect.logInfo(`Sending ${sent.message.template} email to ${sent.report.accepted.length} recipient(s)`)
+  yield* Effect.logInfo(`Sent ${sent.message.template} email to ${sent.report.accepted.length} recipient(s)${sent.message.realm === null ? "" : ` in ${sent.message.realm}`}`)
   if (sent.report.rejected.length > 0) {
     // the accepted recipients have it; the refused ones are recorded so nothing is silently dropped
     const [first] = sent.report.rejected

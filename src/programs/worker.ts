@@ -3,7 +3,7 @@
  * or retrying email never holds back the ones behind it. Settled events are grouped in batches of `BATCH_SIZE` or
  * `BATCH_TIMEOUT` for the stats file, with Zulip's update rules.
  */
-import { Effect, Stream } from "effect"
+import { Deferred, Duration, Effect, Fiber, Option, Stream } from "effect"
 import { QueueConsumer } from "../services/QueueConsumer.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { settleDelivery, type Settlement } from "./consumeBatch.ts"
@@ -19,20 +19,39 @@ const batchOf = (settlements: ReadonlyArray<Settlement>, previousEndMillis: numb
   return { events: settlements.length, seconds: Math.max(0, end - start) / 1000, drained: settlements.length < batchSize }
 }
 
-/** Consume the queue until interrupted (SIGTERM), then stop taking deliveries; unsettled ones return to the broker. */
+/**
+ * Consume the queue until interrupted (SIGTERM). Then stop taking deliveries, let in-flight emails finish for up to
+ * `SHUTDOWN_TIMEOUT`, and interrupt the rest: what is not settled stays unacknowledged and the broker redelivers it.
+ */
 export const runWorker = Effect.gen(function*() {
   const consumer = yield* QueueConsumer
   const settings = yield* WorkerSettings
   const statistics = yield* makeQueueStatistics
   yield* statistics.initialize
+  const stopTaking = yield* Deferred.make<void>()
   let previousEndMillis = 0
-  yield* consumer.deliveries.pipe(
+  const processing = yield* consumer.deliveries.pipe(
+    Stream.interruptWhen(Deferred.await(stopTaking)),
     Stream.mapEffect(settleDelivery, { concurrency: settings.concurrency, unordered: true }),
     Stream.groupedWithin(settings.batchSize, settings.batchTimeout),
     Stream.runForEach((settlements) => {
       const batch = batchOf(settlements, previousEndMillis, settings.batchSize)
       previousEndMillis = Math.max(...settlements.map((s) => s.finishedAtMillis))
       return statistics.recordBatch(batch)
-    })
+    }),
+    Effect.forkDetach
   )
+  const drain = Effect.gen(function*() {
+    yield* Effect.logInfo(`Worker disconnecting from queue ${settings.queueName}`)
+    yield* Deferred.succeed(stopTaking, undefined)
+    const finished = yield* Fiber.await(processing).pipe(Effect.timeoutOption(settings.shutdownTimeout))
+    if (Option.isNone(finished)) {
+      yield* Effect.logWarning(
+        `in-flight emails did not finish within ${Duration.format(settings.shutdownTimeout)}; leaving them to the broker`
+      )
+      yield* Fiber.interrupt(processing)
+    }
+  })
+  yield* Effect.logInfo(`Worker connecting to queue ${settings.queueName}`)
+  return yield* Fiber.join(processing).pipe(Effect.onInterrupt(() => drain))
 }).pipe(Effect.withSpan("runWorker"))

@@ -22,6 +22,8 @@ export interface WorkerSettingsShape {
   readonly maxConsumeTime: Duration.Duration
   /** `OUTAGE_MAX_DELAY`: the longest wait between checks while SMTP or the database is down */
   readonly outageMaxDelay: Duration.Duration
+  /** `SHUTDOWN_TIMEOUT`: on SIGTERM, how long in-flight emails may take to finish (under a supervisor's 30 s) */
+  readonly shutdownTimeout: Duration.Duration
 }
 
 export const defaultWorkerSettings: WorkerSettingsShape = {
@@ -35,7 +37,8 @@ export const defaultWorkerSettings: WorkerSettingsShape = {
   maxRequestRetries: 3,
   requeueDelay: Duration.seconds(30),
   maxConsumeTime: Duration.seconds(30),
-  outageMaxDelay: Duration.seconds(30)
+  outageMaxDelay: Duration.seconds(30),
+  shutdownTimeout: Duration.seconds(25)
 }
 
 /** Settings of the consume pipeline, defaulting to Zulip's values; `layers/WorkerSettingsFromEnv.ts` reads them. */

@@ -1,0 +1,31 @@
+import { Config, Effect, Option, Redacted } from "effect"
+import { Command } from "effect/cli"
+import { WorkerServicesLive } from "../layers/LiveServices.ts"
+import { redactUrl } from "../layers/RabbitMqConnection.ts"
+import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
+import { runWorker } from "../programs/worker.ts"
+
+/** One line with the effective configuration; secrets appear only as `<redacted>`. */
+const logEffectiveConfiguration = Effect.gen(function*() {
+  const settings = yield* workerSettingsConfig
+  const amqpUrl = yield* Config.Redacted("AMQP_URL").pipe(Config.option)
+  const emailHost = yield* Config.option(Config.NonEmptyString("EMAIL_HOST"))
+  const databaseUrl = yield* Config.option(Config.Redacted("DATABASE_URL"))
+  yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
+    queue: settings.queueName,
+    amqp: Option.match(amqpUrl, { onNone: () => "amqp://127.0.0.1:5672 (default)", onSome: (url) => redactUrl(Redacted.value(url)) }),
+    smtp: Option.getOrElse(emailHost, () => "development capture (EMAIL_HOST unset)"),
+    realms: Option.match(databaseUrl, { onNone: () => "REALMS_FILE", onSome: (url) => redactUrl(Redacted.value(url)) }),
+    concurrency: settings.concurrency,
+    send_attempts: settings.sendAttempts,
+    max_request_retries: settings.maxRequestRetries
+  }))
+})
+
+/** The worker on the live services from the environment. */
+export const runLiveWorker = logEffectiveConfiguration.pipe(
+  Effect.andThen(runWorker),
+  Effect.provide(WorkerServicesLive)
+)
+
+export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(Command.withDescription("Consume the queue and deliver emails until SIGTERM (the default command)"))

@@ -1,0 +1,54 @@
+/**
+ * email-senders as a library: the event schema and errors, the service interfaces, the pipeline programs, and
+ * every layer (live and in-memory), so an Effect app can embed the worker or test against the fakes.
+ */
+
+// domain
+export * from "./domain/EmailEvent.ts"
+export * from "./domain/errors.ts"
+export type * from "./domain/OutgoingEmail.ts"
+export type * from "./domain/Realm.ts"
+export { messageIdFor } from "./domain/MessageId.ts"
+
+// services (interfaces)
+export { EmailBuilder, type BuildRequest } from "./services/EmailBuilder.ts"
+export { FailureStore, type FailureReason, type FailureRecord } from "./services/FailureStore.ts"
+export { QueueConsumer, type Delivery } from "./services/QueueConsumer.ts"
+export { QueuePublisher } from "./services/QueuePublisher.ts"
+export { RealmRepository } from "./services/RealmRepository.ts"
+export { SmtpConnection } from "./services/SmtpConnection.ts"
+export { SmtpStatus } from "./services/SmtpStatus.ts"
+export { StatsWriter, type QueueStats } from "./services/StatsWriter.ts"
+export { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from "./services/WorkerSettings.ts"
+
+// programs
+export { consumeBatch, settleDelivery, type Outcome, type Settlement } from "./programs/consumeBatch.ts"
+export { checkTemplates } from "./programs/checkTemplates.ts"
+export { migrateDatabase } from "./programs/migrateDatabase.ts"
+export { makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
+export { outageSchedule, requeueDelay, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
+export { deliverEvent, sendEmail, type SentEmail } from "./programs/sendEmail.ts"
+export { runWorker } from "./programs/worker.ts"
+
+// live layers
+export * as DevelopmentCapture from "./layers/DevelopmentCapture.ts"
+export * as ErrorsFile from "./layers/ErrorsFile.ts"
+export * as JsonFileRealmRepository from "./layers/JsonFileRealmRepository.ts"
+export * as LiveServices from "./layers/LiveServices.ts"
+export * as Logging from "./layers/Logging.ts"
+export * as PostgresRealmRepository from "./layers/PostgresRealmRepository.ts"
+export * as RabbitMqConnection from "./layers/RabbitMqConnection.ts"
+export * as RabbitMqConsumer from "./layers/RabbitMqConsumer.ts"
+export * as RabbitMqPublisher from "./layers/RabbitMqPublisher.ts"
+export * as SmtpPool from "./layers/SmtpPool.ts"
+export * as StatsFile from "./layers/StatsFile.ts"
+export * as WorkerSettingsFromEnv from "./layers/WorkerSettingsFromEnv.ts"
+export * as ZulipEmailBuilder from "./layers/ZulipEmailBuilder.ts"
+
+// in-memory layers, for tests
+export * as InMemoryEmailBuilder from "./layers/InMemoryEmailBuilder.ts"
+export { InMemoryFailures } from "./layers/InMemoryFailureStore.ts"
+export { InMemoryQueue, type Requeued } from "./layers/InMemoryQueue.ts"
+export { InMemoryRealms } from "./layers/InMemoryRealmRepository.ts"
+export { InMemorySmtp, type ScriptedSmtpFailure } from "./layers/InMemorySmtp.ts"
+export { InMemoryStats } from "./layers/InMemoryStatsWriter.ts"

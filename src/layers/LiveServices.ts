@@ -1,0 +1,42 @@
+/**
+ * The live services from the environment, as `node dist/main.js` runs them: RabbitMQ, SMTP (or the development
+ * capture when `EMAIL_HOST` is unset), Postgres realms (or the realms file when `DATABASE_URL` is unset), the stats
+ * and errors files, and the template builder.
+ */
+import { Config, Effect, Layer, Option } from "effect"
+import type { SqlError } from "effect/sql/SqlError"
+import type { RealmRepository } from "../services/RealmRepository.ts"
+import * as DevelopmentCapture from "./DevelopmentCapture.ts"
+import * as ErrorsFile from "./ErrorsFile.ts"
+import * as JsonFileRealmRepository from "./JsonFileRealmRepository.ts"
+import * as PostgresRealmRepository from "./PostgresRealmRepository.ts"
+import * as RabbitMqConsumer from "./RabbitMqConsumer.ts"
+import * as SmtpPool from "./SmtpPool.ts"
+import * as StatsFile from "./StatsFile.ts"
+import * as WorkerSettingsFromEnv from "./WorkerSettingsFromEnv.ts"
+import * as ZulipEmailBuilder from "./ZulipEmailBuilder.ts"
+
+const isSet = (name: string) =>
+  Config.option(Config.NonEmptyString(name)).pipe(Config.map(Option.isSome))
+
+/** SMTP when `EMAIL_HOST` is set, else every email is captured to `EMAIL_LOG_DIR` (Zulip's development backend). */
+export const SmtpLive = Layer.unwrap(Effect.gen(function*() {
+  return (yield* isSet("EMAIL_HOST")) ? SmtpPool.layerConfig : DevelopmentCapture.layerConfig
+}))
+
+/** Zulip's tables when `DATABASE_URL` is set, else the `REALMS_FILE` (or no realms at all). */
+export const RealmsLive = Layer.unwrap(Effect.gen(function*() {
+  const layer: Layer.Layer<RealmRepository, Config.ConfigError | SqlError | JsonFileRealmRepository.RealmsFileError> =
+    (yield* isSet("DATABASE_URL")) ? PostgresRealmRepository.layerConfig : JsonFileRealmRepository.layerConfig
+  return layer
+}))
+
+export const WorkerServicesLive = Layer.mergeAll(
+  WorkerSettingsFromEnv.layerConfig,
+  RabbitMqConsumer.layerConfig,
+  SmtpLive,
+  RealmsLive,
+  StatsFile.layerConfig,
+  ErrorsFile.layerConfig,
+  ZulipEmailBuilder.layerConfig
+)

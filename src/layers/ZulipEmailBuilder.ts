@@ -1,0 +1,346 @@
+/**
+ * The live `EmailBuilder`: Zulip's `zerver.lib.send_email.build_email` (Zulip reference §1.2, §5).
+ *
+ * Both content forms go through the same header rules: a template triplet rendered in the recipient's language,
+ * or a producer's pre-rendered subject/text/html (taken as final; only a missing text part is derived from the
+ * HTML). Everything that ends up in a header is checked before anything is built: a control character or an
+ * address that does not parse fails the whole event with `InvalidEvent` naming the field, so no half-built or
+ * injected header can reach the transport.
+ */
+import { Clock, Config, Effect, Layer, Option } from "effect"
+import { compile as compileHtmlToText } from "html-to-text"
+import juice from "juice"
+import { randomBytes } from "node:crypto"
+import {
+  formatAddrSpec,
+  formatAddressPair,
+  formatMailbox,
+  hostWithoutPort,
+  limitedMailbox,
+  type Mailbox,
+  parseAddressField,
+  parseMailbox,
+  requireHeaderSafe
+} from "../domain/addresses.ts"
+import { type EmailEvent, type JsonObject, templateName } from "../domain/EmailEvent.ts"
+import { InvalidEvent, TemplateError } from "../domain/errors.ts"
+import { messageIdFor } from "../domain/MessageId.ts"
+import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
+import type { Realm, User } from "../domain/Realm.ts"
+import { type BuildRequest, EmailBuilder } from "../services/EmailBuilder.ts"
+import { defaultTemplatesDir, makeTemplateRenderer, type TemplateRenderer } from "./TemplateRenderer.ts"
+
+/** Zulip's settings, under Zulip's names; every one has Zulip's default. */
+export interface ZulipEmailBuilderOptions {
+  /** `EXTERNAL_HOST` (default `localhost`): realm hosts, default addresses and Message-IDs derive from it */
+  readonly externalHost?: string | undefined
+  /** `NOREPLY_EMAIL_ADDRESS` (default `noreply@<EXTERNAL_HOST without port>`): also the envelope sender */
+  readonly noreplyEmailAddress?: string | undefined
+  /** `TOKENIZED_NOREPLY_EMAIL_ADDRESS` (default `noreply-{token}@<EXTERNAL_HOST without port>`) */
+  readonly tokenizedNoreplyEmailAddress?: string | undefined
+  /** `ADD_TOKENS_TO_NOREPLY_ADDRESS` (default true): false makes `TOKENIZED_NO_REPLY` plain no-reply */
+  readonly addTokensToNoreplyAddress?: boolean | undefined
+  /** `ZULIP_ADMINISTRATOR` (default `support@<EXTERNAL_HOST without port>`): `SUPPORT` and `support_email` */
+  readonly zulipAdministrator?: string | undefined
+  /** `PHYSICAL_ADDRESS` (default ""): the `physical_address` template variable */
+  readonly physicalAddress?: string | undefined
+  /** `EMAIL_IMAGES_BASE_URL` (default `https://<EXTERNAL_HOST>/static/images/emails`) */
+  readonly emailImagesBaseUrl?: string | undefined
+  /** `TEMPLATES_DIR` (default: this package's `templates/`) */
+  readonly templatesDir?: string | undefined
+  /** `TEMPLATES_RELOAD` (default false): re-read templates on every email, for template development */
+  readonly templatesReload?: boolean | undefined
+}
+
+interface BuilderSettings {
+  readonly externalHost: string
+  readonly messageIdHost: string
+  readonly noreply: Mailbox
+  /** the tokenized no-reply address with its `{token}` placeholder still in it */
+  readonly tokenizedNoreply: Mailbox
+  readonly addTokensToNoreplyAddress: boolean
+  readonly support: Mailbox
+  readonly physicalAddress: string
+  readonly emailImagesBaseUrl: string
+}
+
+const TOKEN_PLACEHOLDER = "{token}"
+
+/** An address setting, read like Zulip's `parseaddr(setting)[1]`; a bad one stops the worker at start-up. */
+const addressSetting = (name: string, value: string): Effect.Effect<Mailbox> => {
+  const mailbox = parseMailbox(value)
+  return mailbox === null
+    ? Effect.die(new Error(`${name} ${JSON.stringify(value)} is not a valid email address`))
+    : Effect.succeed(mailbox)
+}
+
+const resolveSettings = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions) {
+  const externalHost = options.externalHost ?? "localhost"
+  const host = hostWithoutPort(externalHost)
+  return {
+    externalHost,
+    messageIdHost: host,
+    noreply: yield* addressSetting("NOREPLY_EMAIL_ADDRESS", options.noreplyEmailAddress ?? `noreply@${host}`),
+    tokenizedNoreply: yield* addressSetting(
+      "TOKENIZED_NOREPLY_EMAIL_ADDRESS",
+      options.tokenizedNoreplyEmailAddress ?? `noreply-${TOKEN_PLACEHOLDER}@${host}`
+    ),
+    addTokensToNoreplyAddress: options.addTokensToNoreplyAddress ?? true,
+    support: yield* addressSetting("ZULIP_ADMINISTRATOR", options.zulipAdministrator ?? `support@${host}`),
+    physicalAddress: options.physicalAddress ?? "",
+    emailImagesBaseUrl: options.emailImagesBaseUrl ?? `https://${externalHost}/static/images/emails`
+  } satisfies BuilderSettings
+})
+
+/** Zulip's `tokenized_no_reply_address()`: the setting with a fresh random token in place of `{token}`. */
+const withToken = (mailbox: Mailbox, token: string): Mailbox => {
+  const local = mailbox.local.replaceAll(TOKEN_PLACEHOLDER, token)
+  const domain = mailbox.domain.replaceAll(TOKEN_PLACEHOLDER, token)
+  return { name: "", local, domain, address: formatAddrSpec(local, domain) }
+}
+
+/** Python's `email.utils.formatdate()`: RFC 2822 in UTC, written `-0000` as Zulip's emails carry it. */
+const formatEmailDate = (epochMillis: number): string => new Date(epochMillis).toUTCString().replace("GMT", "-0000")
+
+/** Python truthiness of a JSON value, for `context.get("remote_server_email", False)`. */
+const isTruthy = (value: unknown): boolean => {
+  if (Array.isArray(value)) return value.length > 0
+  if (typeof value === "object" && value !== null) return Object.keys(value).length > 0
+  return Boolean(value)
+}
+
+const htmlToText = compileHtmlToText({
+  wordwrap: 78,
+  selectors: [
+    { selector: "img", format: "skip" },
+    { selector: "a", options: { hideLinkHrefIfSameAsText: true } }
+  ]
+})
+
+const nonEmpty = (value: string | null | undefined): string | null => value === undefined || value === "" ? null : value
+
+const invalid = (field: string, message: string) => new InvalidEvent({ message: `invalid email event: ${message}`, field })
+
+/** The users of a `to_user_ids` event must all belong to the event's realm (or to one realm when it has none). */
+const checkUsersRealm = (realm: Realm | null, users: ReadonlyArray<User>): Effect.Effect<void, InvalidEvent> => {
+  const realmIds = [...new Set(users.map((user) => user.realmId))]
+  if (realmIds.length > 1) {
+    return Effect.fail(invalid("to_user_ids", `to_user_ids spans several realms (${realmIds.join(", ")}); one email stays within one realm`))
+  }
+  if (realm !== null && realmIds.length === 1 && realmIds[0] !== realm.id) {
+    return Effect.fail(invalid("to_user_ids", `to_user_ids belong to realm ${realmIds[0]}, not to the email's realm ${realm.id}`))
+  }
+  return Effect.void
+}
+
+interface Recipients {
+  readonly to: ReadonlyArray<string>
+  readonly envelope: ReadonlyArray<string>
+}
+
+/** `to_emails` as given (validated), or each user as `"Full Name <delivery_email>"` under the 320 rule. */
+const recipientsFor = Effect.fnUntraced(function*(event: EmailEvent, users: ReadonlyArray<User>) {
+  const to: Array<string> = []
+  const envelope: Array<string> = []
+  if (event.recipients._tag === "Emails") {
+    for (const [index, email] of event.recipients.emails.entries()) {
+      const mailbox = yield* parseAddressField("to_emails", email, { withName: true, what: `to_emails[${index}]` })
+      to.push(formatMailbox(mailbox.name, mailbox.address))
+      envelope.push(mailbox.address)
+    }
+  } else {
+    if (users.length === 0) return yield* invalid("to_user_ids", "no user was resolved for to_user_ids")
+    for (const user of users) {
+      const fullName = yield* requireHeaderSafe("to_user_ids", user.fullName, `the full name of user ${user.id}`)
+      const mailbox = yield* parseAddressField("to_user_ids", user.deliveryEmail, {
+        withName: false,
+        what: `the delivery email of user ${user.id}`
+      })
+      to.push(limitedMailbox(fullName, mailbox))
+      envelope.push(mailbox.address)
+    }
+  }
+  return { to, envelope } satisfies Recipients
+})
+
+/** `List-Id`, `X-Auto-Response-Suppress` and the unsubscribe headers, in Zulip's order. */
+const headersFor = Effect.fnUntraced(function*(settings: BuilderSettings, realm: Realm | null, context: JsonObject) {
+  const headers: Array<readonly [string, string]> = []
+  if (realm !== null) {
+    const name = yield* requireHeaderSafe("realm_id", realm.name, `the name of realm ${realm.id}`)
+    const host = realm.stringId === "" ? settings.externalHost : `${realm.stringId}.${settings.externalHost}`
+    headers.push(["List-Id", formatAddressPair(name, host)])
+  }
+  headers.push(["X-Auto-Response-Suppress", "All"])
+  if ("unsubscribe_link" in context) {
+    const link = context["unsubscribe_link"]
+    const url = typeof link === "string" && URL.canParse(link) ? new URL(link) : null
+    if (url === null || !["http:", "https:", "mailto:"].includes(url.protocol)) {
+      return yield* invalid("context", "context.unsubscribe_link must be an http(s) or mailto URL")
+    }
+    headers.push(["List-Unsubscribe", `<${url.href}>`])
+    if (!isTruthy(context["remote_server_email"])) {
+      headers.push(["List-Unsubscribe-Post", "List-Unsubscribe=One-Click"])
+    }
+  }
+  return headers
+})
+
+/** Zulip strips the rendered subject and removes its line breaks (templates end with a newline). */
+const cleanRenderedSubject = (subject: string): string => subject.trim().replace(/\r\n|\r|\n/g, "")
+
+const inlineCss = (template: string, htmlFile: string | null, html: string): Effect.Effect<string, TemplateError> =>
+  Effect.try({
+    try: () => juice(html),
+    catch: (error) =>
+      new TemplateError({
+        message: `template ${template}: inlining the CSS of the HTML failed: ${(error as Error).message}`,
+        template,
+        file: htmlFile,
+        line: null
+      })
+  })
+
+/** The text part as given, else derived from the HTML (Zulip always ships a `.txt`; we do not require one). */
+const textPart = (
+  template: string,
+  file: string | null,
+  text: string | null,
+  html: string | null
+): Effect.Effect<string, TemplateError> =>
+  Effect.try({
+    try: () => text ?? htmlToText(html ?? ""),
+    catch: (error) =>
+      new TemplateError({
+        message: `template ${template}: deriving the text part from the HTML failed: ${(error as Error).message}`,
+        template,
+        file,
+        line: null
+      })
+  })
+
+interface Content {
+  readonly subject: string
+  readonly text: string
+  readonly html: string | null
+}
+
+export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions = {}) {
+  const settings = yield* resolveSettings(options)
+  const renderer: TemplateRenderer = makeTemplateRenderer({
+    templatesDir: options.templatesDir ?? defaultTemplatesDir,
+    reload: options.templatesReload ?? false
+  })
+
+  /** `from_address` and its placeholders, as Zulip's `FromAddress` resolves them. */
+  const fromAddressFor = (fromAddress: string | null): Effect.Effect<Mailbox, InvalidEvent> => {
+    switch (fromAddress) {
+      case null:
+      case "NO_REPLY":
+        return Effect.succeed(settings.noreply)
+      case "SUPPORT":
+        return Effect.succeed(settings.support)
+      case "TOKENIZED_NO_REPLY":
+        return settings.addTokensToNoreplyAddress
+          ? Effect.sync(() => withToken(settings.tokenizedNoreply, randomBytes(12).toString("hex")))
+          : Effect.succeed(settings.noreply)
+      default:
+        return parseAddressField("from_address", fromAddress, { withName: false })
+    }
+  }
+
+  const contentFor = Effect.fnUntraced(function*(event: EmailEvent, language: string | null, context: JsonObject) {
+    const template = templateName(event)
+    if (event.content._tag === "Rendered") {
+      const subject = yield* requireHeaderSafe("subject", event.content.subject)
+      const html = event.content.html
+      const text = yield* textPart(template, null, event.content.text, html)
+      return { subject: subject.trim(), text, html } satisfies Content
+    }
+    if (language === null) {
+      yield* Effect.logWarning(`Missing language for email template '${template}'`)
+    }
+    const rendered = yield* renderer.render(event.content.templatePrefix, language, context)
+    const subject = yield* requireHeaderSafe(
+      "subject",
+      cleanRenderedSubject(rendered.subject),
+      `the rendered subject of template ${template}`
+    )
+    const html = rendered.html === null ? null : yield* inlineCss(template, rendered.htmlFile, rendered.html)
+    const text = yield* textPart(template, rendered.htmlFile, rendered.text, html)
+    return { subject, text, html } satisfies Content
+  })
+
+  const dateFor = Effect.fnUntraced(function*(date: string | null) {
+    if (date === null) return formatEmailDate(yield* Clock.currentTimeMillis)
+    yield* requireHeaderSafe("date", date)
+    if (Number.isNaN(Date.parse(date))) return yield* invalid("date", `date ${JSON.stringify(date)} is not a date`)
+    return date
+  })
+
+  const build = Effect.fn("EmailBuilder.build")(function*({ event, realm, users }: BuildRequest) {
+    const template = templateName(event)
+    yield* checkUsersRealm(realm, users)
+    const fromName = yield* requireHeaderSafe("from_name", event.fromName ?? "Zulip")
+    const fromAddress = yield* fromAddressFor(event.fromAddress)
+    const replyTo = event.replyToEmail !== null
+      ? [yield* parseAddressField("reply_to_email", event.replyToEmail, { withName: true })].map((mailbox) =>
+        formatMailbox(mailbox.name, mailbox.address)
+      )
+      : fromAddress.address === settings.noreply.address
+      ? [settings.noreply.address]
+      : []
+    const recipients = yield* recipientsFor(event, users)
+    const date = yield* dateFor(event.date)
+    const headers = yield* headersFor(settings, realm, event.context)
+    const language = nonEmpty(event.language) ??
+      (event.recipients._tag === "UserIds" ? nonEmpty(users[0]?.defaultLanguage) : null)
+    const context: JsonObject = {
+      ...event.context,
+      support_email: settings.support.address,
+      email_images_base_url: settings.emailImagesBaseUrl,
+      physical_address: settings.physicalAddress
+    }
+    const content = yield* contentFor(event, language, context).pipe(
+      Effect.annotateLogs({ template })
+    )
+    return {
+      messageId: messageIdFor(event, settings.messageIdHost),
+      envelope: { from: settings.noreply.address, to: recipients.envelope },
+      from: limitedMailbox(fromName, fromAddress),
+      to: recipients.to,
+      replyTo,
+      subject: content.subject,
+      text: content.text,
+      html: content.html,
+      date,
+      headers,
+      template,
+      realm: realm?.stringId ?? null
+    } satisfies OutgoingEmail
+  })
+
+  return EmailBuilder.of({ build })
+})
+
+export const layer = (options: ZulipEmailBuilderOptions = {}): Layer.Layer<EmailBuilder> =>
+  Layer.effect(EmailBuilder, make(options))
+
+const optionalString = (name: string) => Config.String(name).pipe(Config.option, Config.map(Option.getOrUndefined))
+
+/** The same layer, configured from the environment variables named in `ZulipEmailBuilderOptions`. */
+export const layerConfig: Layer.Layer<EmailBuilder, Config.ConfigError> = Layer.unwrap(
+  Effect.gen(function*() {
+    return layer({
+      externalHost: yield* Config.String("EXTERNAL_HOST").pipe(Config.withDefault("localhost")),
+      noreplyEmailAddress: yield* optionalString("NOREPLY_EMAIL_ADDRESS"),
+      tokenizedNoreplyEmailAddress: yield* optionalString("TOKENIZED_NOREPLY_EMAIL_ADDRESS"),
+      addTokensToNoreplyAddress: yield* Config.Boolean("ADD_TOKENS_TO_NOREPLY_ADDRESS").pipe(Config.withDefault(true)),
+      zulipAdministrator: yield* optionalString("ZULIP_ADMINISTRATOR"),
+      physicalAddress: yield* Config.String("PHYSICAL_ADDRESS").pipe(Config.withDefault("")),
+      emailImagesBaseUrl: yield* optionalString("EMAIL_IMAGES_BASE_URL"),
+      templatesDir: yield* optionalString("TEMPLATES_DIR"),
+      templatesReload: yield* Config.Boolean("TEMPLATES_RELOAD").pipe(Config.withDefault(false))
+    })
+  })
+)

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/** `node dist/main.js [command]`: the worker by default, plus the operator commands. */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Effect, Exit, Runtime } from "effect"
+import { Command } from "effect/cli"
+import { dbCommand } from "./commands/db.ts"
+import { publishCommand } from "./commands/publish.ts"
+import { runLiveWorker, workerCommand } from "./commands/worker.ts"
+import * as Logging from "./layers/Logging.ts"
+
+const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
+  Command.withDescription("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)"),
+  Command.withSubcommands([workerCommand, publishCommand, dbCommand])
+)
+
+emailSenders.pipe(
+  Command.run({ version: "0.1.0" }),
+  Effect.provide([NodeServices.layer, Logging.layerConfig]),
+  NodeRuntime.runMain({
+    // SIGTERM/SIGINT end the worker gracefully: a clean exit (0) for a supervisor, not a crash
+    teardown: (exit, onExit) =>
+      Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+  })
+)
