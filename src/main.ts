@@ -6,6 +6,7 @@ import { Command } from "effect/cli"
 import { dbCommand } from "./commands/db.ts"
 import { publishCommand } from "./commands/publish.ts"
 import { runLiveWorker, workerCommand } from "./commands/worker.ts"
+import { reportFailure } from "./commands/reportFailure.ts"
 import * as Logging from "./layers/Logging.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
@@ -16,7 +17,9 @@ const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe
 emailSenders.pipe(
   Command.run({ version: "0.1.0" }),
   Effect.provide([NodeServices.layer, Logging.layerConfig]),
+  reportFailure,
   NodeRuntime.runMain({
+    disableErrorReporting: true,
     // SIGTERM/SIGINT end the worker gracefully: a clean exit (0) for a supervisor, not a crash
     teardown: (exit, onExit) =>
       Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
