@@ -5,13 +5,15 @@ import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { dbCommand } from "./commands/db.ts"
 import { publishCommand } from "./commands/publish.ts"
+import { renderCommand } from "./commands/render.ts"
 import { runLiveWorker, workerCommand } from "./commands/worker.ts"
 import { reportFailure } from "./commands/reportFailure.ts"
+import { templatesCommand } from "./commands/templates.ts"
 import * as Logging from "./layers/Logging.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
   Command.withDescription("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)"),
-  Command.withSubcommands([workerCommand, publishCommand, dbCommand])
+  Command.withSubcommands([workerCommand, publishCommand, dbCommand, renderCommand, templatesCommand])
 )
 
 emailSenders.pipe(

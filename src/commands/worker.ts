@@ -1,6 +1,7 @@
-import { Config, Effect, Option, Redacted } from "effect"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { Command } from "effect/cli"
 import { WorkerServicesLive } from "../layers/LiveServices.ts"
+import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import { redactUrl } from "../layers/RabbitMqConnection.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 import { runWorker } from "../programs/worker.ts"
@@ -22,10 +23,13 @@ const logEffectiveConfiguration = Effect.gen(function*() {
   }))
 })
 
-/** The worker on the live services from the environment. */
+/**
+ * The worker on the live services from the environment, with its operations endpoint (`HTTP_PORT`) alongside: the
+ * endpoint starts before the first delivery and closes after the worker has drained.
+ */
 export const runLiveWorker = logEffectiveConfiguration.pipe(
   Effect.andThen(runWorker),
-  Effect.provide(WorkerServicesLive)
+  Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive)))
 )
 
 export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(Command.withDescription("Consume the queue and deliver emails until SIGTERM (the default command)"))

@@ -10,6 +10,7 @@ import * as DevelopmentCapture from "./DevelopmentCapture.ts"
 import * as ErrorsFile from "./ErrorsFile.ts"
 import * as JsonFileRealmRepository from "./JsonFileRealmRepository.ts"
 import * as PostgresRealmRepository from "./PostgresRealmRepository.ts"
+import * as RabbitMqConnection from "./RabbitMqConnection.ts"
 import * as RabbitMqConsumer from "./RabbitMqConsumer.ts"
 import * as SmtpPool from "./SmtpPool.ts"
 import * as StatsFile from "./StatsFile.ts"
@@ -19,21 +20,32 @@ import * as ZulipEmailBuilder from "./ZulipEmailBuilder.ts"
 const isSet = (name: string) =>
   Config.option(Config.NonEmptyString(name)).pipe(Config.map(Option.isSome))
 
+/** Whether emails are captured rather than sent: `EMAIL_HOST` is unset. */
+export const capturesEmails: Config.Config<boolean> = isSet("EMAIL_HOST").pipe(Config.map((smtp) => !smtp))
+
+/** Whether realms come from a database: `DATABASE_URL` is set. */
+export const usesDatabase: Config.Config<boolean> = isSet("DATABASE_URL")
+
 /** SMTP when `EMAIL_HOST` is set, else every email is captured to `EMAIL_LOG_DIR` (Zulip's development backend). */
 export const SmtpLive = Layer.unwrap(Effect.gen(function*() {
-  return (yield* isSet("EMAIL_HOST")) ? SmtpPool.layerConfig : DevelopmentCapture.layerConfig
+  return (yield* capturesEmails) ? DevelopmentCapture.layerConfig : SmtpPool.layerConfig
 }))
 
 /** Zulip's tables when `DATABASE_URL` is set, else the `REALMS_FILE` (or no realms at all). */
 export const RealmsLive = Layer.unwrap(Effect.gen(function*() {
   const layer: Layer.Layer<RealmRepository, Config.ConfigError | SqlError | JsonFileRealmRepository.RealmsFileError> =
-    (yield* isSet("DATABASE_URL")) ? PostgresRealmRepository.layerConfig : JsonFileRealmRepository.layerConfig
+    (yield* usesDatabase) ? PostgresRealmRepository.layerConfig : JsonFileRealmRepository.layerConfig
   return layer
 }))
 
+/**
+ * Everything the worker and its operations endpoint use. `RabbitMqConnection` is the very connection the consumer
+ * runs on (one layer value, so it is built once), exposed for readiness and metrics.
+ */
 export const WorkerServicesLive = Layer.mergeAll(
   WorkerSettingsFromEnv.layerConfig,
   RabbitMqConsumer.layerConfig,
+  RabbitMqConnection.layerConfig,
   SmtpLive,
   RealmsLive,
   StatsFile.layerConfig,

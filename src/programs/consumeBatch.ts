@@ -3,7 +3,7 @@
  * the `FailureStore` and acknowledged. One event's failure never skips, blocks or loses another (Zulip loses the
  * rest of its batch on a non-retryable error; this does not).
  */
-import { Cause, Clock, Effect, Ref } from "effect"
+import { Cause, Clock, Effect, Metric, Ref } from "effect"
 import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
 import { type InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
@@ -12,8 +12,9 @@ import type { Delivery } from "../services/QueueConsumer.ts"
 import { RealmRepository } from "../services/RealmRepository.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
+import { countFailure, eventsConsumed, eventsRequeued, trackInFlight } from "./metrics.ts"
 import { requeueDelay } from "./retryPolicy.ts"
-import { deliverEvent, type SentEmail } from "./sendEmail.ts"
+import { annotateProgress, deliverEvent, type SentEmail, startProgress } from "./sendEmail.ts"
 
 export type Outcome = "sent" | "requeued" | "failed" | "released"
 
@@ -41,6 +42,7 @@ const recordFailure = Effect.fnUntraced(function*(delivery: Delivery, event: unk
     )
   )
   if (recorded) {
+    yield* countFailure(reason)
     yield* settleQuietly("ack", delivery.ack)
     return "failed" as const
   }
@@ -81,7 +83,9 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
           Effect.logWarning(`could not requeue, the broker will redeliver it: ${queueError.message}`).pipe(Effect.as(false))
         )
       )
-      return requeued ? "requeued" as const : "released" as const
+      if (!requeued) return "released" as const
+      yield* Metric.update(eventsRequeued, 1)
+      return "requeued" as const
     }
     yield* Effect.logError(`Event ${JSON.stringify(event.original)} failed due to exception ${error._tag}`)
     return yield* recordFailure(delivery, event.original, reason)
@@ -90,19 +94,20 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
   return yield* recordFailure(delivery, event.original, reason)
 })
 
+/** Every log line about the event carries its template, realm, `failed_tries`, attempt and (once known) Message-ID. */
 const settleDecoded = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent) {
-  const attempts = yield* Ref.make(0)
-  const result = yield* Effect.result(deliverEvent(event, attempts))
-  const attemptCount = yield* Ref.get(attempts)
-  return result._tag === "Success"
-    ? yield* onSent(delivery, event, result.success, attemptCount)
-    : yield* onFailed(delivery, event, result.failure, attemptCount)
+  const progress = yield* startProgress(event)
+  const result = yield* Effect.result(deliverEvent(event, progress))
+  const { attempts } = yield* Ref.get(progress)
+  const settled = result._tag === "Success"
+    ? onSent(delivery, event, result.success, attempts)
+    : onFailed(delivery, event, result.failure, attempts)
+  return yield* annotateProgress(progress)(settled)
 }, (effect, _delivery, event) =>
   Effect.annotateLogs(effect, {
     template: templateName(event),
     realm_id: event.realmId ?? "none",
-    failed_tries: event.failedTries,
-    message_id: event.messageId ?? "derived"
+    failed_tries: event.failedTries
   }))
 
 const rejectInvalid = (delivery: Delivery, event: unknown, error: InvalidEvent) =>
@@ -132,13 +137,14 @@ const recordDefect = Effect.fnUntraced(function*(delivery: Delivery, cause: Caus
 
 /** Settle one delivery. Never fails: every outcome is handled here (an interruption leaves it unacked for the broker). */
 export const settleDelivery = Effect.fn("settleDelivery")(function*(delivery: Delivery) {
+  yield* Metric.update(eventsConsumed, 1)
   const startedAtMillis = yield* Clock.currentTimeMillis
   const outcome: Outcome = yield* settle(delivery).pipe(
     Effect.catchCause((cause) => Cause.hasInterrupts(cause) ? Effect.failCause(cause) : recordDefect(delivery, cause))
   )
   const finishedAtMillis = yield* Clock.currentTimeMillis
   return { outcome, startedAtMillis, finishedAtMillis } satisfies Settlement
-})
+}, trackInFlight)
 
 /** Settle a batch of deliveries with bounded concurrency (`CONCURRENCY`); each settles on its own. */
 export const consumeBatch = Effect.fn("consumeBatch")(function*(deliveries: Iterable<Delivery>) {

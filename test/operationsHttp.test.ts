@@ -1,0 +1,375 @@
+/**
+ * The operations endpoint next to a worker composed in-process on the live layers: RabbitMQ (a queue of its own,
+ * reached through a loopback proxy the test can shut), the SMTP pool against the loopback test server, and the
+ * endpoint on a free port. Metrics go to a registry of each test's own, so counts are exact.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { assert, describe, it } from "@effect/vitest"
+import {
+  Context,
+  Duration,
+  Effect,
+  Fiber,
+  Layer,
+  Logger,
+  Metric,
+  Redacted,
+  References,
+  Schedule,
+  type Scope,
+  Stream,
+  SubscriptionRef
+} from "effect"
+import { HttpServer } from "effect/http"
+import { TestClock } from "effect/testing"
+import { SqlClient } from "effect/sql"
+import { mkdtemp, rm } from "node:fs/promises"
+import * as net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { NotDelivered, Rejected, Unavailable } from "../src/domain/errors.ts"
+import * as DevelopmentCapture from "../src/layers/DevelopmentCapture.ts"
+import * as InMemoryEmailBuilder from "../src/layers/InMemoryEmailBuilder.ts"
+import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
+import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
+import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
+import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
+import { InMemoryStats } from "../src/layers/InMemoryStatsWriter.ts"
+import * as OperationsHttp from "../src/layers/OperationsHttp.ts"
+import * as PostgresRealmRepository from "../src/layers/PostgresRealmRepository.ts"
+import * as RabbitMq from "../src/layers/RabbitMqConnection.ts"
+import * as RabbitMqConsumer from "../src/layers/RabbitMqConsumer.ts"
+import * as SmtpPool from "../src/layers/SmtpPool.ts"
+import { consumeBatch } from "../src/programs/consumeBatch.ts"
+import { migrateDatabase } from "../src/programs/migrateDatabase.ts"
+import { runWorker } from "../src/programs/worker.ts"
+import { QueueConsumer } from "../src/services/QueueConsumer.ts"
+import type { RealmRepository } from "../src/services/RealmRepository.ts"
+import { defaultWorkerSettings, WorkerSettings } from "../src/services/WorkerSettings.ts"
+import { hamlet, inMemoryLayer } from "./support/inMemory.ts"
+import { closeConnectionsNamed, makeAdmin, uniqueName } from "./support/rabbitmq.ts"
+import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
+
+const templates = {
+  "zerver/emails/password_reset": { subject: "Reset your password", text: "Reset it", html: "<p>Reset it</p>" }
+}
+const event = (to: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ template_prefix: "zerver/emails/password_reset", to_emails: [to], ...extra })
+
+/** Polls `check` until it holds (every 50 ms, up to 20 s): what it waits for happens in the background. */
+const eventually = <A>(what: string, probe: Effect.Effect<A>, check: (value: A) => boolean): Effect.Effect<A> =>
+  probe.pipe(
+    Effect.filterOrFail(check, () => new Error(`still waiting for ${what}`)),
+    Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ duration: "20 seconds" }))),
+    Effect.orDie
+  )
+
+interface Reply {
+  readonly status: number
+  readonly body: string
+}
+
+const get = (base: string, path: string): Effect.Effect<Reply> =>
+  Effect.promise(async () => {
+    const response = await fetch(`${base}${path}`)
+    return { status: response.status, body: await response.text() }
+  })
+
+interface Readiness {
+  readonly code: number
+  readonly status: string
+  readonly checks: Record<string, string>
+}
+
+const readiness = (base: string): Effect.Effect<Readiness> =>
+  Effect.map(get(base, "/readyz"), ({ body, status }) => ({
+    code: status,
+    ...(JSON.parse(body) as Omit<Readiness, "code">)
+  }))
+
+/** The value of one series in Prometheus text (`name{labels} value`), or undefined when it is absent. */
+const sample = (text: string, series: string): number | undefined => {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+/**
+ * A TCP proxy to the broker on a port of its own. `shut` stops taking connections (the open ones stay, until the
+ * broker closes them), so a lost connection cannot come back until `open`.
+ */
+const brokerProxy: Effect.Effect<{
+  readonly port: number
+  readonly shut: Effect.Effect<void>
+  readonly open: Effect.Effect<void>
+}, never, Scope.Scope> = Effect.gen(function*() {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(5672, "127.0.0.1")
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on("error", () => {})
+      socket.on("close", () => {
+        sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  const listen = (port: number) =>
+    Effect.callback<void>((resume) => {
+      server.listen(port, "127.0.0.1", () => resume(Effect.void))
+    })
+  yield* Effect.acquireRelease(listen(0), () =>
+    Effect.sync(() => {
+      server.close()
+      for (const socket of sockets) socket.destroy()
+    }))
+  const port = (server.address() as net.AddressInfo).port
+  return {
+    port,
+    // stops listening at once; `close`'s callback would wait for the open connections too
+    shut: Effect.sync(() => void server.close()),
+    open: listen(port)
+  }
+})
+
+/** A worker on a queue of its own, SMTP to `server`, and the endpoint; gives the endpoint's base URL. */
+const startWorker = (options: { readonly smtp: SmtpTestServer; readonly brokerPort: number; readonly connectionName: string }) =>
+  Effect.gen(function*() {
+    const admin = yield* makeAdmin
+    const queueName = yield* admin.declareQueue()
+    const services = Layer.mergeAll(
+      RabbitMqConsumer.layerNoDeps({ queueName, prefetch: 10 }),
+      SmtpPool.layer({
+        host: options.smtp.host,
+        port: options.smtp.port,
+        connections: 2,
+        timeout: "5 seconds",
+        connectRetryDelay: "20 millis"
+      }),
+      InMemoryRealms.layer({ realms: [], users: [] }),
+      InMemoryEmailBuilder.layer(templates),
+      InMemoryFailures.layer,
+      InMemoryStats.layer,
+      Layer.succeed(WorkerSettings, {
+        ...defaultWorkerSettings,
+        queueName,
+        retryBaseDelay: Duration.millis(20),
+        batchTimeout: Duration.millis(100)
+      })
+    ).pipe(Layer.provideMerge(RabbitMq.layer({
+      url: Redacted.make(`amqp://guest:guest@127.0.0.1:${options.brokerPort}`),
+      connectionName: options.connectionName,
+      reconnectBaseDelay: "20 millis",
+      reconnectMaxDelay: "200 millis"
+    })))
+    // every readiness request checks SMTP anew, so an outage shows at once
+    const stack = OperationsHttp.layer({ port: 0, smtpCheckMaxAge: 0, probeTimeout: "15 seconds" }).pipe(
+      Layer.provideMerge(services)
+    )
+    const context = yield* Layer.build(stack)
+    yield* runWorker.pipe(Effect.provide(context), Effect.forkScoped)
+    yield* admin.awaitConsumer(queueName)
+    return {
+      admin,
+      queueName,
+      base: HttpServer.formatAddress((yield* HttpServer.HttpServer.pipe(Effect.provide(context))).address),
+      failures: (yield* InMemoryFailures.pipe(Effect.provide(context))).records
+    }
+  })
+
+const withOwnMetrics = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => Effect.provideService(effect, Metric.MetricRegistry, new Map()))
+
+describe("operations endpoint next to a live worker", () => {
+  it.live("/healthz answers ok; /metrics counts events consumed, sent, retried, failed and the latencies", () =>
+    withOwnMetrics(Effect.gen(function*() {
+      const smtp = yield* smtpServer()
+      const proxy = yield* brokerProxy
+      const { admin, base, failures, queueName } = yield* startWorker({
+        smtp,
+        brokerPort: proxy.port,
+        connectionName: uniqueName("conn")
+      })
+      assert.deepStrictEqual(yield* get(base, "/healthz"), { status: 200, body: "{\"status\":\"ok\"}" })
+
+      const before = (yield* get(base, "/metrics")).body
+      assert.strictEqual(sample(before, "email_senders_emails_sent_total"), 0)
+      assert.strictEqual(sample(before, "email_senders_broker_connected"), 1)
+
+      const aMinuteAgo = new Date(Date.now() - 60_000).toUTCString()
+      yield* admin.publish(queueName, event("first@example.com", { date: aMinuteAgo }))
+      yield* eventually("the first email", Effect.sync(() => smtp.messages.length), (n) => n === 1)
+      // the next message is refused once with 451, then accepted on the in-process retry
+      smtp.failNextMessages(1, 451)
+      yield* admin.publish(queueName, event("second@example.com"))
+      yield* eventually("the second email", Effect.sync(() => smtp.messages.length), (n) => n === 2)
+      yield* admin.publish(queueName, event("nobody+550@example.com"))
+      yield* eventually("the refused email's record", failures, (records) => records.length === 1)
+
+      const metrics = yield* eventually(
+        "the last event to settle",
+        Effect.map(get(base, "/metrics"), ({ body }) => body),
+        (text) => sample(text, "email_senders_events_in_flight") === 0
+      )
+      assert.strictEqual(sample(metrics, "email_senders_events_consumed_total"), 3)
+      assert.strictEqual(sample(metrics, "email_senders_emails_sent_total"), 2)
+      assert.strictEqual(sample(metrics, "email_senders_send_retries_total"), 1)
+      assert.strictEqual(sample(metrics, "email_senders_events_requeued_total"), 0)
+      assert.strictEqual(sample(metrics, "email_senders_events_failed_total{error=\"Rejected\",smtp_class=\"5xx\"}"), 1)
+      // four SMTP send calls: the first email, the 451 and its retry, the refused one
+      assert.strictEqual(sample(metrics, "email_senders_smtp_send_seconds_count"), 4)
+      // only the first event carried a Date: it took about a minute from its enqueue time to the 250
+      assert.strictEqual(sample(metrics, "email_senders_delivery_latency_seconds_count"), 1)
+      assert.isAtLeast(sample(metrics, "email_senders_delivery_latency_seconds_sum")!, 60)
+      assert.strictEqual(sample(metrics, "email_senders_delivery_latency_seconds_bucket{le=\"30\"}"), 0)
+      assert.strictEqual(sample(metrics, "email_senders_delivery_latency_seconds_bucket{le=\"300\"}"), 1)
+      assert.strictEqual(sample(metrics, "email_senders_smtp_healthy"), 1)
+      assert.strictEqual(sample(metrics, "email_senders_consumer_paused"), 0)
+      assert.include(metrics, "# TYPE email_senders_smtp_send_seconds histogram")
+    })))
+
+  it.live("/readyz turns 503 naming SMTP while the server is down, and 200 once it is back", () =>
+    withOwnMetrics(Effect.gen(function*() {
+      const smtp = yield* smtpServer()
+      const proxy = yield* brokerProxy
+      const { base } = yield* startWorker({ smtp, brokerPort: proxy.port, connectionName: uniqueName("conn") })
+      assert.deepStrictEqual(yield* readiness(base), { code: 200, status: "ready", checks: { broker: "ok", smtp: "ok" } })
+
+      yield* Effect.promise(() => smtp.stop())
+      const down = yield* eventually("not ready", readiness(base), (reply) => reply.code === 503)
+      assert.strictEqual(down.checks["broker"], "ok")
+      assert.match(down.checks["smtp"]!, /^Unavailable: /)
+      assert.strictEqual(sample((yield* get(base, "/metrics")).body, "email_senders_smtp_healthy"), 0)
+
+      yield* Effect.promise(() => smtp.start())
+      const up = yield* eventually("ready again", readiness(base), (reply) => reply.code === 200)
+      assert.deepStrictEqual(up.checks, { broker: "ok", smtp: "ok" })
+    })))
+
+  it.live("/readyz turns 503 naming the broker while its connection is closed, and 200 once it is back", () =>
+    withOwnMetrics(Effect.gen(function*() {
+      const smtp = yield* smtpServer()
+      const proxy = yield* brokerProxy
+      const connectionName = uniqueName("conn")
+      const { base } = yield* startWorker({ smtp, brokerPort: proxy.port, connectionName })
+      assert.strictEqual((yield* readiness(base)).code, 200)
+
+      // the broker closes our connection, and the proxy keeps it from coming back
+      yield* proxy.shut
+      assert.strictEqual(yield* closeConnectionsNamed(connectionName), 1)
+      const down = yield* eventually("not ready", readiness(base), (reply) => reply.code === 503)
+      assert.deepStrictEqual(down.checks, { broker: "not connected", smtp: "ok" })
+      assert.strictEqual(sample((yield* get(base, "/metrics")).body, "email_senders_broker_connected"), 0)
+      // the process itself is fine
+      assert.strictEqual((yield* get(base, "/healthz")).status, 200)
+
+      yield* proxy.open
+      const up = yield* eventually("ready again", readiness(base), (reply) => reply.code === 200)
+      assert.deepStrictEqual(up.checks, { broker: "ok", smtp: "ok" })
+    })))
+})
+
+/** The endpoint alone, with a broker that is up and SMTP captured: only the database decides. */
+const endpointWithRealms = <E>(realms: Layer.Layer<RealmRepository, E>) =>
+  Effect.gen(function*() {
+    const directory = yield* Effect.acquireRelease(
+      Effect.promise(() => mkdtemp(join(tmpdir(), "ops-http-"))),
+      (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+    )
+    const broker = Layer.effect(
+      RabbitMq.RabbitMqConnection,
+      Effect.map(SubscriptionRef.make(true), (connected) =>
+        RabbitMq.RabbitMqConnection.of({ connected, keepSession: () => Effect.die("no session in this test") }))
+    )
+    const context = yield* Layer.build(
+      OperationsHttp.layer({ port: 0, checkDatabase: true, probeTimeout: "15 seconds" }).pipe(
+        Layer.provide(Layer.mergeAll(broker, DevelopmentCapture.layer({ directory }), realms))
+      )
+    )
+    return HttpServer.formatAddress((yield* HttpServer.HttpServer.pipe(Effect.provide(context))).address)
+  })
+
+describe("/readyz and the database", () => {
+  it.live("names the database when it cannot be reached", () =>
+    Effect.gen(function*() {
+      // a port nothing listens on
+      const base = yield* endpointWithRealms(PostgresRealmRepository.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:1/test") }))
+      const reply = yield* readiness(base)
+      assert.deepStrictEqual([reply.code, reply.status], [503, "not ready"])
+      assert.deepStrictEqual(Object.keys(reply.checks).sort(), ["broker", "database", "smtp"])
+      assert.strictEqual(reply.checks["broker"], "ok")
+      assert.strictEqual(reply.checks["smtp"], "ok")
+      assert.match(reply.checks["database"]!, /^database: /)
+    }))
+
+  it.live("is ready when Zulip's tables answer", () =>
+    Effect.gen(function*() {
+      const url = Redacted.make("postgres://postgres@127.0.0.1:5432/test")
+      const schema = uniqueName("es_ready")
+      const inSchema = { url, startupParameters: { search_path: schema } }
+      // the schema is dropped after the endpoint and its pool are gone
+      const sql = Context.get(yield* Layer.build(PgClient.layer({ url })).pipe(Effect.orDie), SqlClient.SqlClient)
+      yield* Effect.acquireRelease(
+        Effect.orDie(sql`CREATE SCHEMA ${sql(schema)}`),
+        () => Effect.orDie(sql`DROP SCHEMA ${sql(schema)} CASCADE`)
+      )
+      yield* migrateDatabase.pipe(Effect.provide(PgClient.layer(inSchema)), Effect.orDie)
+      const base = yield* endpointWithRealms(PostgresRealmRepository.layer(inSchema))
+      assert.deepStrictEqual(yield* readiness(base), {
+        code: 200,
+        status: "ready",
+        checks: { broker: "ok", smtp: "ok", database: "ok" }
+      })
+    }))
+})
+
+describe("log lines about an event", () => {
+  it.effect("carry its Message-ID, template, realm and attempt, and keep Zulip's wording in the message", () =>
+    Effect.gen(function*() {
+      const lines: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+      const keepLines = Logger.layer([Logger.make(({ fiber, message }) => {
+        lines.push({
+          message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+          annotations: fiber.getRef(References.CurrentLogAnnotations)
+        })
+      })])
+      yield* Effect.gen(function*() {
+        const smtp = yield* InMemorySmtp
+        // the first event meets an outage, then a 451, then goes out; the second is refused for good
+        yield* smtp.failNext(1, new Unavailable({ message: "connection refused", dependency: "smtp" }))
+        yield* smtp.failNext(1, new NotDelivered({ message: "451 try later", smtpCode: 451, response: "451 try later" }))
+        const queue = yield* InMemoryQueue
+        const event = { template_prefix: "zerver/emails/password_reset", to_user_ids: [hamlet.id], realm_id: 2 }
+        yield* queue.publish(JSON.stringify({ ...event, message_id: "first@zulip.example" }))
+        const [first] = yield* (yield* QueueConsumer).deliveries.pipe(Stream.take(1), Stream.runCollect)
+        const settling = yield* Effect.forkChild(consumeBatch([first!]))
+        yield* TestClock.adjust("1 minute")
+        yield* Fiber.join(settling)
+        yield* smtp.failNext(1, new Rejected({ message: "550 unknown", smtpCode: 550, response: "550 unknown", recipients: [] }))
+        yield* queue.publish(JSON.stringify({ ...event, message_id: "second@zulip.example", failed_tries: 2 }))
+        const [second] = yield* (yield* QueueConsumer).deliveries.pipe(Stream.take(1), Stream.runCollect)
+        yield* consumeBatch([second!])
+      }).pipe(Effect.provide(Layer.mergeAll(inMemoryLayer, keepLines)))
+
+      const about = (messageId: string) => lines.filter((line) => line.annotations["message_id"] === messageId)
+      assert.deepStrictEqual(about("<first@zulip.example>").map(({ annotations, message }) => [message, annotations]), [
+        [
+          "smtp unavailable, waiting before trying again: connection refused",
+          { template: "password_reset", realm_id: 2, failed_tries: 0, attempt: 1, message_id: "<first@zulip.example>", realm: "zulip" }
+        ],
+        [
+          "Sent password_reset email to 1 recipient(s) in zulip",
+          { template: "password_reset", realm_id: 2, failed_tries: 0, attempt: 2, message_id: "<first@zulip.example>", realm: "zulip" }
+        ]
+      ])
+      assert.deepStrictEqual(about("<second@zulip.example>").map(({ annotations, message }) => [message, annotations]), [
+        [
+          "Problem handling data on queue email_senders: Rejected: 550 unknown",
+          { template: "password_reset", realm_id: 2, failed_tries: 2, attempt: 1, message_id: "<second@zulip.example>", realm: "zulip" }
+        ]
+      ])
+      assert.strictEqual(lines.length, 3, "no line about either event goes without its context")
+    }).pipe(Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, retryBaseDelay: Duration.millis(100) })))
+})
