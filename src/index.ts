@@ -27,7 +27,16 @@ export { checkTemplates } from "./programs/checkTemplates.ts"
 export { migrateDatabase } from "./programs/migrateDatabase.ts"
 export { makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
 export { outageSchedule, requeueDelay, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
-export { deliverEvent, sendEmail, type SentEmail } from "./programs/sendEmail.ts"
+export {
+  annotateProgress,
+  buildEmail,
+  deliverEvent,
+  type DeliveryProgress,
+  sendEmail,
+  type SentEmail,
+  startProgress
+} from "./programs/sendEmail.ts"
+export * as Metrics from "./programs/metrics.ts"
 export { runWorker } from "./programs/worker.ts"
 
 // live layers
@@ -36,6 +45,7 @@ export * as ErrorsFile from "./layers/ErrorsFile.ts"
 export * as JsonFileRealmRepository from "./layers/JsonFileRealmRepository.ts"
 export * as LiveServices from "./layers/LiveServices.ts"
 export * as Logging from "./layers/Logging.ts"
+export * as OperationsHttp from "./layers/OperationsHttp.ts"
 export * as PostgresRealmRepository from "./layers/PostgresRealmRepository.ts"
 export * as RabbitMqConnection from "./layers/RabbitMqConnection.ts"
 export * as RabbitMqConsumer from "./layers/RabbitMqConsumer.ts"

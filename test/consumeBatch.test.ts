@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import { NotDelivered, Rejected, TimeoutError, Unavailable } from "../src/domain/errors.ts"
+import { NotDelivered, QueueError, Rejected, TimeoutError, Unavailable } from "../src/domain/errors.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
 import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
@@ -137,6 +137,9 @@ describe("consumeBatch", () => {
         assert.deepStrictEqual(record!.event, confirmNewEmail)
         assert.deepStrictEqual((yield* (yield* InMemoryQueue).requeued), [])
         assert.isTrue(logs.some((l) => l.level === "Error" && l.message.startsWith("Problem handling data on queue email_senders")))
+        assert.isTrue(logs.some((l) =>
+          l.level === "Error" && l.message === `Error sending confirm_new_email email to 1 recipient(s) with error code 550: ${rejected.message}`
+        ), "Zulip's send error line, with the recipient count instead of the addresses")
       }).pipe(Effect.provide(inMemoryLayer))
     ))
 
@@ -258,6 +261,21 @@ describe("consumeBatch", () => {
       }))),
       Effect.provide(inMemoryLayer)
     ))
+
+  it.effect("when the requeue cannot be published the delivery is handed back to the broker, not left unacked", () =>
+    Effect.gen(function*() {
+      yield* (yield* InMemorySmtp).failNext(1, notDelivered)
+      const deliveries = yield* publishAndTake([confirmNewEmail])
+      const released: Array<string> = []
+      const [settlement] = yield* consumeBatch(deliveries.map((d) => ({
+        ...d,
+        requeue: () => Effect.fail(new QueueError({ message: "channel closed", operation: "publish" })),
+        release: Effect.sync(() => void released.push(d.body))
+      })))
+      assert.strictEqual(settlement!.outcome, "released")
+      assert.deepStrictEqual(released, [JSON.stringify(confirmNewEmail)])
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [])
+    }).pipe(withSettings({ sendAttempts: 1 }), Effect.provide(inMemoryLayer)))
 
   it.effect("a defect in a layer is recorded as a failure, not lost", () =>
     Effect.gen(function*() {

@@ -1,27 +1,14 @@
-import { Effect, Option, Stdio, Stream } from "effect"
-import { Command, Flag } from "effect/cli"
-import { decodeEmailEvent, type JsonObject, parseJsonBody } from "../domain/EmailEvent.ts"
+import { Effect } from "effect"
+import { Command } from "effect/cli"
+import { decodeEmailEvent, type JsonObject } from "../domain/EmailEvent.ts"
 import * as RabbitMqPublisher from "../layers/RabbitMqPublisher.ts"
 import { QueuePublisher } from "../services/QueuePublisher.ts"
-
-const readStdin = Effect.gen(function*() {
-  const stdio = yield* Stdio.Stdio
-  return yield* stdio.stdin.pipe(Stream.decodeText(), Stream.mkString)
-})
+import { eventFileFlag, readEventJson } from "./eventInput.ts"
 
 /** Enqueue one event, validated with the worker's own schema first: an invalid event is refused, never published. */
-export const publishCommand = Command.make("publish", {
-  file: Flag.FileText("file").pipe(
-    Flag.withDescription("JSON file holding the event (default: read it from standard input)"),
-    Flag.optional
-  )
-}, ({ file }) =>
+export const publishCommand = Command.make("publish", { file: eventFileFlag }, ({ file }) =>
   Effect.gen(function*() {
-    const text = yield* Option.match(file, {
-      onNone: () => readStdin,
-      onSome: Effect.succeed
-    })
-    const json = yield* parseJsonBody(text)
+    const json = yield* readEventJson(file)
     yield* decodeEmailEvent(json)
     yield* (yield* QueuePublisher).publishEmail(json as JsonObject)
     yield* Effect.logInfo("event published")

@@ -2,13 +2,14 @@
  * `render`: Zulip's dry run. Builds one event's email exactly as the worker would (the live builder, realms and
  * users from the environment) and prints its headers, envelope and both bodies; nothing is sent or enqueued.
  */
-import { Console, Effect, Layer, Option, Stdio, Stream } from "effect"
+import { Console, Effect, Layer, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import { decodeEmailEvent, type JsonObject, parseJsonBody } from "../domain/EmailEvent.ts"
+import { decodeEmailEvent, type JsonObject } from "../domain/EmailEvent.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { RealmsLive } from "../layers/LiveServices.ts"
 import * as ZulipEmailBuilder from "../layers/ZulipEmailBuilder.ts"
 import { buildEmail } from "../programs/sendEmail.ts"
+import { eventFileFlag, readEventJson } from "./eventInput.ts"
 
 /** Preview the email for other recipients or another realm than the event names. */
 export interface RenderOverrides {
@@ -65,18 +66,8 @@ const loggingToStderr = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect
     Effect.provideService(effect, Console.Console, Object.assign(Object.create(console), { log: console.error }))
   )
 
-/** The text of `--file`, or else all of standard input. */
-export const readEventText = (file: Option.Option<string>) =>
-  Option.match(file, {
-    onSome: Effect.succeed,
-    onNone: () => Effect.flatMap(Stdio.Stdio, (stdio) => Stream.mkString(Stream.decodeText(stdio.stdin)))
-  })
-
 export const renderCommand = Command.make("render", {
-  file: Flag.FileText("file").pipe(
-    Flag.withDescription("JSON file holding the event (default: read it from standard input)"),
-    Flag.optional
-  ),
+  file: eventFileFlag,
   userIds: Flag.Int("user-id").pipe(
     Flag.withDescription("render for this user instead of the event's recipients (repeat for several)"),
     Flag.atLeast(0)
@@ -84,7 +75,7 @@ export const renderCommand = Command.make("render", {
   realmId: Flag.Int("realm-id").pipe(Flag.withDescription("render in this realm instead of the event's"), Flag.optional)
 }, ({ file, realmId, userIds }) =>
   Effect.gen(function*() {
-    const json = yield* parseJsonBody(yield* readEventText(file))
+    const json = yield* readEventJson(file)
     const email = yield* renderEvent(json, { userIds, realmId }).pipe(
       Effect.provide(Layer.mergeAll(ZulipEmailBuilder.layerConfig, RealmsLive)),
       loggingToStderr

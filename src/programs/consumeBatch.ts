@@ -80,10 +80,14 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
       const requeued = yield* delivery.requeue(withFailedTries(event, failedTries), delay).pipe(
         Effect.as(true),
         Effect.catch((queueError) =>
-          Effect.logWarning(`could not requeue, the broker will redeliver it: ${queueError.message}`).pipe(Effect.as(false))
+          Effect.logWarning(`could not requeue, returning the delivery to the queue: ${queueError.message}`).pipe(Effect.as(false))
         )
       )
-      if (!requeued) return "released" as const
+      if (!requeued) {
+        // unacked on a live channel it would sit there until a reconnect; handed back, it is tried again
+        yield* settleQuietly("release", delivery.release)
+        return "released" as const
+      }
       yield* Metric.update(eventsRequeued, 1)
       return "requeued" as const
     }

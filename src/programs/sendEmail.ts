@@ -1,7 +1,7 @@
 /** One event from JSON to the SMTP server: decode → resolve realm and users → build → send, with retries. */
 import { Effect, Metric, Ref } from "effect"
 import { decodeEmailEvent, type EmailEvent } from "../domain/EmailEvent.ts"
-import type { SendEmailError } from "../domain/errors.ts"
+import { isTransient, type SendEmailError, type Unavailable } from "../domain/errors.ts"
 import { messageIdFor } from "../domain/MessageId.ts"
 import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
@@ -59,11 +59,23 @@ export const buildEmail = Effect.fn("buildEmail")(function*(event: EmailEvent) {
   return yield* (yield* EmailBuilder).build({ event, realm, users })
 })
 
+/** Zulip's log line for a failed send (§2.9), naming the recipient count instead of the addresses. */
+const logSendError = (message: OutgoingEmail, error: SendEmailError | Unavailable) => {
+  if (error._tag === "Unavailable") return Effect.void
+  const recipients = `${message.envelope.to.length} recipient(s)`
+  const code = error._tag === "Rejected" || error._tag === "NotDelivered" ? error.smtpCode : null
+  const line = code === null
+    ? `Error sending ${message.template} email to ${recipients}: ${error.message}`
+    : `Error sending ${message.template} email to ${recipients} with error code ${code}: ${error.message}`
+  return isTransient(error) ? Effect.logWarning(line) : Effect.logError(line)
+}
+
 const attemptOnce = Effect.fnUntraced(function*(event: EmailEvent, progress: Ref.Ref<DeliveryProgress>) {
   const message = yield* buildEmail(event)
   yield* Ref.update(progress, (known) => ({ ...known, messageId: message.messageId, realm: message.realm }))
   const report = yield* (yield* SmtpConnection).send(message).pipe(
     timeSmtpSend,
+    Effect.tapError((error) => logSendError(message, error)),
     Effect.annotateLogs({ message_id: message.messageId })
   )
   yield* Metric.update(emailsSent, 1)
