@@ -360,16 +360,24 @@ describe("log lines about an event", () => {
           { template: "password_reset", realm_id: 2, failed_tries: 0, attempt: 1, message_id: "<first@zulip.example>", realm: "zulip" }
         ],
         [
+          "Error sending password_reset email to 1 recipient(s) with error code 451: 451 try later",
+          { template: "password_reset", realm_id: 2, failed_tries: 0, attempt: 1, message_id: "<first@zulip.example>", realm: "zulip" }
+        ],
+        [
           "Sent password_reset email to 1 recipient(s) in zulip",
           { template: "password_reset", realm_id: 2, failed_tries: 0, attempt: 2, message_id: "<first@zulip.example>", realm: "zulip" }
         ]
       ])
       assert.deepStrictEqual(about("<second@zulip.example>").map(({ annotations, message }) => [message, annotations]), [
         [
+          "Error sending password_reset email to 1 recipient(s) with error code 550: 550 unknown",
+          { template: "password_reset", realm_id: 2, failed_tries: 2, attempt: 1, message_id: "<second@zulip.example>", realm: "zulip" }
+        ],
+        [
           "Problem handling data on queue email_senders: Rejected: 550 unknown",
           { template: "password_reset", realm_id: 2, failed_tries: 2, attempt: 1, message_id: "<second@zulip.example>", realm: "zulip" }
         ]
       ])
-      assert.strictEqual(lines.length, 3, "no line about either event goes without its context")
+      assert.strictEqual(lines.length, 5, "no line about either event goes without its context")
     }).pipe(Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, retryBaseDelay: Duration.millis(100) })))
 })

@@ -76,7 +76,7 @@ const attemptOnce = Effect.fnUntraced(function*(event: EmailEvent, progress: Ref
   const report = yield* (yield* SmtpConnection).send(message).pipe(
     timeSmtpSend,
     Effect.tapError((error) => logSendError(message, error)),
-    Effect.annotateLogs({ message_id: message.messageId })
+    Effect.annotateLogs({ message_id: message.messageId, ...(message.realm === null ? {} : { realm: message.realm }) })
   )
   yield* Metric.update(emailsSent, 1)
   yield* observeDeliveryLatency(event.date)
