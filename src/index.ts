@@ -23,7 +23,6 @@ export { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from 
 
 // programs
 export { consumeBatch, settleDelivery, type Outcome, type Settlement } from "./programs/consumeBatch.ts"
-export { checkTemplates } from "./programs/checkTemplates.ts"
 export { migrateDatabase } from "./programs/migrateDatabase.ts"
 export { makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
 export { outageSchedule, requeueDelay, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
@@ -52,6 +51,7 @@ export * as RabbitMqConsumer from "./layers/RabbitMqConsumer.ts"
 export * as RabbitMqPublisher from "./layers/RabbitMqPublisher.ts"
 export * as SmtpPool from "./layers/SmtpPool.ts"
 export * as StatsFile from "./layers/StatsFile.ts"
+export { checkTemplates } from "./layers/TemplateRenderer.ts"
 export * as WorkerSettingsFromEnv from "./layers/WorkerSettingsFromEnv.ts"
 export * as ZulipEmailBuilder from "./layers/ZulipEmailBuilder.ts"
 

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as path from "node:path"
 import { defaultTemplatesDir, makeTemplateRenderer } from "../src/layers/TemplateRenderer.ts"
-import { checkTemplates } from "../src/programs/checkTemplates.ts"
+import { checkTemplates } from "../src/layers/TemplateRenderer.ts"
 import { rewriteTemplate, templateTree } from "./support/templateTree.ts"
 
 const triplet = (prefix: string, subject: string, text: string, html: string) => ({

@@ -1,7 +1,7 @@
 import { Console, Effect, Logger, Schema } from "effect"
 import { Command } from "effect/cli"
 import type { TemplateError } from "../domain/errors.ts"
-import { checkTemplatesConfig } from "../programs/checkTemplates.ts"
+import { checkTemplatesConfig } from "../layers/TemplateRenderer.ts"
 
 /** Ends `templates check` with a non-zero exit code. */
 export class TemplatesInvalid extends Schema.TaggedError<TemplatesInvalid>()("TemplatesInvalid", {
