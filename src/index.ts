@@ -25,6 +25,8 @@ export { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from 
 export { consumeBatch, settleDelivery, type Outcome, type Settlement } from "./programs/consumeBatch.ts"
 export { migrateDatabase } from "./programs/migrateDatabase.ts"
 export { makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
+export * as QueueHealth from "./programs/queueHealth.ts"
+export * as ReplayFailures from "./programs/replayFailures.ts"
 export { outageSchedule, requeueDelay, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
 export {
   annotateProgress,
@@ -51,6 +53,7 @@ export * as RabbitMqConsumer from "./layers/RabbitMqConsumer.ts"
 export * as RabbitMqPublisher from "./layers/RabbitMqPublisher.ts"
 export * as SmtpPool from "./layers/SmtpPool.ts"
 export * as StatsFile from "./layers/StatsFile.ts"
+export * as Tracing from "./layers/Tracing.ts"
 export { checkTemplates } from "./layers/TemplateRenderer.ts"
 export * as WorkerSettingsFromEnv from "./layers/WorkerSettingsFromEnv.ts"
 export * as ZulipEmailBuilder from "./layers/ZulipEmailBuilder.ts"

@@ -6,19 +6,22 @@ import { Command } from "effect/cli"
 import { dbCommand } from "./commands/db.ts"
 import { publishCommand } from "./commands/publish.ts"
 import { renderCommand } from "./commands/render.ts"
+import { replayCommand } from "./commands/replay.ts"
 import { runLiveWorker, workerCommand } from "./commands/worker.ts"
 import { reportFailure } from "./commands/reportFailure.ts"
+import { statsCommand } from "./commands/stats.ts"
 import { templatesCommand } from "./commands/templates.ts"
 import * as Logging from "./layers/Logging.ts"
+import * as Tracing from "./layers/Tracing.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
   Command.withDescription("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)"),
-  Command.withSubcommands([workerCommand, publishCommand, dbCommand, renderCommand, templatesCommand])
+  Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand])
 )
 
 emailSenders.pipe(
   Command.run({ version: "0.1.0" }),
-  Effect.provide([NodeServices.layer, Logging.layerConfig]),
+  Effect.provide([NodeServices.layer, Logging.layerConfig, Tracing.layerConfig]),
   reportFailure,
   NodeRuntime.runMain({
     disableErrorReporting: true,

@@ -1,0 +1,68 @@
+import { Console, Effect, Layer, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import * as RabbitMqConnection from "../layers/RabbitMqConnection.ts"
+import * as RabbitMqPublisher from "../layers/RabbitMqPublisher.ts"
+import { replayedMarksPath, replayFailures, type ReplaySummary } from "../programs/replayFailures.ts"
+import { QueuePublisher } from "../services/QueuePublisher.ts"
+
+const summaryLine = (file: string, queue: string, dryRun: boolean, summary: ReplaySummary): string =>
+  `${dryRun ? "would replay" : "replayed"} ${summary.replayed} event(s) from ${file} to ${queue} ` +
+  `(${summary.lines} line(s) read; already replayed: ${summary.alreadyReplayed}; filtered out: ${summary.filteredOut}; ` +
+  `invalid, skipped: ${summary.invalid})`
+
+const optional = <A>(flag: Flag.Flag<A>, description: string) =>
+  flag.pipe(Flag.withDescription(description), Flag.optional)
+
+const publisherTo = (queueName: string) =>
+  RabbitMqPublisher.layerNoDeps({ queueName }).pipe(Layer.provide(RabbitMqConnection.layerConfig))
+
+/** Zulip's `enqueue_file` for an `.errors` file, with filters, a dry run, and a sidecar so nothing is sent twice. */
+export const replayCommand = Command.make("replay", {
+  file: Argument.File("file", { mustExist: true }).pipe(
+    Argument.withDescription("the .errors file (QUEUE_ERROR_DIR/<queue>.errors)")
+  ),
+  dryRun: Flag.Boolean("dry-run").pipe(
+    Flag.withDescription("print what would be replayed; publish and mark nothing"),
+    Flag.withDefault(false)
+  ),
+  tag: optional(
+    Flag.String("tag"),
+    "only records whose reason has this error tag (e.g. Rejected, NotDelivered, InvalidEvent)"
+  ),
+  template: optional(
+    Flag.String("template"),
+    "only events with this template_prefix, or this short name (e.g. password_reset)"
+  ),
+  since: optional(Flag.Date("since"), "only records that failed at or after this time (ISO 8601; 2025-03-04T16:00 is local time)"),
+  until: optional(Flag.Date("until"), "only records that failed at or before this time (ISO 8601)"),
+  queue: optional(Flag.String("queue"), "the queue to publish to (default: QUEUE_NAME, else email_senders)")
+}, ({ dryRun, file, queue, since, tag, template, until }) =>
+  Effect.gen(function*() {
+    const filters = {
+      tag: Option.getOrUndefined(tag),
+      template: Option.getOrUndefined(template),
+      since: Option.getOrUndefined(since),
+      until: Option.getOrUndefined(until)
+    }
+    const queueName = Option.isSome(queue) ? queue.value : yield* RabbitMqConnection.queueNameConfig
+    const summary = dryRun
+      ? yield* replayFailures({ file, filters, target: { _tag: "DryRun" } })
+      : yield* Effect.gen(function*() {
+        const publisher = yield* QueuePublisher
+        return yield* replayFailures({ file, filters, target: { _tag: "Publish", publishEmail: publisher.publishEmail } })
+      }).pipe(Effect.provide(publisherTo(queueName)))
+    yield* Console.log(summaryLine(file, queueName, dryRun, summary))
+    if (!dryRun) yield* Console.log(`replayed events are marked in ${replayedMarksPath(file)}`)
+  })).pipe(
+    Command.withDescription(
+      "Re-enqueue the events of an .errors file without failed_tries (a fresh start); replayed events are marked " +
+        "in <file>.replayed so a second replay does not send them again"
+    ),
+    Command.withExamples([
+      { command: "email-senders replay var/queue_error/email_senders.errors --dry-run", description: "list what would be replayed" },
+      {
+        command: "email-senders replay var/queue_error/email_senders.errors --tag NotDelivered --since 2025-03-04",
+        description: "replay the transient failures since a date"
+      }
+    ])
+  )

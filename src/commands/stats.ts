@@ -1,0 +1,76 @@
+import { connect } from "amqplib"
+import { Clock, Config, Console, Effect, FileSystem, Redacted, Result } from "effect"
+import { Command } from "effect/cli"
+import { join } from "node:path"
+import * as RabbitMqConnection from "../layers/RabbitMqConnection.ts"
+import {
+  exitCodeOf,
+  parseQueueStats,
+  type QueueHealth,
+  queueHealth,
+  renderHealth,
+  thresholdsFor,
+  unknownHealth
+} from "../programs/queueHealth.ts"
+
+const settingsConfig = Config.all({
+  queueName: RabbitMqConnection.queueNameConfig,
+  statsDirectory: Config.String("QUEUE_STATS_DIR").pipe(Config.withDefault("var/queue_stats")),
+  amqpUrl: Config.Redacted("AMQP_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")))
+})
+
+/**
+ * Messages ready in the queue, over a connection of its own: a monitoring check must answer promptly, so it does
+ * not wait for the broker like the worker's reconnecting connection does, and it never declares the queue.
+ */
+const readyMessages = (url: Redacted.Redacted<string>, queue: string) =>
+  Effect.acquireUseRelease(
+    RabbitMqConnection.tryAmqp("connect", () => connect(Redacted.value(url), { timeout: 10_000 })),
+    (connection) =>
+      RabbitMqConnection.withScratchChannel(connection, `check queue ${queue}`, (channel) => channel.checkQueue(queue)),
+    (connection) => Effect.promise(() => connection.close().catch(() => undefined))
+  ).pipe(Effect.map(({ messageCount }) => messageCount))
+
+const checkQueue = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  const { amqpUrl, queueName, statsDirectory } = yield* settingsConfig
+  const statsPath = join(statsDirectory, `${queueName}.stats`)
+  const text = yield* fs.readFileString(statsPath).pipe(Effect.result)
+  if (Result.isFailure(text)) return unknownHealth(queueName, `cannot read ${statsPath}: ${text.failure.message}`)
+  const stats = parseQueueStats(text.success)
+  if (Result.isFailure(stats)) return unknownHealth(queueName, `${statsPath}: ${stats.failure}`)
+  const messageCount = yield* readyMessages(amqpUrl, queueName).pipe(Effect.result)
+  if (Result.isFailure(messageCount)) {
+    return unknownHealth(queueName, `cannot read the queue depth: ${messageCount.failure.message}`)
+  }
+  return queueHealth({
+    queueName,
+    stats: stats.success,
+    messageCount: messageCount.success,
+    nowSeconds: (yield* Clock.currentTimeMillis) / 1000,
+    thresholds: thresholdsFor(queueName)
+  })
+})
+
+/**
+ * Print the line and set the plugin's exit code. The command still succeeds: a WARNING is a finding, not a failure
+ * of the check, so nothing else is reported and the runtime lets the process end with this code.
+ */
+const report = (health: QueueHealth) =>
+  Console.log(renderHealth(health)).pipe(
+    Effect.andThen(Effect.sync(() => {
+      process.exitCode = exitCodeOf(health.status)
+    }))
+  )
+
+/** Zulip's `check_rabbitmq_queue` for this queue: one Nagios line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
+export const statsCommand = Command.make("stats", {}, () =>
+  checkQueue.pipe(
+    Effect.catchTag("ConfigError", (error) => Effect.succeed(unknownHealth("email-senders", `invalid setting: ${error.message}`))),
+    Effect.flatMap(report)
+  )).pipe(
+  Command.withDescription(
+    "Check the queue like Zulip's check_rabbitmq_queue: read QUEUE_STATS_DIR/<queue>.stats and the broker's queue " +
+      "depth, print one Nagios line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN)"
+  )
+)

@@ -1,0 +1,63 @@
+/**
+ * Optional span export over OTLP/HTTP (JSON) with Effect's own exporter: the pipeline's `Effect.fn` spans
+ * (`runWorker`, `settleDelivery`, `deliverEvent`, `sendEmail`, `consumeBatch`, ...) go to an OpenTelemetry collector.
+ * Spans are sent in batches every `exportInterval`, and what is still buffered is sent when the layer's scope closes
+ * (the worker's graceful stop).
+ */
+import { Config, type Duration, Effect, Layer, Option, Redacted } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
+
+export interface TracingOptions {
+  /** the collector's base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT`: spans are posted to `<endpoint>/v1/traces` */
+  readonly endpoint: URL
+  /** `service.name` of the exported resource. Default `email-senders` */
+  readonly serviceName?: string | undefined
+  /** sent with every export, e.g. an API key for a hosted collector */
+  readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>> | undefined
+  /** how often buffered spans are sent. Default 5 seconds */
+  readonly exportInterval?: Duration.Input | undefined
+}
+
+/** `<base>/v1/traces`, the OTLP/HTTP traces path below the base endpoint (OpenTelemetry's rule). */
+export const tracesUrl = (endpoint: URL): string => {
+  const url = new URL(endpoint)
+  url.pathname = `${url.pathname.replace(/\/$/, "")}/v1/traces`
+  return url.toString()
+}
+
+/** OpenTelemetry's `key1=value1,key2=value2` header list, values URL-encoded. */
+export const parseHeaderList = (text: string): Record<string, Redacted.Redacted<string>> =>
+  Object.fromEntries(
+    text.split(",").flatMap((pair) => {
+      const separator = pair.indexOf("=")
+      if (separator <= 0) return []
+      return [[pair.slice(0, separator).trim(), Redacted.make(decodeURIComponent(pair.slice(separator + 1).trim()))]]
+    })
+  )
+
+/** Also gives the exporter's `Flusher`, for an embedding app that must send buffered spans before it suspends. */
+export const layer = (options: TracingOptions): Layer.Layer<OtlpExporter.Flusher> =>
+  OtlpTracer.layer({
+    url: tracesUrl(options.endpoint),
+    resource: { serviceName: options.serviceName ?? "email-senders" },
+    headers: Object.fromEntries(Object.entries(options.headers ?? {}).map(([name, value]) => [name, Redacted.value(value)])),
+    exportInterval: options.exportInterval
+  }).pipe(Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer]))
+
+/**
+ * When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, export spans there (`OTEL_SERVICE_NAME`, default `email-senders`;
+ * `OTEL_EXPORTER_OTLP_HEADERS`, a secret); when it is unset, nothing is traced or exported.
+ */
+export const layerConfig: Layer.Layer<OtlpExporter.Flusher, Config.ConfigError> = Layer.unwrap(Effect.gen(function*() {
+  const endpoint = yield* Config.option(Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT"))
+  // a flusher with nothing registered: no tracer, no exporter, no connection
+  if (Option.isNone(endpoint)) return OtlpExporter.layerFlusher
+  const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("email-senders"))
+  const headers = yield* Config.option(Config.Redacted("OTEL_EXPORTER_OTLP_HEADERS"))
+  return layer({
+    endpoint: endpoint.value,
+    serviceName,
+    headers: Option.match(headers, { onNone: () => ({}), onSome: (text) => parseHeaderList(Redacted.value(text)) })
+  })
+}))

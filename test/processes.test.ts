@@ -1,0 +1,299 @@
+/**
+ * The built CLI as real processes: graceful SIGTERM, competing workers on one queue, secrets kept out of the
+ * output, and span export over OTLP.
+ */
+import { NodeFileSystem } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { connect } from "amqplib"
+import { Effect, FileSystem, Redacted } from "effect"
+import { execFile } from "node:child_process"
+import { randomUUID } from "node:crypto"
+import { createServer } from "node:http"
+import { join } from "node:path"
+import { promisify } from "node:util"
+import { beforeAll } from "vitest"
+import * as Tracing from "../src/layers/Tracing.ts"
+import { buildCli, type CliEnv, type CliProcess, runCli, startCli, waitUntil } from "./support/processes.ts"
+import { makeAdmin } from "./support/rabbitmq.ts"
+import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
+
+const brokerUrl = "amqp://guest:guest@127.0.0.1:5672"
+
+/** One broker connection for the test: bulk publishing with confirms, and the consumer count of a queue. */
+const makeBroker = Effect.gen(function*() {
+  const connection = yield* Effect.acquireRelease(
+    Effect.promise(() => connect(brokerUrl)),
+    (connection) => Effect.promise(() => connection.close())
+  )
+  const channel = yield* Effect.promise(() => connection.createConfirmChannel())
+  return {
+    publishAll: (queue: string, bodies: ReadonlyArray<string>) =>
+      Effect.promise(async () => {
+        for (const body of bodies) channel.sendToQueue(queue, Buffer.from(body), { persistent: true })
+        await channel.waitForConfirms()
+      }),
+    consumerCount: (queue: string) => Effect.promise(() => channel.checkQueue(queue)).pipe(Effect.map((ok) => ok.consumerCount))
+  }
+})
+
+/** Pre-rendered events with a Message-ID of their own, so each delivery is recognisable at the SMTP server. */
+const preRenderedEvents = (prefix: string, count: number) =>
+  Array.from({ length: count }, (_, n) =>
+    JSON.stringify({
+      subject: `Event ${n}`,
+      text: "Hello from the processes test",
+      to_emails: [`user${n % 50}@zulip.example`],
+      message_id: `${prefix}-${n}@processes.test`
+    }))
+
+const messageIds = (smtp: SmtpTestServer) => smtp.messages.map((message) => message.header("message-id") ?? "")
+
+const workerEnv = (queue: string, smtp: SmtpTestServer, directory: string, extra: CliEnv = {}): CliEnv => ({
+  QUEUE_NAME: queue,
+  EMAIL_HOST: smtp.host,
+  EMAIL_PORT: String(smtp.port),
+  QUEUE_STATS_DIR: join(directory, "queue_stats"),
+  QUEUE_ERROR_DIR: join(directory, "queue_error"),
+  ...extra
+})
+
+/** What each worker test starts from: a scratch directory, an SMTP server, and a queue of its own. */
+const setup = (prefix: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const directory = yield* fs.makeTempDirectoryScoped({ prefix })
+    const smtp = yield* smtpServer()
+    const admin = yield* makeAdmin
+    const broker = yield* makeBroker
+    const queue = yield* admin.declareQueue()
+    return { directory, smtp, admin, broker, queue }
+  })
+
+const terminated = (cli: CliProcess) =>
+  cli.terminate.pipe(
+    Effect.timeoutOrElse({
+      duration: "60 seconds",
+      orElse: () => Effect.die(new Error(`no exit 60 s after SIGTERM; output:\n${cli.output().slice(-2000)}`))
+    })
+  )
+
+beforeAll(buildCli, 120_000)
+
+describe("worker processes", () => {
+  it.live("SIGTERM mid-run: exits 0 within SHUTDOWN_TIMEOUT; after a restart every event is delivered", () =>
+    Effect.gen(function*() {
+      const { admin, broker, directory, queue, smtp } = yield* setup("es-sigterm-")
+      const total = 1000
+      const shutdownTimeoutSeconds = 20
+      const concurrency = 32
+      yield* broker.publishAll(queue, preRenderedEvents("sigterm", total))
+      const env = workerEnv(queue, smtp, directory, {
+        SHUTDOWN_TIMEOUT: String(shutdownTimeoutSeconds),
+        CONCURRENCY: String(concurrency)
+      })
+
+      const first = yield* startCli(["worker"], env)
+      yield* waitUntil(() => smtp.messages.length >= 50, () => `deliveries to start; output:\n${first.output()}`, "90 seconds")
+      const signalledAt = Date.now()
+      const exitCode = yield* terminated(first)
+      const stoppedAfterMillis = Date.now() - signalledAt
+      assert.strictEqual(exitCode, 0, first.output())
+      assert.isAtMost(stoppedAfterMillis, shutdownTimeoutSeconds * 1000)
+      assert.include(first.output(), `Worker disconnecting from queue ${queue}`)
+      const deliveredBeforeRestart = smtp.messages.length
+      assert.isBelow(deliveredBeforeRestart, total, "the SIGTERM came while events were still flowing")
+
+      const second = yield* startCli(["worker"], env)
+      yield* waitUntil(
+        () => new Set(messageIds(smtp)).size === total,
+        () => `all ${total} events delivered (${new Set(messageIds(smtp)).size} so far)`,
+        "120 seconds"
+      )
+      assert.strictEqual(yield* terminated(second), 0, second.output())
+      const ids = messageIds(smtp)
+      const expected = Array.from({ length: total }, (_, n) => `<sigterm-${n}@processes.test>`)
+      assert.sameMembers([...new Set(ids)], expected, "0 lost")
+      // an email the server took just as the first worker stopped is the only possible duplicate
+      const duplicates = ids.length - total
+      assert.isAtMost(duplicates, concurrency, `duplicates: ${duplicates}`)
+      assert.strictEqual(yield* admin.messageCount(queue), 0)
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 300_000)
+
+  it.live("3 worker processes on one queue deliver 3,000 events exactly once between them", () =>
+    Effect.gen(function*() {
+      const { admin, broker, directory, queue, smtp } = yield* setup("es-competing-")
+      const total = 3000
+      const env = workerEnv(queue, smtp, directory)
+      const workers = yield* Effect.forEach([1, 2, 3], () => startCli(["worker"], env))
+      yield* waitUntil(
+        () => broker.consumerCount(queue).pipe(Effect.map((count) => count === 3)),
+        () => `3 consumers on ${queue}; outputs:\n${workers.map((worker) => worker.output()).join("\n")}`,
+        "90 seconds"
+      )
+      yield* broker.publishAll(queue, preRenderedEvents("competing", total))
+      yield* waitUntil(
+        () => smtp.messages.length >= total,
+        () => `${total} deliveries (${smtp.messages.length} so far)`,
+        "120 seconds"
+      )
+      const exitCodes = yield* Effect.forEach(workers, terminated, { concurrency: "unbounded" })
+      assert.deepStrictEqual(exitCodes, [0, 0, 0])
+      const ids = messageIds(smtp)
+      assert.strictEqual(ids.length, total, "no email sent twice")
+      assert.sameMembers(ids, Array.from({ length: total }, (_, n) => `<competing-${n}@processes.test>`))
+      const sentBy = workers.map((worker) => worker.stdout().split("\n").filter((log) => log.includes("\"message\":\"Sent ")).length)
+      assert.strictEqual(sentBy.reduce((sum, count) => sum + count, 0), total, `sent per process: ${sentBy.join(", ")}`)
+      assert.isTrue(sentBy.every((count) => count > 0), `every process took a share: ${sentBy.join(", ")}`)
+      assert.strictEqual(yield* admin.messageCount(queue), 0)
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 300_000)
+})
+
+const rabbitmqctl = (...args: Array<string>) =>
+  Effect.promise(() => promisify(execFile)("rabbitmqctl", ["--quiet", ...args]))
+
+/** A broker user of its own with a distinctive password, removed at the end. */
+const brokerUser = (password: string) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const user = `es_secret_${randomUUID().slice(0, 8)}`
+      yield* rabbitmqctl("add_user", user, password)
+      yield* rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+      return user
+    }),
+    (user) => rabbitmqctl("delete_user", user)
+  )
+
+describe("secrets", () => {
+  it.live("never appear in the output of the worker, publish or stats, on their error paths included", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-secrets-" })
+      const secret = (label: string) => `${label}${randomUUID().replaceAll("-", "")}`
+      const secrets = {
+        amqp: secret("AmqpPw"),
+        wrongAmqp: secret("WrongAmqpPw"),
+        smtp: secret("SmtpPw"),
+        database: secret("DbPw")
+      }
+      const user = yield* brokerUser(secrets.amqp)
+      const goodAmqpUrl = `amqp://${user}:${secrets.amqp}@127.0.0.1:5672`
+      const refusedAmqpUrl = `amqp://${user}:${secrets.wrongAmqp}@127.0.0.1:5672`
+      const smtp = yield* smtpServer({ auth: { user: "mailer", password: "the-password-the-server-wants" } })
+      const admin = yield* makeAdmin
+      const queue = yield* admin.declareQueue()
+      const outputs: Array<string> = []
+
+      const worker = yield* startCli(["worker"], workerEnv(queue, smtp, directory, {
+        AMQP_URL: goodAmqpUrl,
+        EMAIL_HOST_USER: "mailer",
+        EMAIL_HOST_PASSWORD: secrets.smtp,
+        // nothing listens on port 1: every realm lookup meets a database outage
+        DATABASE_URL: `postgres://postgres:${secrets.database}@127.0.0.1:1/test`,
+        SHUTDOWN_TIMEOUT: "2",
+        LOG_LEVEL: "Debug"
+      }))
+      // a publisher whose login the broker refuses keeps retrying (and logging) until it is stopped
+      const refused = yield* startCli(["publish"], { AMQP_URL: refusedAmqpUrl, QUEUE_NAME: queue, LOG_LEVEL: "Debug" })
+      refused.endInput(JSON.stringify({ subject: "Hi", text: "t", to_emails: ["a@zulip.example"] }))
+      const publishes = yield* Effect.forEach([
+        { subject: "Hi", text: "needs SMTP", to_emails: ["someone@zulip.example"] },
+        { template_prefix: "zerver/emails/password_reset", to_user_ids: [10], realm_id: 2, context: {} }
+      ], (event) =>
+        runCli(["publish"], { AMQP_URL: goodAmqpUrl, QUEUE_NAME: queue, LOG_LEVEL: "Debug" }, {
+          stdin: JSON.stringify(event)
+        }), { concurrency: "unbounded" })
+      for (const published of publishes) {
+        assert.strictEqual(published.exitCode, 0, published.output)
+        outputs.push(published.output)
+      }
+      yield* refused.waitForOutput("ACCESS_REFUSED", "90 seconds")
+      yield* worker.waitForOutput("535", "90 seconds")
+      yield* worker.waitForOutput("database unavailable", "90 seconds")
+      yield* terminated(refused)
+      outputs.push(refused.output())
+
+      const statsDirectory = join(directory, "queue_stats")
+      const stats = yield* runCli(["stats"], { AMQP_URL: refusedAmqpUrl, QUEUE_NAME: queue, QUEUE_STATS_DIR: statsDirectory })
+      assert.strictEqual(stats.exitCode, 3, stats.output)
+      assert.include(stats.stdout, "cannot read the queue depth")
+      outputs.push(stats.output)
+
+      yield* terminated(worker)
+      outputs.push(worker.output())
+      const everything = outputs.join("\n")
+      assert.include(everything, "***", "URLs are logged, with their password masked")
+      for (const [name, value] of Object.entries(secrets)) {
+        assert.notInclude(everything, value, `the ${name} password leaked`)
+      }
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 300_000)
+})
+
+/** A collector stand-in: records the body of every OTLP/HTTP POST. */
+const otlpCollector = Effect.acquireRelease(
+  Effect.promise(() =>
+    new Promise<{ readonly url: string; readonly requests: Array<{ readonly path: string; readonly body: string }>; readonly close: () => void }>(
+      (resolve) => {
+        const requests: Array<{ readonly path: string; readonly body: string }> = []
+        const server = createServer((request, response) => {
+          const chunks: Array<Buffer> = []
+          request.on("data", (chunk: Buffer) => chunks.push(chunk))
+          request.on("end", () => {
+            requests.push({ path: request.url ?? "", body: Buffer.concat(chunks).toString("utf8") })
+            response.writeHead(200, { "content-type": "application/json" }).end("{}")
+          })
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address()
+          const port = typeof address === "object" && address !== null ? address.port : 0
+          resolve({ url: `http://127.0.0.1:${port}`, requests, close: () => server.close() })
+        })
+      }
+    )
+  ),
+  (collector) => Effect.sync(collector.close)
+)
+
+interface ExportedSpans {
+  readonly resourceSpans: ReadonlyArray<{
+    readonly resource: { readonly attributes: ReadonlyArray<{ readonly key: string; readonly value: { readonly stringValue?: string } }> }
+    readonly scopeSpans: ReadonlyArray<{ readonly spans: ReadonlyArray<{ readonly name: string }> }>
+  }>
+}
+
+describe("tracing", () => {
+  it("posts spans to <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces and reads OpenTelemetry's header list", () => {
+    assert.strictEqual(Tracing.tracesUrl(new URL("http://collector:4318")), "http://collector:4318/v1/traces")
+    assert.strictEqual(Tracing.tracesUrl(new URL("https://otel.example/base/")), "https://otel.example/base/v1/traces")
+    const headers = Tracing.parseHeaderList("x-api-key=abc%3D%3D, x-team = mail ,broken")
+    assert.deepStrictEqual(Object.keys(headers), ["x-api-key", "x-team"])
+    assert.strictEqual(Redacted.value(headers["x-api-key"]!), "abc==")
+    assert.strictEqual(Redacted.value(headers["x-team"]!), "mail")
+  })
+
+  it.live("with OTEL_EXPORTER_OTLP_ENDPOINT set, the worker's delivery spans reach the collector", () =>
+    Effect.gen(function*() {
+      const { broker, directory, queue, smtp } = yield* setup("es-tracing-")
+      const collector = yield* otlpCollector
+      const worker = yield* startCli(["worker"], workerEnv(queue, smtp, directory, {
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_SERVICE_NAME: "email-senders-under-test"
+      }))
+      yield* broker.publishAll(queue, preRenderedEvents("traced", 3))
+      yield* waitUntil(() => smtp.messages.length === 3, () => `3 deliveries; output:\n${worker.output()}`, "90 seconds")
+      // the exporter sends what it still holds when the worker stops
+      assert.strictEqual(yield* terminated(worker), 0, worker.output())
+      const exports = collector.requests.map((request) => {
+        assert.strictEqual(request.path, "/v1/traces")
+        return JSON.parse(request.body) as ExportedSpans
+      })
+      const resourceSpans = exports.flatMap((body) => body.resourceSpans)
+      const names = resourceSpans.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans.map((span) => span.name)))
+      assert.strictEqual(names.filter((name) => name === "settleDelivery").length, 3, names.join(", "))
+      assert.strictEqual(names.filter((name) => name === "deliverEvent").length, 3, names.join(", "))
+      assert.include(names, "runWorker")
+      const serviceNames = resourceSpans.map((resource) =>
+        resource.resource.attributes.find((attribute) => attribute.key === "service.name")?.value.stringValue
+      )
+      assert.isTrue(serviceNames.every((name) => name === "email-senders-under-test"), serviceNames.join(", "))
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 240_000)
+})
