@@ -176,6 +176,19 @@ describe("consumeBatch", () => {
       assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 11, "every delivery settled")
     }).pipe(Effect.provide(inMemoryLayer)))
 
+  it.effect("a body over MAX_EVENT_BYTES is refused with its size, without being parsed or sent", () =>
+    Effect.gen(function*() {
+      const big = { ...confirmNewEmail, context: { filler: "x".repeat(2_000) } }
+      const deliveries = yield* publishAndTake([big, confirmNewEmail])
+      const settlements = yield* consumeBatch(deliveries)
+      assert.deepStrictEqual(settlements.map((s) => s.outcome), ["failed", "sent"])
+      const [record] = yield* (yield* InMemoryFailures).records
+      assert.strictEqual(record!.reason.tag, "InvalidEvent")
+      assert.match(record!.reason.message, /the body is \d+ bytes, over MAX_EVENT_BYTES \(1000\)/)
+      assert.deepStrictEqual(record!.event, big, "recorded as its JSON, ready for a replay once it is fixed")
+      assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 1)
+    }).pipe(withSettings({ maxEventBytes: 1000 }), Effect.provide(inMemoryLayer)))
+
   it.effect("resolves to_user_ids (and legacy to_user_id) through the realm repository", () =>
     Effect.gen(function*() {
       const deliveries = yield* publishAndTake([

@@ -18,6 +18,7 @@ export const workerSettingsConfig = Config.all({
     Config.withDefault(defaults.maxConsumeTime)
   ),
   outageMaxDelay: DurationSetting("OUTAGE_MAX_DELAY").pipe(Config.withDefault(defaults.outageMaxDelay)),
+  maxEventBytes: CountSetting("MAX_EVENT_BYTES", 1).pipe(Config.withDefault(defaults.maxEventBytes)),
   shutdownTimeout: DurationSetting("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(defaults.shutdownTimeout))
 })
 

@@ -5,7 +5,7 @@
  */
 import { Cause, Clock, Effect, Metric, Ref } from "effect"
 import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
-import { type InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
+import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
 import { type FailureReason, FailureStore } from "../services/FailureStore.ts"
 import type { Delivery } from "../services/QueueConsumer.ts"
@@ -119,7 +119,17 @@ const rejectInvalid = (delivery: Delivery, event: unknown, error: InvalidEvent) 
     Effect.andThen(recordFailure(delivery, event, { tag: error._tag, message: error.message, attempts: 0, smtpCode: null }))
   )
 
+/** What the failure record keeps of a body: its JSON when it parses, else the raw text. */
+const recordableEvent = (body: string) =>
+  Effect.result(parseJsonBody(body)).pipe(Effect.map((json) => json._tag === "Success" ? json.success : body))
+
 const settle = Effect.fnUntraced(function*(delivery: Delivery) {
+  const { maxEventBytes } = yield* WorkerSettings
+  const size = Buffer.byteLength(delivery.body)
+  if (size > maxEventBytes) {
+    const message = `invalid email event: the body is ${size} bytes, over MAX_EVENT_BYTES (${maxEventBytes})`
+    return yield* rejectInvalid(delivery, yield* recordableEvent(delivery.body), new InvalidEvent({ message, field: null }))
+  }
   const json = yield* Effect.result(parseJsonBody(delivery.body))
   if (json._tag === "Failure") return yield* rejectInvalid(delivery, delivery.body, json.failure)
   const event = yield* Effect.result(decodeEmailEvent(json.success))
@@ -130,8 +140,7 @@ const settle = Effect.fnUntraced(function*(delivery: Delivery) {
 /** A bug must not lose the event either: it is recorded with the defect as the reason. */
 const recordDefect = Effect.fnUntraced(function*(delivery: Delivery, cause: Cause.Cause<never>) {
   yield* Effect.logError("Problem handling data: unexpected defect", cause)
-  const json = yield* Effect.result(parseJsonBody(delivery.body))
-  return yield* recordFailure(delivery, json._tag === "Success" ? json.success : delivery.body, {
+  return yield* recordFailure(delivery, yield* recordableEvent(delivery.body), {
     tag: "Defect",
     message: String(Cause.squash(cause)),
     attempts: 0,

@@ -22,6 +22,8 @@ export interface WorkerSettingsShape {
   readonly maxConsumeTime: Duration.Duration
   /** `OUTAGE_MAX_DELAY`: the longest wait between checks while SMTP or the database is down */
   readonly outageMaxDelay: Duration.Duration
+  /** `MAX_EVENT_BYTES`: a bigger body is refused as `InvalidEvent` (no email needs a megabyte of context) */
+  readonly maxEventBytes: number
   /** `SHUTDOWN_TIMEOUT`: on SIGTERM, how long in-flight emails may take to finish (under a supervisor's 30 s) */
   readonly shutdownTimeout: Duration.Duration
 }
@@ -38,6 +40,7 @@ export const defaultWorkerSettings: WorkerSettingsShape = {
   requeueDelay: Duration.seconds(30),
   maxConsumeTime: Duration.seconds(30),
   outageMaxDelay: Duration.seconds(30),
+  maxEventBytes: 512 * 1024,
   shutdownTimeout: Duration.seconds(25)
 }
 
