@@ -163,6 +163,32 @@ describe("worker end to end on live services", () => {
         assert.isAtMost(Math.abs(stats.update_time - Date.now() / 1000), 60)
       })))
 
+  it.live("renders every shipped template through the real SMTP path", () =>
+    withWorker(({ errorLines, publish, server }) =>
+      Effect.gen(function*() {
+        const shipped = [
+          ["invitation", { referrer_full_name: "Iago", referrer_email: "iago@zulip.example", referrer_realm_name: "Zulip Dev", activate_url: "https://zulip.example/join/abc" }, "Iago invited you to join Zulip Dev on Zulip"],
+          ["confirm_new_email", { old_email: "old@zulip.example", new_email: "new@zulip.example", activate_url: "https://zulip.example/confirm/abc" }, "Confirm your new email address for Zulip"],
+          ["password_reset", { email: "hamlet@zulip.example", reset_url: "https://zulip.example/reset/abc", realm_url: "https://zulip.zulip.example" }, null],
+          ["notify_new_login", { realm_name: "Zulip Dev", device_browser: "Firefox", device_os: "Linux", device_ip: "192.0.2.1", login_time: "now", unsubscribe_link: "https://zulip.example/unsub" }, "New login to your Zulip account in Zulip Dev"]
+        ] as const
+        for (const [template, context] of shipped) {
+          yield* publish({ template_prefix: `zerver/emails/${template}`, to_user_ids: [10], context, message_id: `${template}@e2e` })
+        }
+        yield* eventually("all shipped templates delivered", () => server.messages.length === shipped.length)
+        for (const [template, context, subject] of shipped) {
+          const message = server.messages.find((m) => m.header("Message-ID") === `<${template}@e2e>`)!
+          if (subject !== null) assert.strictEqual(message.header("Subject"), subject)
+          assert.isAbove((message.header("Subject") ?? "").length, 0, template)
+          const body = message.raw.replace(/=\r\n/g, "")
+          assert.include(body, "text/plain", template)
+          assert.include(body, "text/html", template)
+          const link = Object.values(context).find((value) => value.startsWith("https://zulip.example/"))
+          if (link !== undefined) assert.include(body, link, template)
+        }
+        assert.deepStrictEqual(errorLines(), [])
+      })))
+
   it.live("retries a 451 then delivers once; records a 550 once after a single attempt, in Zulip's errors format", () =>
     withWorker(({ directory, errorLines, publish, queue, server }) =>
       Effect.gen(function*() {
