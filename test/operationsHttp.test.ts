@@ -16,7 +16,6 @@ import {
   Redacted,
   References,
   Schedule,
-  type Scope,
   Stream,
   SubscriptionRef
 } from "effect"
@@ -24,7 +23,6 @@ import { HttpServer } from "effect/http"
 import { TestClock } from "effect/testing"
 import { SqlClient } from "effect/sql"
 import { mkdtemp, rm } from "node:fs/promises"
-import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NotDelivered, Rejected, Unavailable } from "../src/domain/errors.ts"
@@ -49,6 +47,7 @@ import { defaultWorkerSettings, WorkerSettings } from "../src/services/WorkerSet
 import { hamlet, inMemoryLayer } from "./support/inMemory.ts"
 import { closeConnectionsNamed, makeAdmin, uniqueName } from "./support/rabbitmq.ts"
 import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
+import { makeTcpProxy } from "./support/tcpProxy.ts"
 
 const templates = {
   "zerver/emails/password_reset": { subject: "Reset your password", text: "Reset it", html: "<p>Reset it</p>" }
@@ -93,46 +92,8 @@ const sample = (text: string, series: string): number | undefined => {
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
 
-/**
- * A TCP proxy to the broker on a port of its own. `shut` stops taking connections (the open ones stay, until the
- * broker closes them), so a lost connection cannot come back until `open`.
- */
-const brokerProxy: Effect.Effect<{
-  readonly port: number
-  readonly shut: Effect.Effect<void>
-  readonly open: Effect.Effect<void>
-}, never, Scope.Scope> = Effect.gen(function*() {
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((client) => {
-    const upstream = net.connect(5672, "127.0.0.1")
-    for (const socket of [client, upstream]) {
-      sockets.add(socket)
-      socket.on("error", () => {})
-      socket.on("close", () => {
-        sockets.delete(socket)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
-    client.pipe(upstream).pipe(client)
-  })
-  const listen = (port: number) =>
-    Effect.callback<void>((resume) => {
-      server.listen(port, "127.0.0.1", () => resume(Effect.void))
-    })
-  yield* Effect.acquireRelease(listen(0), () =>
-    Effect.sync(() => {
-      server.close()
-      for (const socket of sockets) socket.destroy()
-    }))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    port,
-    // stops listening at once; `close`'s callback would wait for the open connections too
-    shut: Effect.sync(() => void server.close()),
-    open: listen(port)
-  }
-})
+/** The machine's RabbitMQ, which the workers reach through a proxy of their own. */
+const brokerPort = 5672
 
 /** A worker on a queue of its own, SMTP to `server`, and the endpoint; gives the endpoint's base URL. */
 const startWorker = (options: { readonly smtp: SmtpTestServer; readonly brokerPort: number; readonly connectionName: string }) =>
@@ -186,7 +147,7 @@ describe("operations endpoint next to a live worker", () => {
   it.live("/healthz answers ok; /metrics counts events consumed, sent, retried, failed and the latencies", () =>
     withOwnMetrics(Effect.gen(function*() {
       const smtp = yield* smtpServer()
-      const proxy = yield* brokerProxy
+      const proxy = yield* makeTcpProxy(brokerPort)
       const { admin, base, failures, queueName } = yield* startWorker({
         smtp,
         brokerPort: proxy.port,
@@ -233,7 +194,7 @@ describe("operations endpoint next to a live worker", () => {
   it.live("/readyz turns 503 naming SMTP while the server is down, and 200 once it is back", () =>
     withOwnMetrics(Effect.gen(function*() {
       const smtp = yield* smtpServer()
-      const proxy = yield* brokerProxy
+      const proxy = yield* makeTcpProxy(brokerPort)
       const { base } = yield* startWorker({ smtp, brokerPort: proxy.port, connectionName: uniqueName("conn") })
       assert.deepStrictEqual(yield* readiness(base), { code: 200, status: "ready", checks: { broker: "ok", smtp: "ok" } })
 
@@ -251,13 +212,13 @@ describe("operations endpoint next to a live worker", () => {
   it.live("/readyz turns 503 naming the broker while its connection is closed, and 200 once it is back", () =>
     withOwnMetrics(Effect.gen(function*() {
       const smtp = yield* smtpServer()
-      const proxy = yield* brokerProxy
+      const proxy = yield* makeTcpProxy(brokerPort)
       const connectionName = uniqueName("conn")
       const { base } = yield* startWorker({ smtp, brokerPort: proxy.port, connectionName })
       assert.strictEqual((yield* readiness(base)).code, 200)
 
       // the broker closes our connection, and the proxy keeps it from coming back
-      yield* proxy.shut
+      yield* proxy.stopListening
       assert.strictEqual(yield* closeConnectionsNamed(connectionName), 1)
       const down = yield* eventually("not ready", readiness(base), (reply) => reply.code === 503)
       assert.deepStrictEqual(down.checks, { broker: "not connected", smtp: "ok" })
@@ -265,7 +226,7 @@ describe("operations endpoint next to a live worker", () => {
       // the process itself is fine
       assert.strictEqual((yield* get(base, "/healthz")).status, 200)
 
-      yield* proxy.open
+      yield* proxy.start
       const up = yield* eventually("ready again", readiness(base), (reply) => reply.code === 200)
       assert.deepStrictEqual(up.checks, { broker: "ok", smtp: "ok" })
     })))

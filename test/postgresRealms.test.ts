@@ -8,6 +8,7 @@ import { RealmNotFound, Unavailable, UserNotFound } from "../src/domain/errors.t
 import * as PostgresRealmRepository from "../src/layers/PostgresRealmRepository.ts"
 import { migrateDatabase } from "../src/programs/migrateDatabase.ts"
 import { RealmRepository } from "../src/services/RealmRepository.ts"
+import { makeTcpProxy } from "./support/tcpProxy.ts"
 
 const postgresPort = 5432
 const urlFor = (port: number) => Redacted.make(`postgres://postgres@127.0.0.1:${port}/test`)
@@ -46,39 +47,6 @@ const repositoryAt = (port: number, options: Partial<PostgresRealmRepository.Pos
   Layer.build(PostgresRealmRepository.layer({ url: urlFor(port), ...inSchema, ...options })).pipe(
     Effect.flatMap((context) => RealmRepository.pipe(Effect.provide(context)))
   )
-
-/** A TCP forwarder to PostgreSQL that the test can stop (dropping every open connection) and start again. */
-const makeProxy = Effect.acquireRelease(
-  Effect.sync(() => {
-    const sockets = new Set<net.Socket>()
-    const track = (socket: net.Socket) => {
-      sockets.add(socket)
-      socket.on("close", () => sockets.delete(socket))
-      socket.on("error", () => socket.destroy())
-    }
-    const server = net.createServer((client) => {
-      const upstream = net.connect(postgresPort, "127.0.0.1")
-      track(client)
-      track(upstream)
-      client.on("close", () => upstream.destroy())
-      upstream.on("close", () => client.destroy())
-      client.pipe(upstream).pipe(client)
-    })
-    let port = 0
-    const start = Effect.callback<void>((resume) => {
-      server.listen(port, "127.0.0.1", () => {
-        port = (server.address() as net.AddressInfo).port
-        resume(Effect.void)
-      })
-    })
-    const stop = Effect.callback<void>((resume) => {
-      for (const socket of sockets) socket.destroy()
-      server.close(() => resume(Effect.void))
-    })
-    return { start, stop, port: () => port, server }
-  }),
-  (proxy) => proxy.server.listening ? proxy.stop : Effect.void
-)
 
 /** A server that accepts connections and never answers, like a host that hangs. */
 const makeSilentServer = Effect.acquireRelease(
@@ -175,9 +143,8 @@ layer(TestDatabase, { timeout: 30_000, excludeTestServices: true })("PostgresRea
 
   it.effect("a database that goes away is Unavailable, and lookups recover once it is back", () =>
     Effect.scoped(Effect.gen(function*() {
-      const proxy = yield* makeProxy
-      yield* proxy.start
-      const repo = yield* repositoryAt(proxy.port())
+      const proxy = yield* makeTcpProxy(postgresPort)
+      const repo = yield* repositoryAt(proxy.port)
       assert.strictEqual((yield* repo.realmById(2)).name, "Zulip Dev")
 
       // down: open pooled connections are cut and new ones are refused; nothing may look like "not found"
@@ -194,10 +161,9 @@ layer(TestDatabase, { timeout: 30_000, excludeTestServices: true })("PostgresRea
 
   it.effect("a database that is down at start is Unavailable until it comes up", () =>
     Effect.scoped(Effect.gen(function*() {
-      const proxy = yield* makeProxy
-      yield* proxy.start
+      const proxy = yield* makeTcpProxy(postgresPort)
       yield* proxy.stop
-      const repo = yield* repositoryAt(proxy.port())
+      const repo = yield* repositoryAt(proxy.port)
       yield* expectUnavailable(repo.usersByIds([10]))
       yield* proxy.start
       assert.strictEqual((yield* repo.usersByIds([10]))[0]!.fullName, "Hamlet")

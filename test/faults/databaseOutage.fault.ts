@@ -8,9 +8,9 @@ import { Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { join } from "node:path"
 import { uniqueName } from "../support/rabbitmq.ts"
+import { makeTcpProxy } from "../support/tcpProxy.ts"
 import type { Published } from "./support/ledger.ts"
 import { makeScenario, seconds } from "./support/scenario.ts"
-import { makeTcpProxy } from "./support/tcpProxy.ts"
 import { runMain } from "./support/worker.ts"
 
 const events = 1_000

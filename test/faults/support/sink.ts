@@ -9,7 +9,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { SMTPServer, type SMTPServerDataStream } from "smtp-server"
-import { type Listener, restartableListener } from "./listener.ts"
+import { type Listener, restartableListener } from "../../support/listener.ts"
 
 export interface SinkOptions {
   /** wait before answering each message's DATA (default 0) */

@@ -1,6 +1,7 @@
 /**
- * A TCP forwarder on loopback, to take a dependency away without touching the machine's own server: stopping it
- * cuts every forwarded connection and refuses new ones until it starts again on the same port.
+ * A TCP forwarder on loopback, to take a dependency away without touching the machine's own server: `stop` cuts
+ * every forwarded connection and refuses new ones, `stopListening` only refuses new ones, until `start` listens again
+ * on the same port. Connections forwarded by earlier servers are cut too, by `stop` and when the scope closes.
  */
 import { Effect, type Scope } from "effect"
 import { createConnection, createServer, type Socket } from "node:net"

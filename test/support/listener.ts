@@ -1,4 +1,4 @@
-/** A loopback server that a scenario can take away and bring back on the same port, as an outage does. */
+/** A loopback server that a test can take away and bring back on the same port, as an outage does. */
 import { Effect, type Scope } from "effect"
 import type { Server } from "node:net"
 
@@ -6,6 +6,8 @@ export interface Listener {
   readonly port: number
   /** cut every open connection and stop listening: new connections are refused */
   readonly stop: Effect.Effect<void>
+  /** stop listening at once but leave the open connections be, so one that is lost cannot come back */
+  readonly stopListening: Effect.Effect<void>
   /** listen again on the same port, with a fresh server */
   readonly start: Effect.Effect<void>
 }
@@ -32,10 +34,13 @@ export const restartableListener = (make: () => Listening): Effect.Effect<Listen
       current.server.close(() => resume(Effect.void))
       current.cutConnections()
     })
-    yield* Effect.addFinalizer(() => current.server.listening ? stop : Effect.void)
+    // connections left open by `stopListening` are cut too
+    yield* Effect.addFinalizer(() => current.server.listening ? stop : Effect.sync(current.cutConnections))
     return {
       port,
       stop,
+      // `close`'s callback would wait for the open connections too
+      stopListening: Effect.sync(() => void current.server.close()),
       start: Effect.suspend(() => {
         current = make()
         return Effect.asVoid(listen(port))
