@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import { NotDelivered, QueueError, Rejected, TimeoutError, Unavailable } from "../src/domain/errors.ts"
+import { NotDelivered, QueueError, Rejected, StoreError, TimeoutError, Unavailable } from "../src/domain/errors.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
 import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
@@ -9,7 +9,7 @@ import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
 import { consumeBatch } from "../src/programs/consumeBatch.ts"
 import { runWorker } from "../src/programs/worker.ts"
 import { FailureStore } from "../src/services/FailureStore.ts"
-import { QueueConsumer, type Delivery } from "../src/services/QueueConsumer.ts"
+import { QueueConsumer } from "../src/services/QueueConsumer.ts"
 import { SmtpConnection } from "../src/services/SmtpConnection.ts"
 import { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from "../src/services/WorkerSettings.ts"
 import { confirmNewEmail, hamlet, inMemoryLayer, othello } from "./support/inMemory.ts"
@@ -108,6 +108,18 @@ describe("consumeBatch", () => {
       withSettings({ sendAttempts: 6, retryBaseDelay: Duration.seconds(1), retryMaxDelay: Duration.seconds(3) }),
       Effect.provide(inMemoryLayer)
     ))
+
+  it.effect("a retry sends the same built message: realm and users are not looked up again", () =>
+    Effect.gen(function*() {
+      yield* (yield* InMemorySmtp).failNext(2, notDelivered)
+      const deliveries = yield* publishAndTake([{ template_prefix: "zerver/emails/password_reset", to_user_ids: [hamlet.id] }])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("1 minute")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "sent")
+      assert.strictEqual((yield* (yield* InMemorySmtp).attemptTimes).length, 3)
+      assert.strictEqual(yield* (yield* InMemoryRealms).lookups, 2, "users and realm, once")
+    }).pipe(Effect.provide(inMemoryLayer)))
 
   it.effect("when SEND_ATTEMPTS are used up the event is requeued with failed_tries + 1 and acked", () =>
     Effect.gen(function*() {
@@ -304,18 +316,25 @@ describe("consumeBatch", () => {
       Effect.provide(inMemoryLayer)
     ))
 
-  it.effect("when a failure cannot be recorded the delivery goes back to the broker instead of being acked", () =>
+  it.effect("when a failure cannot be recorded yet, the delivery waits unacked and the record is retried", () =>
     Effect.gen(function*() {
+      let calls = 0
+      const flakyStore = Layer.succeed(FailureStore, FailureStore.of({
+        record: () =>
+          Effect.suspend(() => ++calls <= 3 ? Effect.fail(new StoreError({ message: "disk full", path: "/var/queue_error" })) : Effect.void)
+      }))
       const deliveries = yield* publishAndTake(["{broken"])
-      const released: Array<Delivery> = []
-      const [settlement] = yield* consumeBatch(deliveries.map((d) => ({ ...d, release: Effect.sync(() => void released.push(d)) })))
-      assert.strictEqual(settlement!.outcome, "released")
-      assert.strictEqual(released.length, 1)
-      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [])
-    }).pipe(
-      Effect.provide(Layer.succeed(FailureStore, FailureStore.of({
-        record: () => Effect.fail(new (class extends Error {})("disk full") as never)
-      }))),
-      Effect.provide(inMemoryLayer)
-    ))
+      const released: Array<string> = []
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries.map((d) => ({ ...d, release: Effect.sync(() => void released.push(d.body)) }))).pipe(
+        Effect.provide(flakyStore)
+      ))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [], "not acked while the record is not written")
+      for (let second = 0; second < 60; second++) yield* TestClock.adjust("1 second")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "failed")
+      assert.strictEqual(calls, 4)
+      assert.deepStrictEqual(released, [], "never handed back in a loop")
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, ["{broken"])
+    }).pipe(Effect.provide(inMemoryLayer)))
 })

@@ -13,7 +13,7 @@ import { RealmRepository } from "../services/RealmRepository.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { countFailure, eventsConsumed, eventsRequeued, trackInFlight } from "./metrics.ts"
-import { requeueDelay } from "./retryPolicy.ts"
+import { requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
 import { annotateProgress, deliverEvent, type SentEmail, startProgress } from "./sendEmail.ts"
 
 export type Outcome = "sent" | "requeued" | "failed" | "released"
@@ -32,22 +32,21 @@ const settleQuietly = (operation: string, effect: Effect.Effect<void, { readonly
     Effect.catch((error) => Effect.logWarning(`could not ${operation} the delivery; the broker will redeliver it: ${error.message}`))
   )
 
-/** Record the event as failed, then ack; if the record cannot be written, give the delivery back instead. */
+/**
+ * Record the event as failed, then ack. A failure store that cannot be written (disk full) is an outage like any
+ * other: the delivery stays unacked while the record is retried with backoff, so nothing is lost and nothing loops.
+ */
 const recordFailure = Effect.fnUntraced(function*(delivery: Delivery, event: unknown, reason: FailureReason) {
-  const store = yield* FailureStore
-  const recorded = yield* store.record({ event, reason }).pipe(
-    Effect.as(true),
-    Effect.catch((error) =>
-      Effect.logError(`could not record a failed event, returning it to the queue: ${error.message}`).pipe(Effect.as(false))
-    )
+  const settings = yield* WorkerSettings
+  yield* (yield* FailureStore).record({ event, reason }).pipe(
+    Effect.tapError((error) => Effect.logError(`could not record a failed event, trying again: ${error.message}`)),
+    Effect.retry(storeOutageSchedule(settings)),
+    // the schedule never gives up: the error cannot get here
+    Effect.orDie
   )
-  if (recorded) {
-    yield* countFailure(reason)
-    yield* settleQuietly("ack", delivery.ack)
-    return "failed" as const
-  }
-  yield* settleQuietly("release", delivery.release)
-  return "released" as const
+  yield* countFailure(reason)
+  yield* settleQuietly("ack", delivery.ack)
+  return "failed" as const
 })
 
 const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) {
@@ -68,6 +67,9 @@ const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent
   yield* settleQuietly("ack", delivery.ack)
   return "sent" as const
 })
+
+const describeEvent = (event: EmailEvent): string =>
+  `${templateName(event)} (failed_tries=${event.failedTries + 1}${event.messageId === null ? "" : `, message_id=${event.messageId}`})`
 
 const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, error: SendEmailError, attempts: number) {
   const settings = yield* WorkerSettings
@@ -91,7 +93,8 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
       yield* Metric.update(eventsRequeued, 1)
       return "requeued" as const
     }
-    yield* Effect.logError(`Event ${JSON.stringify(event.original)} failed due to exception ${error._tag}`)
+    // Zulip logs the event itself; its context holds tokens and personal data, so only its identity is named here
+    yield* Effect.logError(`Event ${describeEvent(event)} failed due to exception ${error._tag}`)
     return yield* recordFailure(delivery, event.original, reason)
   }
   yield* Effect.logError(`Problem handling data on queue ${settings.queueName}: ${error._tag}: ${error.message}`)
@@ -104,7 +107,8 @@ const settleDecoded = Effect.fnUntraced(function*(delivery: Delivery, event: Ema
   const result = yield* Effect.result(deliverEvent(event, progress))
   const { attempts } = yield* Ref.get(progress)
   const settled = result._tag === "Success"
-    ? onSent(delivery, event, result.success, attempts)
+    // the server has the email: the ack must happen even if shutdown interrupts now, or it would be sent twice
+    ? Effect.uninterruptible(onSent(delivery, event, result.success, attempts))
     : onFailed(delivery, event, result.failure, attempts)
   return yield* annotateProgress(progress)(settled)
 }, (effect, _delivery, event) =>

@@ -24,6 +24,8 @@ export interface DeliveryProgress {
   readonly messageId: string | null
   /** the realm's string id once resolved */
   readonly realm: string | null
+  /** the email once built: later attempts send the same message instead of resolving and rendering it again */
+  readonly message: OutgoingEmail | null
 }
 
 export const startProgress = (event: EmailEvent): Effect.Effect<Ref.Ref<DeliveryProgress>> =>
@@ -31,7 +33,8 @@ export const startProgress = (event: EmailEvent): Effect.Effect<Ref.Ref<Delivery
     attempts: 0,
     // a producer's message_id gives the header as is, whatever the host
     messageId: event.messageId === null ? null : messageIdFor(event, ""),
-    realm: null
+    realm: null,
+    message: null
   })
 
 /** `effect` with its log lines annotated with what `progress` knows (attempt, Message-ID, realm). */
@@ -71,8 +74,8 @@ const logSendError = (message: OutgoingEmail, error: SendEmailError | Unavailabl
 }
 
 const attemptOnce = Effect.fnUntraced(function*(event: EmailEvent, progress: Ref.Ref<DeliveryProgress>) {
-  const message = yield* buildEmail(event)
-  yield* Ref.update(progress, (known) => ({ ...known, messageId: message.messageId, realm: message.realm }))
+  const message = (yield* Ref.get(progress)).message ?? (yield* buildEmail(event))
+  yield* Ref.update(progress, (known) => ({ ...known, messageId: message.messageId, realm: message.realm, message }))
   const report = yield* (yield* SmtpConnection).send(message).pipe(
     timeSmtpSend,
     Effect.tapError((error) => logSendError(message, error)),

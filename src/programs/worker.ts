@@ -23,7 +23,7 @@ const batchOf = (settlements: ReadonlyArray<Settlement>, previousEndMillis: numb
  * Consume the queue until interrupted (SIGTERM). Then stop taking deliveries, let in-flight emails finish for up to
  * `SHUTDOWN_TIMEOUT`, and interrupt the rest: what is not settled stays unacknowledged and the broker redelivers it.
  */
-export const runWorker = Effect.gen(function*() {
+export const runWorker = Effect.uninterruptibleMask((restore) => Effect.gen(function*() {
   const consumer = yield* QueueConsumer
   const settings = yield* WorkerSettings
   const statistics = yield* makeQueueStatistics
@@ -53,5 +53,6 @@ export const runWorker = Effect.gen(function*() {
     }
   })
   yield* Effect.logInfo(`Worker connecting to queue ${settings.queueName}`)
-  return yield* Fiber.join(processing).pipe(Effect.onInterrupt(() => drain))
-}).pipe(Effect.withSpan("runWorker"))
+  // interruptible only from here on, so the drain is always in place before a SIGTERM can arrive
+  return yield* restore(Fiber.join(processing)).pipe(Effect.onInterrupt(() => drain))
+})).pipe(Effect.withSpan("runWorker"))
