@@ -7,7 +7,7 @@
 export * from "./domain/EmailEvent.ts"
 export * from "./domain/errors.ts"
 export type * from "./domain/OutgoingEmail.ts"
-export type * from "./domain/Realm.ts"
+export { type Realm, RealmRow, type User, UserRow, usersInOrder } from "./domain/Realm.ts"
 export { messageIdFor } from "./domain/MessageId.ts"
 
 // services (interfaces)
@@ -17,19 +17,18 @@ export { QueueConsumer, type Delivery } from "./services/QueueConsumer.ts"
 export { QueuePublisher } from "./services/QueuePublisher.ts"
 export { RealmRepository } from "./services/RealmRepository.ts"
 export { SmtpConnection } from "./services/SmtpConnection.ts"
-export { SmtpStatus } from "./services/SmtpStatus.ts"
+export { SmtpStatus, type SmtpStatusSnapshot } from "./services/SmtpStatus.ts"
 export { StatsWriter, type QueueStats } from "./services/StatsWriter.ts"
 export { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from "./services/WorkerSettings.ts"
 
 // programs
-export { consumeBatch, settleDelivery, type Outcome, type Settlement } from "./programs/consumeBatch.ts"
+export { type ConsumeServices, consumeBatch, type Outcome, settleDelivery, type Settlement } from "./programs/consumeBatch.ts"
 export { migrateDatabase } from "./programs/migrateDatabase.ts"
-export { makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
+export { type ConsumedBatch, makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
 export * as QueueHealth from "./programs/queueHealth.ts"
 export * as ReplayFailures from "./programs/replayFailures.ts"
 export { outageSchedule, requeueDelay, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
 export {
-  annotateProgress,
   buildEmail,
   deliverEvent,
   type DeliveryProgress,

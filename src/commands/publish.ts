@@ -1,6 +1,6 @@
 import { Effect, Option, Record } from "effect"
 import { Command, Flag } from "effect/cli"
-import { decodeEmailEvent, type JsonObject } from "../domain/EmailEvent.ts"
+import { decodeEmailEvent, isJsonObject, type JsonObject } from "../domain/EmailEvent.ts"
 import * as RabbitMqPublisher from "../layers/RabbitMqPublisher.ts"
 import { QueuePublisher } from "../services/QueuePublisher.ts"
 import { eventFileFlag, readEventJson } from "./eventInput.ts"
@@ -55,7 +55,7 @@ export const publishCommand = Command.make("publish", { file: eventFileFlag, ...
   Effect.gen(function*() {
     const fromFlags = eventFromFlags(flags)
     const given = Option.isNone(file) && Object.keys(fromFlags).length > 0 ? {} : yield* readEventJson(file)
-    const event = typeof given === "object" && given !== null && !Array.isArray(given) ? { ...given, ...fromFlags } : given
+    const event = isJsonObject(given) ? { ...given, ...fromFlags } : given
     yield* decodeEmailEvent(event)
     yield* (yield* QueuePublisher).publishEmail(event as JsonObject)
     yield* Effect.logInfo("event published")

@@ -147,7 +147,7 @@ const describeIssues = (message: string): { readonly message: string; readonly f
   return { message: `invalid email event: ${problems.join("; ")}`, field }
 }
 
-const isJsonObject = (value: unknown): value is JsonObject =>
+export const isJsonObject = (value: unknown): value is JsonObject =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
 /** Decode an already-parsed JSON value into an `EmailEvent`, or fail with an `InvalidEvent` naming the field. */

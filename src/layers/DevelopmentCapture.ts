@@ -87,8 +87,10 @@ export const layer = (options: DevelopmentCaptureOptions): Layer.Layer<SmtpConne
 /** `EMAIL_LOG_DIR`, default `var/emails` under the working directory. */
 export const layerConfig: Layer.Layer<SmtpConnection | SmtpStatus, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    const directory = yield* Config.String("EMAIL_LOG_DIR").pipe(Config.withDefault("var/emails"))
-    return layer({ directory: resolve(directory) })
+    const directory = resolve(yield* Config.String("EMAIL_LOG_DIR").pipe(Config.withDefault("var/emails")))
+    // a production install that forgot EMAIL_HOST must not look healthy while it sends nothing
+    yield* Effect.logWarning(`EMAIL_HOST is not set: emails are captured to ${directory} and NOT sent`)
+    return layer({ directory })
   })
 )
 

@@ -3,6 +3,7 @@ import { Clock, Context, Effect, Layer, Ref } from "effect"
 import type { DnsError, NotDelivered, Rejected, TimeoutError, Unavailable } from "../domain/errors.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
+import { SmtpStatus } from "../services/SmtpStatus.ts"
 
 export type ScriptedSmtpFailure = DnsError | TimeoutError | NotDelivered | Rejected | Unavailable
 
@@ -23,7 +24,7 @@ export class InMemorySmtp extends Context.Service<InMemorySmtp, {
   readonly failNext: (count: number, failure: ScriptedSmtpFailure) => Effect.Effect<void>
   readonly closed: Effect.Effect<boolean>
 }>()("email-senders/InMemorySmtp") {
-  static readonly layer: Layer.Layer<InMemorySmtp | SmtpConnection> = Layer.effectContext(
+  static readonly layer: Layer.Layer<InMemorySmtp | SmtpConnection | SmtpStatus> = Layer.effectContext(
     Effect.gen(function*() {
       const state = yield* Ref.make<SmtpState>({ sent: [], attemptTimes: [], script: [], closed: false })
       const control = InMemorySmtp.of({
@@ -54,7 +55,19 @@ export class InMemorySmtp extends Context.Service<InMemorySmtp, {
         healthCheck: Effect.void,
         close: Ref.update(state, (s) => ({ ...s, closed: true }))
       })
-      return Context.make(InMemorySmtp, control).pipe(Context.add(SmtpConnection, connection))
+      // healthy unless the next scripted outcome is an outage, as a health check would find it
+      const snapshot = Effect.all([Ref.get(state), Clock.currentTimeMillis]).pipe(
+        Effect.map(([s, at]) => ({
+          capacity: 1,
+          open: s.closed ? 0 : 1,
+          busy: 0,
+          lastCheck: { ok: s.script[0]?._tag !== "Unavailable", at }
+        }))
+      )
+      return Context.make(InMemorySmtp, control).pipe(
+        Context.add(SmtpConnection, connection),
+        Context.add(SmtpStatus, SmtpStatus.of({ snapshot }))
+      )
     })
   )
 }

@@ -9,6 +9,7 @@ import type { JsonObject } from "../domain/EmailEvent.ts"
 import { QueueError } from "../domain/errors.ts"
 import { type Delivery, QueueConsumer } from "../services/QueueConsumer.ts"
 import * as RabbitMq from "./RabbitMqConnection.ts"
+import { CountSetting } from "./settingValues.ts"
 
 export interface ConsumerOptions {
   /** default `email_senders` */
@@ -144,7 +145,8 @@ export const layer = (options: ConsumerOptions & RabbitMq.ConnectionOptions): La
 export const layerConfig: Layer.Layer<QueueConsumer, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
     const queueName = yield* RabbitMq.queueNameConfig
-    const prefetch = yield* Config.Int("PREFETCH").pipe(Config.withDefault(100))
+    // 0 would mean "unlimited" to the broker: the whole backlog in memory
+    const prefetch = yield* CountSetting("PREFETCH", 1).pipe(Config.withDefault(100))
     return layerNoDeps({ queueName, prefetch })
   })
 ).pipe(Layer.provide(RabbitMq.layerConfig))

@@ -357,7 +357,10 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         session.lastUsedAt = now
         session.reused = true
         setSocketTimeout(session.client, 0)
-      })
+      }).pipe(
+        // a completed exchange proves the server healthy as well as a NOOP does, so readiness needs no probe
+        Effect.andThen(Exit.isSuccess(exit) ? recordCheck(true) : Effect.void)
+      )
     })
 
   const pool = yield* Pool.make({

@@ -1,5 +1,5 @@
-/** The pipeline settings from the environment, each defaulting to Zulip's value. */
-import { Config, Duration, Effect, Layer } from "effect"
+/** The pipeline settings from the environment; Zulip's values where Zulip has the setting (batching, retries). */
+import { Config, Duration, Effect, Layer, Schema } from "effect"
 import { defaultWorkerSettings as defaults, WorkerSettings } from "../services/WorkerSettings.ts"
 import { CountSetting, DurationSetting } from "./settingValues.ts"
 
@@ -13,7 +13,7 @@ export const workerSettingsConfig = Config.all({
   retryMaxDelay: DurationSetting("RETRY_MAX_DELAY").pipe(Config.withDefault(defaults.retryMaxDelay)),
   maxRequestRetries: CountSetting("MAX_REQUEST_RETRIES", 0).pipe(Config.withDefault(defaults.maxRequestRetries)),
   requeueDelay: DurationSetting("REQUEUE_DELAY").pipe(Config.withDefault(defaults.requeueDelay)),
-  maxConsumeTime: Config.Number("MAX_CONSUME_SECONDS").pipe(
+  maxConsumeTime: Config.schema(Schema.Finite.check(Schema.isGreaterThan(0)), "MAX_CONSUME_SECONDS").pipe(
     Config.map(Duration.seconds),
     Config.withDefault(defaults.maxConsumeTime)
   ),

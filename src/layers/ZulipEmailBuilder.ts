@@ -121,16 +121,15 @@ const nonEmpty = (value: string | null | undefined): string | null => value === 
 
 const invalid = (field: string, message: string) => new InvalidEvent({ message: `invalid email event: ${message}`, field })
 
-/** The users of a `to_user_ids` event must all belong to the event's realm (or to one realm when it has none). */
-const checkUsersRealm = (realm: Realm | null, users: ReadonlyArray<User>): Effect.Effect<void, InvalidEvent> => {
+/**
+ * An event without `realm_id` takes its realm from its users, so they must share one (Zulip asserts the same);
+ * with an explicit `realm_id`, Zulip sends to whichever users are named, and so does this.
+ */
+const checkImplicitRealm = (event: EmailEvent, users: ReadonlyArray<User>): Effect.Effect<void, InvalidEvent> => {
   const realmIds = [...new Set(users.map((user) => user.realmId))]
-  if (realmIds.length > 1) {
-    return Effect.fail(invalid("to_user_ids", `to_user_ids spans several realms (${realmIds.join(", ")}); one email stays within one realm`))
-  }
-  if (realm !== null && realmIds.length === 1 && realmIds[0] !== realm.id) {
-    return Effect.fail(invalid("to_user_ids", `to_user_ids belong to realm ${realmIds[0]}, not to the email's realm ${realm.id}`))
-  }
-  return Effect.void
+  return event.realmId === null && realmIds.length > 1
+    ? Effect.fail(invalid("to_user_ids", `to_user_ids spans several realms (${realmIds.join(", ")}) and no realm_id says which one the email is from`))
+    : Effect.void
 }
 
 interface Recipients {
@@ -280,7 +279,7 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
 
   const build = Effect.fn("EmailBuilder.build")(function*({ event, realm, users }: BuildRequest) {
     const template = templateName(event)
-    yield* checkUsersRealm(realm, users)
+    yield* checkImplicitRealm(event, users)
     const fromName = yield* requireHeaderSafe("from_name", event.fromName ?? "Zulip")
     const fromAddress = yield* fromAddressFor(event.fromAddress)
     const replyTo = event.replyToEmail !== null

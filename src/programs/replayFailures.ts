@@ -11,7 +11,7 @@
  */
 import { Clock, Console, Effect, FileSystem, Result, Stdio, Stream } from "effect"
 import { createHash } from "node:crypto"
-import { decodeEmailEvent, type JsonObject } from "../domain/EmailEvent.ts"
+import { decodeEmailEvent, isJsonObject, type JsonObject } from "../domain/EmailEvent.ts"
 import type { QueueError } from "../domain/errors.ts"
 
 /** One line of an `.errors` file: `asctime` TAB JSON array of events, optionally TAB reason JSON. */
@@ -106,8 +106,6 @@ export const recordSelected = (record: ErrorsRecord, filters: ReplayFilters): bo
 const templatePrefixOf = (event: JsonObject): string | null =>
   typeof event.template_prefix === "string" ? event.template_prefix : null
 
-const isJsonObject = (value: unknown): value is JsonObject =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
 
 /** The template filter, on one event: its full prefix or its short name (what is not an event never matches). */
 export const templateSelected = (event: unknown, filters: ReplayFilters): boolean => {

@@ -1,7 +1,7 @@
 /** One event from JSON to the SMTP server: decode → resolve realm and users → build → send, with retries. */
 import { Effect, Metric, Ref } from "effect"
 import { decodeEmailEvent, type EmailEvent } from "../domain/EmailEvent.ts"
-import { isTransient, type SendEmailError, type Unavailable } from "../domain/errors.ts"
+import { isTransient, type SendEmailError, smtpCodeOf, type Unavailable } from "../domain/errors.ts"
 import { messageIdFor } from "../domain/MessageId.ts"
 import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
@@ -66,7 +66,7 @@ export const buildEmail = Effect.fn("buildEmail")(function*(event: EmailEvent) {
 const logSendError = (message: OutgoingEmail, error: SendEmailError | Unavailable) => {
   if (error._tag === "Unavailable") return Effect.void
   const recipients = `${message.envelope.to.length} recipient(s)`
-  const code = error._tag === "Rejected" || error._tag === "NotDelivered" ? error.smtpCode : null
+  const code = smtpCodeOf(error)
   const line = code === null
     ? `Error sending ${message.template} email to ${recipients}: ${error.message}`
     : `Error sending ${message.template} email to ${recipients} with error code ${code}: ${error.message}`
@@ -96,7 +96,8 @@ export const deliverEvent = Effect.fn("deliverEvent")(function*(
   progress: Ref.Ref<DeliveryProgress>
 ): Effect.fn.Return<SentEmail, SendEmailError, RealmRepository | EmailBuilder | SmtpConnection> {
   const settings = yield* WorkerSettings
-  // while this event waits out an outage it counts in `eventsWaitingOnOutage` (the consumer is then paused)
+  // while this event waits out an outage it counts in `eventsWaitingOnOutage`; with every slot waiting, no new
+  // delivery is taken
   const waiting = yield* Ref.make(false)
   const setWaiting = (now: boolean) =>
     Ref.getAndSet(waiting, now).pipe(
