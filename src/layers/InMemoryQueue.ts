@@ -68,7 +68,7 @@ export class InMemoryQueue extends Context.Service<InMemoryQueue, {
         unsettled: Effect.map(Ref.get(state), (s) => s.unsettled)
       })
       return Context.make(InMemoryQueue, control).pipe(
-        Context.add(QueueConsumer, QueueConsumer.of({ deliveries: Stream.fromQueue(queue) }))
+        Context.add(QueueConsumer, QueueConsumer.of({ deliveries: Stream.fromQueue(queue), buffered: Queue.size(queue) }))
       )
     })
   )

@@ -131,7 +131,8 @@ export const make = Effect.fnUntraced(function*(options: ConsumerOptions) {
       // deliveries from a channel that has closed since are redelivered by the broker on the new one
       Stream.filter(({ session }) => session.open),
       Stream.map(({ delivery }) => delivery)
-    )
+    ),
+    buffered: Queue.size(received)
   })
 })
 

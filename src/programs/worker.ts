@@ -13,10 +13,10 @@ import { type ConsumedBatch, makeQueueStatistics } from "./queueStatistics.ts"
  * Seconds the batch occupied the worker: from its first start (or the previous batch's end, when they overlap) to
  * its last finish, so `events × average` estimates the time to clear a backlog as monitoring expects.
  */
-const batchOf = (settlements: ReadonlyArray<Settlement>, previousEndMillis: number, batchSize: number): ConsumedBatch => {
+const batchOf = (settlements: ReadonlyArray<Settlement>, previousEndMillis: number, drained: boolean): ConsumedBatch => {
   const start = Math.max(previousEndMillis, Math.min(...settlements.map((s) => s.startedAtMillis)))
   const end = Math.max(...settlements.map((s) => s.finishedAtMillis))
-  return { events: settlements.length, seconds: Math.max(0, end - start) / 1000, drained: settlements.length < batchSize }
+  return { events: settlements.length, seconds: Math.max(0, end - start) / 1000, drained }
 }
 
 /**
@@ -34,11 +34,14 @@ export const runWorker = Effect.uninterruptibleMask((restore) => Effect.gen(func
     Stream.interruptWhen(Deferred.await(stopTaking)),
     Stream.mapEffect(settleDelivery, { concurrency: settings.concurrency, unordered: true }),
     Stream.groupedWithin(settings.batchSize, settings.batchTimeout),
-    Stream.runForEach((settlements) => {
-      const batch = batchOf(settlements, previousEndMillis, settings.batchSize)
-      previousEndMillis = Math.max(...settlements.map((s) => s.finishedAtMillis))
-      return statistics.recordBatch(batch)
-    }),
+    Stream.runForEach((settlements) =>
+      // drained as Zulip means it: nothing received from the broker is left waiting here
+      Effect.flatMap(consumer.buffered, (buffered) => {
+        const batch = batchOf(settlements, previousEndMillis, buffered === 0)
+        previousEndMillis = Math.max(...settlements.map((s) => s.finishedAtMillis))
+        return statistics.recordBatch(batch)
+      })
+    ),
     Effect.forkDetach
   )
   const drain = Effect.gen(function*() {

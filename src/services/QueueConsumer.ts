@@ -23,4 +23,6 @@ export interface Delivery {
 /** The stream of deliveries from the `email_senders` queue. */
 export class QueueConsumer extends Context.Service<QueueConsumer, {
   readonly deliveries: Stream.Stream<Delivery, QueueError>
+  /** deliveries received from the broker and not yet taken from `deliveries` (Zulip's `local_queue_size`) */
+  readonly buffered: Effect.Effect<number>
 }>()("email-senders/QueueConsumer") {}
