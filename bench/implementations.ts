@@ -1,0 +1,61 @@
+/** The workers under test: each runs as its own process with the environment given here plus the run's. */
+
+export interface Implementation {
+  readonly name: string
+  readonly description: string
+  /** relative to the project directory, run with the benchmark's own Node */
+  readonly script: string
+  readonly environment: Readonly<Record<string, string>>
+  /** the raw baseline with the same number of SMTP connections, for email-senders rows */
+  readonly rawBaseline?: string
+}
+
+/**
+ * The tuned setting: 4× the connections (the SMTP round trips are what bounds throughput once replies take time),
+ * concurrency to match with room for events waiting on a retry, and no per-email Info line. `BENCH_TUNED`
+ * (`NAME=value,…`) replaces it.
+ */
+const tunedEnvironment: Readonly<Record<string, string>> = Object.fromEntries(
+  (process.env["BENCH_TUNED"] ?? "SMTP_CONNECTIONS=16,CONCURRENCY=64,LOG_LEVEL=Warn")
+    .split(",")
+    .map((pair) => pair.split("=").map((part) => part.trim()) as [string, string])
+)
+
+const tunedConnections = tunedEnvironment["SMTP_CONNECTIONS"] ?? "4"
+const describe = (environment: Readonly<Record<string, string>>) =>
+  Object.entries(environment).map(([name, value]) => `${name}=${value}`).join(" ")
+
+export const implementations: ReadonlyArray<Implementation> = [
+  {
+    name: "email-senders",
+    description: "`node dist/main.js`, default settings (SMTP_CONNECTIONS=4 CONCURRENCY=32 PREFETCH=100)",
+    script: "dist/main.js",
+    environment: {},
+    rawBaseline: "raw"
+  },
+  {
+    name: "email-senders-tuned",
+    description: `\`node dist/main.js\` with ${describe(tunedEnvironment)}`,
+    script: "dist/main.js",
+    environment: tunedEnvironment,
+    rawBaseline: "raw-tuned"
+  },
+  {
+    name: "raw",
+    description: "amqplib consumer (prefetch 100) + nodemailer pooled transport, 4 connections, ack after each send",
+    script: "bench/workers/raw.ts",
+    environment: { SMTP_CONNECTIONS: "4", PREFETCH: "100" }
+  },
+  {
+    name: "raw-tuned",
+    description: `the raw baseline with ${tunedConnections} connections and PREFETCH=${tunedEnvironment["PREFETCH"] ?? "100"}`,
+    script: "bench/workers/raw.ts",
+    environment: { SMTP_CONNECTIONS: tunedConnections, PREFETCH: tunedEnvironment["PREFETCH"] ?? "100" }
+  },
+  {
+    name: "zulip",
+    description: "Zulip-style: one SMTP connection, batches of 100 sent one after another, batch acked after it",
+    script: "bench/workers/zulipStyle.ts",
+    environment: { PREFETCH: "100" }
+  }
+]
