@@ -12,10 +12,11 @@ import {
   thresholdsFor,
   unknownHealth
 } from "../programs/queueHealth.ts"
+import { StatsDirectorySetting } from "../layers/settingValues.ts"
 
 const settingsConfig = Config.all({
   queueName: RabbitMqConnection.queueNameConfig,
-  statsDirectory: Config.String("QUEUE_STATS_DIR").pipe(Config.withDefault("var/queue_stats")),
+  statsDirectory: StatsDirectorySetting,
   amqpUrl: Config.Redacted("AMQP_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")))
 })
 

@@ -11,6 +11,7 @@ import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus } from "../services/SmtpStatus.ts"
 import { composeMessage } from "./nodemailerMessage.ts"
+import { EmailLogDirectorySetting } from "./settingValues.ts"
 
 export interface DevelopmentCaptureOptions {
   /** created if missing */
@@ -87,7 +88,7 @@ export const layer = (options: DevelopmentCaptureOptions): Layer.Layer<SmtpConne
 /** `EMAIL_LOG_DIR`, default `var/emails` under the working directory. */
 export const layerConfig: Layer.Layer<SmtpConnection | SmtpStatus, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    const directory = resolve(yield* Config.String("EMAIL_LOG_DIR").pipe(Config.withDefault("var/emails")))
+    const directory = resolve(yield* EmailLogDirectorySetting)
     // a production install that forgot EMAIL_HOST must not look healthy while it sends nothing
     yield* Effect.logWarning(`EMAIL_HOST is not set: emails are captured to ${directory} and NOT sent`)
     return layer({ directory })

@@ -8,6 +8,7 @@ import { Clock, Config, Effect, FileSystem, Layer } from "effect"
 import { join } from "node:path"
 import { StoreError } from "../domain/errors.ts"
 import { FailureStore, type FailureRecord } from "../services/FailureStore.ts"
+import { QueueNameSetting } from "./settingValues.ts"
 
 export interface ErrorsFileOptions {
   readonly directory: string
@@ -57,7 +58,7 @@ export const layerConfig = Layer.unwrap(
   Effect.gen(function*() {
     return layer({
       directory: yield* Config.String("QUEUE_ERROR_DIR").pipe(Config.withDefault("var/queue_error")),
-      queueName: yield* Config.String("QUEUE_NAME").pipe(Config.withDefault("email_senders"))
+      queueName: yield* QueueNameSetting
     })
   })
 )

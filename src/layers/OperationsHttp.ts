@@ -28,6 +28,7 @@ import { type CapturedEmail, listCapturedEmails } from "./DevelopmentCapture.ts"
 import { capturesEmails, usesDatabase } from "./LiveServices.ts"
 import { RabbitMqConnection } from "./RabbitMqConnection.ts"
 import { DurationSetting } from "./settingValues.ts"
+import { EmailLogDirectorySetting } from "./settingValues.ts"
 
 export interface OperationsHttpOptions {
   /** `0` takes any free port (tests read it from `HttpServer`); `layerConfig` leaves the server out for `HTTP_PORT=0` */
@@ -247,7 +248,7 @@ export const layerConfig = Layer.unwrap(Effect.gen(function*() {
     port,
     host: yield* Config.String("HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
     capturedEmailsDirectory: (yield* capturesEmails)
-      ? resolve(yield* Config.String("EMAIL_LOG_DIR").pipe(Config.withDefault("var/emails")))
+      ? resolve(yield* EmailLogDirectorySetting)
       : undefined,
     checkDatabase: yield* usesDatabase,
     smtpCheckMaxAge: yield* DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5)))

@@ -19,6 +19,7 @@ import {
   SubscriptionRef
 } from "effect"
 import { QueueError } from "../domain/errors.ts"
+import { QueueNameSetting } from "./settingValues.ts"
 
 export interface ConnectionOptions {
   /** `amqp://user:password@host:port/vhost`; query settings such as `heartbeat` or `frameMax` are honoured */
@@ -61,7 +62,7 @@ export const defaultQueueName = "email_senders"
 const urlConfig = Config.Redacted("AMQP_URL").pipe(
   Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672"))
 )
-export const queueNameConfig = Config.String("QUEUE_NAME").pipe(Config.withDefault(defaultQueueName))
+export const queueNameConfig = QueueNameSetting
 
 /** The URL with its password masked, for logs. */
 export const redactUrl = (url: string): string => {

@@ -3,11 +3,12 @@
  * reference), so Zulip's `check_rabbitmq_queue` can monitor this worker unchanged.
  */
 import { NodeFileSystem } from "@effect/platform-node"
-import { Config, Effect, FileSystem, Layer, Semaphore } from "effect"
+import { Effect, FileSystem, Layer, Semaphore } from "effect"
 import { randomUUID } from "node:crypto"
 import { join } from "node:path"
 import { StoreError } from "../domain/errors.ts"
 import { StatsWriter, type QueueStats } from "../services/StatsWriter.ts"
+import { QueueNameSetting, StatsDirectorySetting } from "./settingValues.ts"
 
 export interface StatsFileOptions {
   readonly directory: string
@@ -50,8 +51,8 @@ export const layer = (options: StatsFileOptions) =>
 export const layerConfig = Layer.unwrap(
   Effect.gen(function*() {
     return layer({
-      directory: yield* Config.String("QUEUE_STATS_DIR").pipe(Config.withDefault("var/queue_stats")),
-      queueName: yield* Config.String("QUEUE_NAME").pipe(Config.withDefault("email_senders"))
+      directory: yield* StatsDirectorySetting,
+      queueName: yield* QueueNameSetting
     })
   })
 )

@@ -1,10 +1,10 @@
 /** The pipeline settings from the environment; Zulip's values where Zulip has the setting (batching, retries). */
 import { Config, Duration, Effect, Layer, Schema } from "effect"
 import { defaultWorkerSettings as defaults, WorkerSettings } from "../services/WorkerSettings.ts"
-import { CountSetting, DurationSetting } from "./settingValues.ts"
+import { CountSetting, DurationSetting, QueueNameSetting } from "./settingValues.ts"
 
 export const workerSettingsConfig = Config.all({
-  queueName: Config.NonEmptyString("QUEUE_NAME").pipe(Config.withDefault(defaults.queueName)),
+  queueName: QueueNameSetting,
   batchSize: CountSetting("BATCH_SIZE", 1).pipe(Config.withDefault(defaults.batchSize)),
   batchTimeout: DurationSetting("BATCH_TIMEOUT").pipe(Config.withDefault(defaults.batchTimeout)),
   concurrency: CountSetting("CONCURRENCY", 1).pipe(Config.withDefault(defaults.concurrency)),

@@ -11,3 +11,18 @@ export const DurationSetting = (name: string): Config.Config<Duration.Duration> 
 /** A whole number of at least `minimum`; anything else fails at start naming the setting. */
 export const CountSetting = (name: string, minimum: number): Config.Config<number> =>
   Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(minimum)), name)
+
+/** `QUEUE_NAME`: the queue consumed, and the name of the stats and errors files. */
+export const QueueNameSetting: Config.Config<string> = Config.NonEmptyString("QUEUE_NAME").pipe(
+  Config.withDefault("email_senders")
+)
+
+/** `QUEUE_STATS_DIR`: where `<queue>.stats` is written (Zulip: /var/log/zulip/queue_stats). */
+export const StatsDirectorySetting: Config.Config<string> = Config.String("QUEUE_STATS_DIR").pipe(
+  Config.withDefault("var/queue_stats")
+)
+
+/** `EMAIL_LOG_DIR`: where the development capture writes each email. */
+export const EmailLogDirectorySetting: Config.Config<string> = Config.String("EMAIL_LOG_DIR").pipe(
+  Config.withDefault("var/emails")
+)
