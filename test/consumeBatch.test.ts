@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer } from "effect"
+import { Duration, Effect, Fiber, Layer, Logger, References, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { NotDelivered, QueueError, Rejected, StoreError, TimeoutError, Unavailable } from "../src/domain/errors.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
@@ -7,6 +7,7 @@ import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
 import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
 import { consumeBatch } from "../src/programs/consumeBatch.ts"
+import { withAttemptDeadline } from "../src/programs/retryPolicy.ts"
 import { runWorker } from "../src/programs/worker.ts"
 import { FailureStore } from "../src/services/FailureStore.ts"
 import { QueueConsumer } from "../src/services/QueueConsumer.ts"
@@ -27,7 +28,6 @@ const publishAndTake = (bodies: ReadonlyArray<string | object>) =>
     const queue = yield* InMemoryQueue
     for (const body of bodies) yield* queue.publish(body as string)
     const consumer = yield* QueueConsumer
-    const { Stream } = yield* Effect.promise(() => import("effect"))
     return yield* consumer.deliveries.pipe(Stream.take(bodies.length), Stream.runCollect)
   })
 
@@ -201,6 +201,28 @@ describe("consumeBatch", () => {
       assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 1)
     }).pipe(withSettings({ maxEventBytes: 1000 }), Effect.provide(inMemoryLayer)))
 
+  it.effect("log lines about a redelivered event say so: it may have been sent before", () => {
+    const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+    const keepLines = Logger.layer([Logger.make(({ fiber, message }) => {
+      logs.push({ message: String(Array.isArray(message) ? message[0] : message), annotations: fiber.getRef(References.CurrentLogAnnotations) })
+    })])
+    return Effect.gen(function*() {
+      const [first] = yield* publishAndTake([confirmNewEmail])
+      yield* first!.release
+      const consumer = yield* QueueConsumer
+          const [again] = yield* consumer.deliveries.pipe(Stream.take(1), Stream.runCollect)
+      assert.isTrue(again!.redelivered)
+      yield* consumeBatch([again!])
+      const sent = logs.filter((line) => line.message.startsWith("Sent "))
+      assert.strictEqual(sent.length, 1)
+      assert.strictEqual(sent[0]!.annotations["redelivered"], true)
+      const [fresh] = yield* publishAndTake([{ ...confirmNewEmail, to_emails: ["other@zulip.example"] }])
+      yield* consumeBatch([fresh!])
+      const freshLine = logs.filter((line) => line.message.startsWith("Sent ")).at(-1)!
+      assert.notProperty(freshLine.annotations, "redelivered")
+    }).pipe(Effect.provide(Layer.mergeAll(inMemoryLayer, keepLines)))
+  })
+
   it.effect("resolves to_user_ids (and legacy to_user_id) through the realm repository", () =>
     Effect.gen(function*() {
       const deliveries = yield* publishAndTake([
@@ -255,7 +277,6 @@ describe("consumeBatch", () => {
 
   it.effect("the deadline error is the project's TimeoutError with the stage", () =>
     Effect.gen(function*() {
-      const { withAttemptDeadline } = yield* Effect.promise(() => import("../src/programs/retryPolicy.ts"))
       const fiber = yield* Effect.forkChild(Effect.flip(Effect.never.pipe(withAttemptDeadline(Duration.seconds(5)))))
       yield* TestClock.adjust("5 seconds")
       const error = yield* Fiber.join(fiber)

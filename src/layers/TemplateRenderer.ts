@@ -50,13 +50,13 @@ export interface TemplateRenderer {
 /** The templates shipped with this package, found next to the module so it works from `src/`, `dist/` and `node_modules`. */
 export const defaultTemplatesDir: string = fileURLToPath(new URL("../../templates", import.meta.url))
 
-export const SUBJECT_SUFFIX = ".subject.txt"
-export const TEXT_SUFFIX = ".txt"
-export const HTML_SUFFIX = ".html"
+const SUBJECT_SUFFIX = ".subject.txt"
+const TEXT_SUFFIX = ".txt"
+const HTML_SUFFIX = ".html"
 
 /** `de`, `pt-br`, `zh_Hant`: what a language (and so a language directory name) may look like. */
 const LANGUAGE_TAG = /^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$/
-export const isLanguageTag = (value: string): boolean => LANGUAGE_TAG.test(value)
+const isLanguageTag = (value: string): boolean => LANGUAGE_TAG.test(value)
 
 /** Relative path segments only: no `..`, no hidden files, no absolute paths. */
 const PREFIX_SEGMENT = /^[\w-][\w.-]*$/

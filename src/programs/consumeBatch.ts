@@ -111,11 +111,13 @@ const settleDecoded = Effect.fnUntraced(function*(delivery: Delivery, event: Ema
     ? Effect.uninterruptible(onSent(delivery, event, result.success, attempts))
     : onFailed(delivery, event, result.failure, attempts)
   return yield* annotateProgress(progress)(settled)
-}, (effect, _delivery, event) =>
+}, (effect, delivery, event) =>
   Effect.annotateLogs(effect, {
     template: templateName(event),
     realm_id: event.realmId ?? "none",
-    failed_tries: event.failedTries
+    failed_tries: event.failedTries,
+    // the broker delivered it before: a crash may have cut in after the send, so this email may be a duplicate
+    ...(delivery.redelivered ? { redelivered: true } : {})
   }))
 
 const rejectInvalid = (delivery: Delivery, event: unknown, error: InvalidEvent) =>
