@@ -1,12 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import emailAddresses from "email-addresses"
 import fc from "fast-check"
 import addressparser from "nodemailer/lib/addressparser"
 import {
   controlCharacterIn,
   formatAddressPair,
+  formatAddrSpec,
   formatMailbox,
   hostWithoutPort,
+  isSurelyShort,
   limitedMailbox,
   type Mailbox,
   MAX_ADDRESS_HEADER_LENGTH,
@@ -72,6 +75,30 @@ describe("parseMailbox", () => {
     ""
   ])("refuses %j", (input) => {
     assert.isNull(parseMailbox(input))
+  })
+})
+
+describe("parseMailbox's shortcut for plain addresses", () => {
+  /** What the RFC 5322 grammar alone reads, as `parseMailbox` reports it. */
+  const byGrammar = (input: string): Mailbox | null => {
+    const parsed = emailAddresses({ input, startAt: "mailbox", rfc6532: true, strict: true })
+    const found = parsed?.addresses.length === 1 ? parsed.addresses[0] : undefined
+    if (found === undefined || found.type !== "mailbox") return null
+    return { name: found.name ?? "", address: formatAddrSpec(found.local, found.domain), local: found.local, domain: found.domain }
+  }
+
+  it("reads every valid address exactly as the grammar does", () => {
+    fc.assert(fc.property(fc.emailAddress(), (input) => {
+      assert.deepStrictEqual(parseMailbox(input), byGrammar(input), input)
+    }), { numRuns: 2_000 })
+  })
+
+  it("accepts and refuses near misses exactly as the grammar does", () => {
+    // dots, hyphens and @ in every position, plus characters that only the grammar's other forms allow
+    const nearMiss = fc.string({ unit: fc.constantFrom("a", "Z", "0", ".", "-", "@", "_", "+", "\"", " ", "[", "]", "é"), maxLength: 12 })
+    fc.assert(fc.property(nearMiss, (input) => {
+      assert.deepStrictEqual(parseMailbox(input), byGrammar(input), JSON.stringify(input))
+    }), { numRuns: 5_000 })
   })
 })
 
@@ -147,6 +174,18 @@ describe("Zulip's 320-character rule", () => {
     ["", "hamlet@bücher.example", 28]
   ])("measures %j <%s> as Django does (%i)", (name, address, expected) => {
     assert.strictEqual(sanitizedHeaderLength(name, mailbox(address)), expected)
+  })
+
+  it("skips the exact length only for headers that cannot reach 320 (quotes, escapes and folding included)", () => {
+    // names full of what makes the header longer: quotes, backslashes, specials, runs of spaces to fold at
+    const name = fc.string({ unit: fc.constantFrom("a", "Z", " ", "  ", "\"", "\\", ",", ".", "(", "<"), maxLength: 120 })
+    fc.assert(fc.property(name, fc.emailAddress(), (displayName, address) => {
+      const box = mailbox(address)
+      if (isSurelyShort(displayName, box)) {
+        assert.isAtMost(sanitizedHeaderLength(displayName, box), MAX_ADDRESS_HEADER_LENGTH, `${displayName} <${address}>`)
+      }
+    }), { numRuns: 3_000 })
+    assert.isFalse(isSurelyShort("澳", mailbox("hamlet@zulip.com")), "non-ASCII names are always measured")
   })
 
   it("keeps a From name of exactly 320 characters and drops one of 321 (test_limited_from_length)", () => {

@@ -7,7 +7,7 @@ import { decodeEmailEvent } from "../src/domain/EmailEvent.ts"
 import type { InvalidEvent, TemplateError } from "../src/domain/errors.ts"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
 import type { Realm, User } from "../src/domain/Realm.ts"
-import { composeMessage } from "../src/layers/nodemailerMessage.ts"
+import { messageBytes } from "../src/layers/nodemailerMessage.ts"
 import * as ZulipEmailBuilder from "../src/layers/ZulipEmailBuilder.ts"
 import { EmailBuilder } from "../src/services/EmailBuilder.ts"
 import { hamlet, othello, realm } from "./support/inMemory.ts"
@@ -433,6 +433,21 @@ describe("pre-rendered content", () => {
       const error = yield* failureOf(build(rendered({ subject: "Hi\r\nBcc: x@evil.example" })))
       assert.strictEqual(error._tag === "InvalidEvent" ? error.field : null, "subject")
     }))
+
+  it.effect("gives every message its own multipart boundary, which no part of the email predicts", () =>
+    Effect.gen(function*() {
+      const email = yield* build(rendered({ text: "Plain", html: "<p>Rich</p>" }))
+      const boundaries = new Set<string>()
+      for (let n = 0; n < 3; n++) {
+        const raw = (yield* messageBytes(email)).toString("utf8")
+        const boundary = /boundary="([^"]+)"/.exec(raw)?.[1]
+        assert.isDefined(boundary)
+        assert.include(raw, `\r\n--${boundary}--`)
+        assert.notInclude(boundary!, email.messageId.slice(1, -1))
+        boundaries.add(boundary!)
+      }
+      assert.strictEqual(boundaries.size, 3, "the same email composed three times gets three boundaries")
+    }))
 })
 
 describe("header safety (property tests)", () => {
@@ -496,7 +511,7 @@ describe("header safety (property tests)", () => {
         assert.isTrue(inputs.every((input) => controlCharacterIn(input) === null))
         const email = exit.value
         for (const address of email.envelope.to) assert.strictEqual(parseMailbox(address)?.name, "")
-        const raw = (await composeMessage(email).build()).toString("utf8")
+        const raw = (await Effect.runPromise(messageBytes(email))).toString("utf8")
         const head = raw.slice(0, raw.indexOf("\r\n\r\n"))
         const names = head.split("\r\n").filter((line) => !/^[ \t]/.test(line)).map((line) => line.slice(0, line.indexOf(":")).toLowerCase())
         // nodemailer leaves out an empty Subject

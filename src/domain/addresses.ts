@@ -7,7 +7,7 @@
  * when they are not dot-atoms) that nodemailer's own `addressparser` reads back to the same name and address.
  */
 import emailAddresses from "email-addresses"
-import { Effect } from "effect"
+import { Exit } from "effect"
 import { Buffer } from "node:buffer"
 import { domainToASCII } from "node:url"
 import { InvalidEvent } from "./errors.ts"
@@ -41,23 +41,32 @@ export const displayValue = (value: string): string => {
   return shown.length > 120 ? `${shown.slice(0, 117)}..."` : shown
 }
 
+const controlCharacterError = (field: string, what: string, control: string): InvalidEvent =>
+  new InvalidEvent({
+    message: `invalid email event: ${what} contains the control character ${control}; header values must be a single line`,
+    field
+  })
+
 /** Fails with `InvalidEvent` naming `field` when `value` holds a control character (a header injection attempt). */
-export const requireHeaderSafe = (field: string, value: string, what: string = field): Effect.Effect<string, InvalidEvent> => {
+export const requireHeaderSafe = (field: string, value: string, what: string = field): Exit.Exit<string, InvalidEvent> => {
   const control = controlCharacterIn(value)
-  return control === null
-    ? Effect.succeed(value)
-    : Effect.fail(
-      new InvalidEvent({
-        message: `invalid email event: ${what} contains the control character ${control}; header values must be a single line`,
-        field
-      })
-    )
+  return control === null ? Exit.succeed(value) : Exit.fail(controlCharacterError(field, what, control))
 }
 
 // ---- parsing -------------------------------------------------------------------------------------------------------
 
+/**
+ * A bare ASCII address whose local part is a dot-atom and whose domain is dot-separated letter-digit-hyphen labels:
+ * nearly every address a worker sees. The grammar reads each of these as exactly that local part and domain, so it
+ * is not run for them (it is the costliest step of building an email); `test/addresses.test.ts` checks the two agree.
+ */
+const PLAIN_ADDRESS =
+  /^([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)$/
+
 /** `a@b.example` or `Name <a@b.example>`; null unless the whole input is exactly one valid mailbox. */
 export const parseMailbox = (input: string): Mailbox | null => {
+  const plain = PLAIN_ADDRESS.exec(input)
+  if (plain !== null) return { name: "", address: input, local: plain[1]!, domain: plain[2]! }
   if (controlCharacterIn(input) !== null) return null
   const parsed = emailAddresses({ input, startAt: "mailbox", rfc6532: true, strict: true })
   const mailbox = parsed?.addresses.length === 1 ? parsed.addresses[0] : undefined
@@ -71,32 +80,33 @@ export const parseMailbox = (input: string): Mailbox | null => {
 }
 
 /**
- * Parses one address of the event; fails with `InvalidEvent` naming the field and the address. `withName: false`
- * accepts only a bare address (`from_address`, a user's delivery email), as Zulip's `Address(addr_spec=...)` does.
+ * Parses one address of the event, synchronously (the result is an `Exit`); fails with `InvalidEvent` naming the
+ * field and the address. `withName: false` accepts only a bare address (`from_address`, a user's delivery email), as
+ * Zulip's `Address(addr_spec=...)` does.
  */
 export const parseAddressField = (
   field: string,
   value: string,
   options: { readonly withName: boolean; readonly what?: string }
-): Effect.Effect<Mailbox, InvalidEvent> => {
+): Exit.Exit<Mailbox, InvalidEvent> => {
   const what = options.what ?? field
-  return Effect.flatMap(requireHeaderSafe(field, value, what), () => {
-    const mailbox = parseMailbox(value)
-    if (mailbox === null) {
-      return Effect.fail(
-        new InvalidEvent({ message: `invalid email event: ${what} ${displayValue(value)} is not a valid email address`, field })
-      )
-    }
-    if (!options.withName && mailbox.name !== "") {
-      return Effect.fail(
-        new InvalidEvent({
-          message: `invalid email event: ${what} ${displayValue(value)} must be a bare address, without a display name`,
-          field
-        })
-      )
-    }
-    return Effect.succeed(mailbox)
-  })
+  const control = controlCharacterIn(value)
+  if (control !== null) return Exit.fail(controlCharacterError(field, what, control))
+  const mailbox = parseMailbox(value)
+  if (mailbox === null) {
+    return Exit.fail(
+      new InvalidEvent({ message: `invalid email event: ${what} ${displayValue(value)} is not a valid email address`, field })
+    )
+  }
+  if (!options.withName && mailbox.name !== "") {
+    return Exit.fail(
+      new InvalidEvent({
+        message: `invalid email event: ${what} ${displayValue(value)} must be a bare address, without a display name`,
+        field
+      })
+    )
+  }
+  return Exit.succeed(mailbox)
 }
 
 // ---- formatting (Python's email.headerregistry.Address) ------------------------------------------------------------
@@ -123,9 +133,17 @@ export const formatMailbox = (name: string, address: string): string =>
  * sanitised header would be longer than 320 characters.
  */
 export const limitedMailbox = (name: string, mailbox: Mailbox): string =>
-  sanitizedHeaderLength(name, mailbox) > MAX_ADDRESS_HEADER_LENGTH
-    ? mailbox.address
-    : formatMailbox(name, mailbox.address)
+  isSurelyShort(name, mailbox) || sanitizedHeaderLength(name, mailbox) <= MAX_ADDRESS_HEADER_LENGTH
+    ? formatMailbox(name, mailbox.address)
+    : mailbox.address
+
+/**
+ * Whether the sanitised header cannot reach the limit whatever the details: with an ASCII name and address, quoting
+ * and escaping at most double them and folding adds at most a line break per character. Nearly every From and To is
+ * this short, and then the exact length (the costliest step of building an email) is not needed.
+ */
+export const isSurelyShort = (name: string, mailbox: Mailbox): boolean =>
+  3 * (name.length + mailbox.address.length) + 8 <= MAX_ADDRESS_HEADER_LENGTH && isAscii(name) && isAscii(mailbox.address)
 
 // ---- Zulip's length computation ----------------------------------------------------------------------------------
 //

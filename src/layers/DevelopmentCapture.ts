@@ -10,7 +10,7 @@ import { Unavailable } from "../domain/errors.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus } from "../services/SmtpStatus.ts"
-import { composeMessage } from "./nodemailerMessage.ts"
+import { messageBytes } from "./nodemailerMessage.ts"
 import { EmailLogDirectorySetting } from "./settingValues.ts"
 
 export interface DevelopmentCaptureOptions {
@@ -58,7 +58,7 @@ const make = Effect.fnUntraced(function*(options: DevelopmentCaptureOptions) {
       emlFile: `${base}.eml`,
       summaryFile: `${base}.json`
     }
-    const message = yield* Effect.tryPromise(() => composeMessage(email).build())
+    const message = yield* messageBytes(email)
     yield* fs.makeDirectory(directory, { recursive: true, mode: 0o700 })
     yield* fs.writeFile(join(directory, summary.emlFile), message, { mode: 0o600 })
     yield* fs.writeFileString(

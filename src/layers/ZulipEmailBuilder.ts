@@ -7,7 +7,7 @@
  * address that does not parse fails the whole event with `InvalidEvent` naming the field, so no half-built or
  * injected header can reach the transport.
  */
-import { Clock, Config, Effect, Layer, Option } from "effect"
+import { Clock, Config, Effect, Exit, Layer, Option } from "effect"
 import { compile as compileHtmlToText } from "html-to-text"
 import juice from "juice"
 import { randomBytes } from "node:crypto"
@@ -137,8 +137,11 @@ interface Recipients {
   readonly envelope: ReadonlyArray<string>
 }
 
+// The checks below depend only on their arguments: evaluated eagerly, they give an `Exit` at once, without a trip
+// through the fiber's run loop for every header of every email.
+
 /** `to_emails` as given (validated), or each user as `"Full Name <delivery_email>"` under the 320 rule. */
-const recipientsFor = Effect.fnUntraced(function*(event: EmailEvent, users: ReadonlyArray<User>) {
+const recipientsFor = Effect.fnUntracedEager(function*(event: EmailEvent, users: ReadonlyArray<User>) {
   const to: Array<string> = []
   const envelope: Array<string> = []
   if (event.recipients._tag === "Emails") {
@@ -163,7 +166,7 @@ const recipientsFor = Effect.fnUntraced(function*(event: EmailEvent, users: Read
 })
 
 /** `List-Id`, `X-Auto-Response-Suppress` and the unsubscribe headers, in Zulip's order. */
-const headersFor = Effect.fnUntraced(function*(settings: BuilderSettings, realm: Realm | null, context: JsonObject) {
+const headersFor = Effect.fnUntracedEager(function*(settings: BuilderSettings, realm: Realm | null, context: JsonObject) {
   const headers: Array<readonly [string, string]> = []
   if (realm !== null) {
     const name = yield* requireHeaderSafe("realm_id", realm.name, `the name of realm ${realm.id}`)
@@ -188,17 +191,20 @@ const headersFor = Effect.fnUntraced(function*(settings: BuilderSettings, realm:
 /** Zulip strips the rendered subject and removes its line breaks (templates end with a newline). */
 const cleanRenderedSubject = (subject: string): string => subject.trim().replace(/\r\n|\r|\n/g, "")
 
-const inlineCss = (template: string, htmlFile: string | null, html: string): Effect.Effect<string, TemplateError> =>
-  Effect.try({
-    try: () => juice(html),
-    catch: (error) =>
+const inlineCss = (template: string, htmlFile: string | null, html: string): Exit.Exit<string, TemplateError> => {
+  try {
+    return Exit.succeed(juice(html))
+  } catch (error) {
+    return Exit.fail(
       new TemplateError({
         message: `template ${template}: inlining the CSS of the HTML failed: ${(error as Error).message}`,
         template,
         file: htmlFile,
         line: null
       })
-  })
+    )
+  }
+}
 
 /** The text part as given, else derived from the HTML (Zulip always ships a `.txt`; we do not require one). */
 const textPart = (
@@ -206,17 +212,20 @@ const textPart = (
   file: string | null,
   text: string | null,
   html: string | null
-): Effect.Effect<string, TemplateError> =>
-  Effect.try({
-    try: () => text ?? htmlToText(html ?? ""),
-    catch: (error) =>
+): Exit.Exit<string, TemplateError> => {
+  try {
+    return Exit.succeed(text ?? htmlToText(html ?? ""))
+  } catch (error) {
+    return Exit.fail(
       new TemplateError({
         message: `template ${template}: deriving the text part from the HTML failed: ${(error as Error).message}`,
         template,
         file,
         line: null
       })
-  })
+    )
+  }
+}
 
 interface Content {
   readonly subject: string
@@ -248,18 +257,23 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     }
   }
 
-  const contentFor = Effect.fnUntraced(function*(event: EmailEvent, language: string | null, context: JsonObject) {
-    const template = templateName(event)
-    if (event.content._tag === "Rendered") {
-      const subject = yield* requireHeaderSafe("subject", event.content.subject)
-      const html = event.content.html
-      const text = yield* textPart(template, null, event.content.text, html)
-      return { subject: subject.trim(), text, html } satisfies Content
-    }
+  /** A producer's pre-rendered content, taken as final: only a missing text part is derived from the HTML. */
+  const renderedContent = Effect.fnUntracedEager(function*(content: Extract<EmailEvent["content"], { _tag: "Rendered" }>) {
+    const subject = yield* requireHeaderSafe("subject", content.subject)
+    const text = yield* textPart("(pre-rendered)", null, content.text, content.html)
+    return { subject: subject.trim(), text, html: content.html } satisfies Content
+  })
+
+  const renderTemplate = Effect.fn("EmailBuilder.renderTemplate")(function*(
+    templatePrefix: string,
+    language: string | null,
+    context: JsonObject
+  ) {
+    const template = templatePrefix.split("/").at(-1)!
     if (language === null) {
       yield* Effect.logWarning(`Missing language for email template '${template}'`)
     }
-    const rendered = yield* renderer.render(event.content.templatePrefix, language, context)
+    const rendered = yield* renderer.render(templatePrefix, language, context)
     const subject = yield* requireHeaderSafe(
       "subject",
       cleanRenderedSubject(rendered.subject),
@@ -268,16 +282,16 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     const html = rendered.html === null ? null : yield* inlineCss(template, rendered.htmlFile, rendered.html)
     const text = yield* textPart(template, rendered.htmlFile, rendered.text, html)
     return { subject, text, html } satisfies Content
-  })
+  }, (effect, templatePrefix) => Effect.annotateLogs(effect, { template: templatePrefix.split("/").at(-1)! }))
 
-  const dateFor = Effect.fnUntraced(function*(date: string | null) {
-    if (date === null) return formatEmailDate(yield* Clock.currentTimeMillis)
-    yield* requireHeaderSafe("date", date)
-    if (Number.isNaN(Date.parse(date))) return yield* invalid("date", `date ${JSON.stringify(date)} is not a date`)
-    return date
-  })
+  const dateFor = (date: string | null): Effect.Effect<string, InvalidEvent> => {
+    if (date === null) return Effect.map(Clock.currentTimeMillis, formatEmailDate)
+    const safe = requireHeaderSafe("date", date)
+    if (safe._tag === "Failure") return safe
+    return Number.isNaN(Date.parse(date)) ? Effect.fail(invalid("date", `date ${JSON.stringify(date)} is not a date`)) : safe
+  }
 
-  const build = Effect.fn("EmailBuilder.build")(function*({ event, realm, users }: BuildRequest) {
+  const build = Effect.fnUntraced(function*({ event, realm, users }: BuildRequest) {
     const template = templateName(event)
     yield* checkImplicitRealm(event, users)
     const fromName = yield* requireHeaderSafe("from_name", event.fromName ?? "Zulip")
@@ -294,15 +308,14 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     const headers = yield* headersFor(settings, realm, event.context)
     const language = nonEmpty(event.language) ??
       (event.recipients._tag === "UserIds" ? nonEmpty(users[0]?.defaultLanguage) : null)
-    const context: JsonObject = {
-      ...event.context,
-      support_email: settings.support.address,
-      email_images_base_url: settings.emailImagesBaseUrl,
-      physical_address: settings.physicalAddress
-    }
-    const content = yield* contentFor(event, language, context).pipe(
-      Effect.annotateLogs({ template })
-    )
+    const content = event.content._tag === "Rendered"
+      ? yield* renderedContent(event.content)
+      : yield* renderTemplate(event.content.templatePrefix, language, {
+        ...event.context,
+        support_email: settings.support.address,
+        email_images_base_url: settings.emailImagesBaseUrl,
+        physical_address: settings.physicalAddress
+      })
     return {
       messageId: messageIdFor(event, settings.messageIdHost),
       envelope: { from: settings.noreply.address, to: recipients.envelope },
