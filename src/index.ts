@@ -27,13 +27,15 @@ export { migrateDatabase } from "./programs/migrateDatabase.ts"
 export { type ConsumedBatch, makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
 export * as QueueHealth from "./programs/queueHealth.ts"
 export * as ReplayFailures from "./programs/replayFailures.ts"
-export { outageSchedule, requeueDelay, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
+export { outageSchedule, requeueDelay, retryAfterFailure, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
 export {
   buildEmail,
   deliverEvent,
   type DeliveryProgress,
   sendEmail,
   type SentEmail,
+  progressAnnotations,
+  type ProgressAnnotations,
   startProgress
 } from "./programs/sendEmail.ts"
 export * as Metrics from "./programs/metrics.ts"

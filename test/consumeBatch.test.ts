@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Logger, References, Stream } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, References } from "effect"
 import { TestClock } from "effect/testing"
 import { NotDelivered, QueueError, Rejected, StoreError, TimeoutError, Unavailable } from "../src/domain/errors.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
@@ -7,6 +7,7 @@ import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
 import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
 import { consumeBatch } from "../src/programs/consumeBatch.ts"
+import * as Metrics from "../src/programs/metrics.ts"
 import { withAttemptDeadline } from "../src/programs/retryPolicy.ts"
 import { runWorker } from "../src/programs/worker.ts"
 import { FailureStore } from "../src/services/FailureStore.ts"
@@ -22,13 +23,13 @@ const rejected = new Rejected({ message: "550 no such user", smtpCode: 550, resp
 const withSettings = (overrides: Partial<WorkerSettingsShape>) =>
   Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, ...overrides })
 
-/** Take `count` deliveries from the in-memory queue, as the worker's stream would hand them over. */
+/** Publish the bodies and take as many deliveries from the in-memory queue, as the worker's fibers would. */
 const publishAndTake = (bodies: ReadonlyArray<string | object>) =>
   Effect.gen(function*() {
     const queue = yield* InMemoryQueue
     for (const body of bodies) yield* queue.publish(body as string)
     const consumer = yield* QueueConsumer
-    return yield* consumer.deliveries.pipe(Stream.take(bodies.length), Stream.runCollect)
+    return yield* Effect.replicateEffect(consumer.take, bodies.length)
   })
 
 /** Run the worker until every published event is settled, moving the test clock forward a step at a time. */
@@ -210,9 +211,9 @@ describe("consumeBatch", () => {
       const [first] = yield* publishAndTake([confirmNewEmail])
       yield* first!.release
       const consumer = yield* QueueConsumer
-          const [again] = yield* consumer.deliveries.pipe(Stream.take(1), Stream.runCollect)
-      assert.isTrue(again!.redelivered)
-      yield* consumeBatch([again!])
+      const again = yield* consumer.take
+      assert.isTrue(again.redelivered)
+      yield* consumeBatch([again])
       const sent = logs.filter((line) => line.message.startsWith("Sent "))
       assert.strictEqual(sent.length, 1)
       assert.strictEqual(sent[0]!.annotations["redelivered"], true)
@@ -272,6 +273,37 @@ describe("consumeBatch", () => {
     }).pipe(
       withSettings({ sendAttempts: 1 }),
       Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({ send: () => Effect.never, healthCheck: Effect.void, close: Effect.void }))),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  const sending = Deferred.makeUnsafe<void>()
+  const release = Deferred.makeUnsafe<void>()
+  it.effect("an event counts as in flight (consumed, not settled) until it is settled, however it ends", () =>
+    Effect.gen(function*() {
+      const inFlight = Effect.gen(function*() {
+        const consumed = yield* Metric.value(Metrics.eventsConsumed)
+        const settled = yield* Metric.value(Metrics.eventsSettled)
+        return consumed.count - settled.count
+      })
+      const before = yield* inFlight
+      const deliveries = yield* publishAndTake([confirmNewEmail, "{not json"])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* Deferred.await(sending)
+      // the malformed one is settled at once; the other waits for its send
+      assert.strictEqual((yield* inFlight) - before, 1)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(fiber)
+      assert.strictEqual((yield* inFlight) - before, 0)
+    }).pipe(
+      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({
+        send: (message) =>
+          Deferred.succeed(sending, undefined).pipe(
+            Effect.andThen(Deferred.await(release)),
+            Effect.as({ accepted: message.envelope.to, rejected: [], response: "250" })
+          ),
+        healthCheck: Effect.void,
+        close: Effect.void
+      }))),
       Effect.provide(inMemoryLayer)
     ))
 

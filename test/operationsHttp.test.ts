@@ -16,7 +16,6 @@ import {
   Redacted,
   References,
   Schedule,
-  Stream,
   SubscriptionRef
 } from "effect"
 import { HttpServer } from "effect/http"
@@ -304,14 +303,14 @@ describe("log lines about an event", () => {
         const queue = yield* InMemoryQueue
         const event = { template_prefix: "zerver/emails/password_reset", to_user_ids: [hamlet.id], realm_id: 2 }
         yield* queue.publish(JSON.stringify({ ...event, message_id: "first@zulip.example" }))
-        const [first] = yield* (yield* QueueConsumer).deliveries.pipe(Stream.take(1), Stream.runCollect)
-        const settling = yield* Effect.forkChild(consumeBatch([first!]))
+        const first = yield* (yield* QueueConsumer).take
+        const settling = yield* Effect.forkChild(consumeBatch([first]))
         yield* TestClock.adjust("1 minute")
         yield* Fiber.join(settling)
         yield* smtp.failNext(1, new Rejected({ message: "550 unknown", smtpCode: 550, response: "550 unknown", recipients: [] }))
         yield* queue.publish(JSON.stringify({ ...event, message_id: "second@zulip.example", failed_tries: 2 }))
-        const [second] = yield* (yield* QueueConsumer).deliveries.pipe(Stream.take(1), Stream.runCollect)
-        yield* consumeBatch([second!])
+        const second = yield* (yield* QueueConsumer).take
+        yield* consumeBatch([second])
       }).pipe(Effect.provide(Layer.mergeAll(inMemoryLayer, keepLines)))
 
       const about = (messageId: string) => lines.filter((line) => line.annotations["message_id"] === messageId)

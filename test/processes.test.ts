@@ -289,7 +289,7 @@ describe("tracing", () => {
       const resourceSpans = exports.flatMap((body) => body.resourceSpans)
       const names = resourceSpans.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans.map((span) => span.name)))
       assert.strictEqual(names.filter((name) => name === "settleDelivery").length, 3, names.join(", "))
-      assert.strictEqual(names.filter((name) => name === "deliverEvent").length, 3, names.join(", "))
+      assert.strictEqual(names.filter((name) => name === "SmtpPool.send").length, 3, names.join(", "))
       assert.include(names, "runWorker")
       const serviceNames = resourceSpans.map((resource) =>
         resource.resource.attributes.find((attribute) => attribute.key === "service.name")?.value.stringValue

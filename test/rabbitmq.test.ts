@@ -1,16 +1,15 @@
 /** The RabbitMQ consumer and publisher layers against the machine's real broker (127.0.0.1:5672, guest/guest). */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, type Queue, Stream, SubscriptionRef } from "effect"
+import { Duration, Effect, Fiber, Layer, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import { QueueError } from "../src/domain/errors.ts"
 import * as RabbitMq from "../src/layers/RabbitMqConnection.ts"
 import * as RabbitMqConsumer from "../src/layers/RabbitMqConsumer.ts"
 import * as RabbitMqPublisher from "../src/layers/RabbitMqPublisher.ts"
-import { type Delivery, QueueConsumer } from "../src/services/QueueConsumer.ts"
+import { QueueConsumer } from "../src/services/QueueConsumer.ts"
 import { QueuePublisher } from "../src/services/QueuePublisher.ts"
 import {
   closeConnectionsNamed,
-  collectDeliveries,
   connectionOptions,
   makeAdmin,
   nextDelivery,
@@ -32,12 +31,12 @@ type Admin = Effect.Success<typeof makeAdmin>
  * Run `body` with a fresh queue, a consumer of it (on a connection of its own) and its deliveries, then check the
  * queue is empty: an unacknowledged delivery would be back on it once the consumer closed.
  */
-const withConsumer = <E>(body: (admin: Admin, queue: string, inbox: Queue.Queue<Delivery>) => Effect.Effect<void, E>) =>
+const withConsumer = <E>(body: (admin: Admin, queue: string, consumer: QueueConsumer["Service"]) => Effect.Effect<void, E>) =>
   Effect.gen(function*() {
     const admin = yield* makeAdmin
     const queue = yield* admin.declareQueue()
     yield* Effect.gen(function*() {
-      yield* body(admin, queue, yield* collectDeliveries(yield* QueueConsumer))
+      yield* body(admin, queue, yield* QueueConsumer)
     }).pipe(
       Effect.provide(RabbitMqConsumer.layer({ queueName: queue, prefetch: 10, ...connectionOptions(uniqueName("conn")) }))
     )
@@ -46,46 +45,46 @@ const withConsumer = <E>(body: (admin: Admin, queue: string, inbox: Queue.Queue<
 
 describe("RabbitMqConsumer", () => {
   it.live("consumes a Zulip-published body as is; ack removes it, a second ack is a no-op", () =>
-    withConsumer((admin, queue, inbox) =>
+    withConsumer((admin, queue, consumer) =>
       Effect.gen(function*() {
         const body = JSON.stringify(event(1))
         yield* admin.publish(queue, body)
-        const delivery = yield* nextDelivery(inbox)
+        const delivery = yield* nextDelivery(consumer)
         assert.strictEqual(delivery.body, body)
         assert.isFalse(delivery.redelivered)
         yield* delivery.ack
         yield* delivery.ack
         // the channel survived the second ack: the next message still arrives
         yield* admin.publish(queue, "not json")
-        const next = yield* nextDelivery(inbox)
+        const next = yield* nextDelivery(consumer)
         assert.strictEqual(next.body, "not json")
         yield* next.ack
       })))
 
   it.live("release hands the delivery back for redelivery", () =>
-    withConsumer((admin, queue, inbox) =>
+    withConsumer((admin, queue, consumer) =>
       Effect.gen(function*() {
         const body = JSON.stringify(event(2))
         yield* admin.publish(queue, body)
-        const first = yield* nextDelivery(inbox)
+        const first = yield* nextDelivery(consumer)
         yield* first.release
-        const again = yield* nextDelivery(inbox)
+        const again = yield* nextDelivery(consumer)
         assert.strictEqual(again.body, body)
         assert.isTrue(again.redelivered)
         yield* again.ack
       })))
 
   it.live("requeue goes through a delay queue, comes back after the delay, and acks the original", () =>
-    withConsumer((admin, queue, inbox) =>
+    withConsumer((admin, queue, consumer) =>
       Effect.gen(function*() {
         const delayQueue = admin.deleteAfter(`${queue}.delay.300`)
         yield* admin.publish(queue, JSON.stringify(event(3)))
-        const original = yield* nextDelivery(inbox)
+        const original = yield* nextDelivery(consumer)
         const requeuedAt = Date.now()
         yield* original.requeue({ ...event(3), failed_tries: 1 }, Duration.millis(300))
         assert.strictEqual(yield* admin.messageCount(delayQueue), 1)
         assert.strictEqual(yield* admin.messageCount(queue), 0)
-        const back = yield* nextDelivery(inbox)
+        const back = yield* nextDelivery(consumer)
         assert.isAtLeast(Date.now() - requeuedAt, 280)
         assert.deepStrictEqual(JSON.parse(back.body), { ...event(3), failed_tries: 1 })
         assert.isFalse(back.redelivered)
@@ -93,12 +92,12 @@ describe("RabbitMqConsumer", () => {
       })))
 
   it.live("two delays use two delay queues; a zero delay republishes straight to the queue", () =>
-    withConsumer((admin, queue, inbox) =>
+    withConsumer((admin, queue, consumer) =>
       Effect.gen(function*() {
         const short = admin.deleteAfter(`${queue}.delay.200`)
         const long = admin.deleteAfter(`${queue}.delay.400`)
         yield* Effect.forEach([1, 2, 3], (n) => admin.publish(queue, JSON.stringify(event(n))), { discard: true })
-        const [one, two, three] = yield* Effect.all([nextDelivery(inbox), nextDelivery(inbox), nextDelivery(inbox)])
+        const [one, two, three] = yield* Effect.all([nextDelivery(consumer), nextDelivery(consumer), nextDelivery(consumer)])
         yield* one!.requeue({ ...event(1), failed_tries: 1 }, Duration.millis(400))
         yield* two!.requeue({ ...event(2), failed_tries: 1 }, Duration.millis(200))
         assert.strictEqual(yield* admin.messageCount(long), 1)
@@ -106,7 +105,7 @@ describe("RabbitMqConsumer", () => {
         yield* three!.requeue({ ...event(3), failed_tries: 2 }, Duration.zero)
         const order: Array<unknown> = []
         for (let i = 0; i < 3; i++) {
-          const back = yield* nextDelivery(inbox)
+          const back = yield* nextDelivery(consumer)
           order.push(JSON.parse(back.body))
           yield* back.ack
         }
@@ -122,11 +121,11 @@ describe("RabbitMqConsumer", () => {
       const admin = yield* makeAdmin
       const queue = yield* admin.declareQueue({ "x-max-length": 1 })
       yield* Effect.gen(function*() {
-        const inbox = yield* collectDeliveries(yield* QueueConsumer)
+        const consumer = yield* QueueConsumer
         const publisher = yield* QueuePublisher
         const { connected } = yield* RabbitMq.RabbitMqConnection
         yield* publisher.publishEmail({ ...event(4), message_id: "kept@example.com" })
-        const delivery = yield* nextDelivery(inbox)
+        const delivery = yield* nextDelivery(consumer)
         assert.deepStrictEqual(JSON.parse(delivery.body), { ...event(4), message_id: "kept@example.com" })
         yield* delivery.ack
         assert.isTrue(yield* SubscriptionRef.get(connected))
@@ -144,10 +143,10 @@ describe("RabbitMqConsumer", () => {
       yield* Effect.gen(function*() {
         const { connected } = yield* RabbitMq.RabbitMqConnection
         const publisher = yield* QueuePublisher
-        const inbox = yield* collectDeliveries(yield* QueueConsumer)
+        const consumer = yield* QueueConsumer
         yield* admin.publish(queue, "before 1")
         yield* admin.publish(queue, "before 2")
-        const unacked = yield* nextDelivery(inbox)
+        const unacked = yield* nextDelivery(consumer)
         assert.strictEqual(unacked.body, "before 1")
         const states = yield* SubscriptionRef.changes(connected).pipe(
           Stream.take(3),
@@ -162,7 +161,7 @@ describe("RabbitMqConsumer", () => {
 
         const bodies = new Map<string, boolean>()
         while (bodies.size < 3) {
-          const delivery = yield* nextDelivery(inbox)
+          const delivery = yield* nextDelivery(consumer)
           bodies.set(delivery.body.startsWith("{") ? "after" : delivery.body, delivery.redelivered)
           yield* delivery.ack
         }
@@ -173,13 +172,13 @@ describe("RabbitMqConsumer", () => {
     }))
 
   it.live("when the broker cancels the consumer (queue deleted), declares the queue again and goes on", () =>
-    withConsumer((admin, queue, inbox) =>
+    withConsumer((admin, queue, consumer) =>
       Effect.gen(function*() {
         yield* admin.awaitConsumer(queue)
         yield* admin.deleteQueue(queue)
         yield* admin.awaitConsumer(queue)
         yield* admin.publish(queue, "after the deletion")
-        const delivery = yield* nextDelivery(inbox)
+        const delivery = yield* nextDelivery(consumer)
         assert.strictEqual(delivery.body, "after the deletion")
         yield* delivery.ack
       })))

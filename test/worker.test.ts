@@ -1,11 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
+import { NotDelivered } from "../src/domain/errors.ts"
 import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
 import { InMemoryStats } from "../src/layers/InMemoryStatsWriter.ts"
 import { makeQueueStatistics } from "../src/programs/queueStatistics.ts"
 import { runWorker } from "../src/programs/worker.ts"
+import { defaultWorkerSettings, WorkerSettings } from "../src/services/WorkerSettings.ts"
 import { confirmNewEmail, inMemoryLayer } from "./support/inMemory.ts"
 
 describe("runWorker", () => {
@@ -35,6 +37,24 @@ describe("runWorker", () => {
       assert.isAbove(last.queue_last_emptied_timestamp, 1_700_000_000)
       yield* Fiber.interrupt(worker)
     }).pipe(Effect.provide(inMemoryLayer)))
+
+  it.effect("an email still being retried when the accounting runs is accounted once it settles", () =>
+    Effect.gen(function*() {
+      const queue = yield* InMemoryQueue
+      // the in-process retry waits about RETRY_BASE_DELAY (3 s), across several accountings (every 1 s)
+      yield* (yield* InMemorySmtp).failNext(1, new NotDelivered({ message: "connection reset", smtpCode: null, response: null }))
+      yield* queue.publish(confirmNewEmail)
+      const worker = yield* Effect.forkChild(runWorker)
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 1)
+      const last = (yield* (yield* InMemoryStats).writes).at(-1)!
+      assert.isNotNull(last.recent_average_consume_time, "the settled email reached the stats")
+      assert.isAtLeast(last.recent_average_consume_time!, 2.4)
+      yield* Fiber.interrupt(worker)
+    }).pipe(
+      Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, retryBaseDelay: Duration.seconds(3) }),
+      Effect.provide(inMemoryLayer)
+    ))
 })
 
 describe("queue statistics", () => {

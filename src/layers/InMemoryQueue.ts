@@ -3,7 +3,7 @@
  * deliveries; every ack, requeue and release is kept for inspection; a requeued event is delivered again after its
  * delay (on the `Clock`, so `TestClock` controls it) and a released one at once, marked redelivered.
  */
-import { Context, Duration, Effect, Layer, Queue, Ref, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Queue, Ref } from "effect"
 import type { JsonObject } from "../domain/EmailEvent.ts"
 import { type Delivery, QueueConsumer } from "../services/QueueConsumer.ts"
 
@@ -68,7 +68,7 @@ export class InMemoryQueue extends Context.Service<InMemoryQueue, {
         unsettled: Effect.map(Ref.get(state), (s) => s.unsettled)
       })
       return Context.make(InMemoryQueue, control).pipe(
-        Context.add(QueueConsumer, QueueConsumer.of({ deliveries: Stream.fromQueue(queue), buffered: Queue.size(queue) }))
+        Context.add(QueueConsumer, QueueConsumer.of({ take: Queue.take(queue), buffered: Queue.size(queue) }))
       )
     })
   )

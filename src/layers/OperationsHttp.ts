@@ -14,7 +14,9 @@ import PostalMime from "postal-mime"
 import {
   brokerConnected,
   consumerPaused,
+  eventsConsumed,
   eventsInFlight,
+  eventsSettled,
   eventsWaitingOnOutage,
   registerCounters,
   smtpConnectionsBusy,
@@ -175,8 +177,9 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       yield* Metric.update(brokerConnected, (yield* SubscriptionRef.get(connection.connected)) ? 1 : 0)
       const waiting = yield* Metric.value(eventsWaitingOnOutage)
       yield* Metric.update(consumerPaused, waiting.value > 0 ? 1 : 0)
-      // read so that it is exported before the first event
-      yield* Metric.value(eventsInFlight)
+      const consumed = yield* Metric.value(eventsConsumed)
+      const settled = yield* Metric.value(eventsSettled)
+      yield* Metric.update(eventsInFlight, consumed.count - settled.count)
     })
 
     const metrics = Effect.gen(function*() {

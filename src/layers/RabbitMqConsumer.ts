@@ -1,10 +1,10 @@
 /**
  * The live `QueueConsumer`: consumes the `email_senders` queue with manual acks and a prefetch limit, on the shared
- * RabbitMQ connection. The deliveries stream outlives reconnects; requeues go through per-delay queues that
+ * RabbitMQ connection. Taking deliveries outlives reconnects; requeues go through per-delay queues that
  * dead-letter back into the main queue, confirmed by the broker before the original is acked.
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib"
-import { Config, Duration, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { Config, Duration, Effect, Layer, Queue, type Scope } from "effect"
 import type { JsonObject } from "../domain/EmailEvent.ts"
 import { QueueError } from "../domain/errors.ts"
 import { type Delivery, QueueConsumer } from "../services/QueueConsumer.ts"
@@ -82,8 +82,13 @@ export const make = Effect.fnUntraced(function*(options: ConsumerOptions) {
           Effect.flatMap((target) => RabbitMq.publishPersistent(session.confirmChannel, target, body))
         ))
     }
+    // decoded when the delivery is taken, not when it arrives: the deliveries waiting behind the prefetch keep only
+    // their bytes (outside the JavaScript heap), so the garbage collector has less to carry along
+    let body: string | undefined
     return {
-      body: message.content.toString("utf8"),
+      get body() {
+        return body ??= message.content.toString("utf8")
+      },
       redelivered: message.fields.redelivered,
       ack,
       release: settle("release", (channel) => channel.nack(message, false, true)),
@@ -125,15 +130,13 @@ export const make = Effect.fnUntraced(function*(options: ConsumerOptions) {
 
   const liveSession = yield* connection.keepSession(`consumer of ${queueName}`, open)
 
-  return QueueConsumer.of({
-    // one delivery per pull, so a consumer that stops early leaves the rest here rather than dropping them
-    deliveries: Stream.fromEffectRepeat(Queue.take(received)).pipe(
-      // deliveries from a channel that has closed since are redelivered by the broker on the new one
-      Stream.filter(({ session }) => session.open),
-      Stream.map(({ delivery }) => delivery)
-    ),
-    buffered: Queue.size(received)
-  })
+  // deliveries from a channel that has closed since are redelivered by the broker on the new one
+  const take: Effect.Effect<Delivery> = Effect.flatMap(
+    Queue.take(received),
+    ({ delivery, session }) => session.open ? Effect.succeed(delivery) : take
+  )
+
+  return QueueConsumer.of({ take, buffered: Queue.size(received) })
 })
 
 export const layerNoDeps = (options: ConsumerOptions): Layer.Layer<QueueConsumer, never, RabbitMq.RabbitMqConnection> =>

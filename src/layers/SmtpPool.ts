@@ -29,6 +29,7 @@ import {
 import type { SMTPConnectionOptions, SMTPConnectionSendInfo, SMTPError } from "nodemailer/lib/smtp-connection"
 import SMTPConnection from "nodemailer/lib/smtp-connection"
 import { DnsError, NotDelivered, Rejected, TimeoutError, Unavailable } from "../domain/errors.ts"
+import { withEventSpan } from "../programs/eventSpan.ts"
 import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
@@ -245,6 +246,8 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     ? Number.POSITIVE_INFINITY
     : Duration.toMillis(options.maxConnectionLifetime)
   const target: Target = { host: options.host, server: `${options.host}:${port}`, timeoutMillis }
+  // the pool's own lines name the server (not every send: annotating costs, and a send's lines are the pipeline's)
+  const withServer = Effect.annotateLogs({ smtpServer: target.server })
   const connectionOptions: SMTPConnectionOptions = {
     host: options.host,
     port,
@@ -286,7 +289,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     )
   })
 
-  const openSession = Effect.gen(function*() {
+  const openSession = withServer(Effect.gen(function*() {
     if (user !== "" && password === undefined) yield* Effect.logError(missingPasswordMessage)
     const client = yield* connectOnce.pipe(
       Effect.tapError((error) =>
@@ -300,7 +303,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     yield* recordCheck(true)
     const now = yield* Clock.currentTimeMillis
     return { client, openedAt: now, lastUsedAt: now, reused: false } satisfies Session
-  })
+  }))
 
   const quit = (client: SMTPConnection): Effect.Effect<void> =>
     client.destroyed ? Effect.void : Effect.callback<void>((resume) => {
@@ -327,7 +330,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       setSocketTimeout(current.client, timeoutMillis)
       const now = yield* Clock.currentTimeMillis
       if (now - current.openedAt >= maxLifetimeMillis) {
-        yield* Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime")
+        yield* withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime"))
         yield* quit(current.client)
         detach(slot)
       } else if (now - current.lastUsedAt >= idleLimitMillis) {
@@ -336,7 +339,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         )
         yield* recordCheck(healthy)
         if (!healthy) {
-          yield* Effect.logInfo("An idle SMTP connection failed its NOOP check; reconnecting")
+          yield* withServer(Effect.logInfo("An idle SMTP connection failed its NOOP check; reconnecting"))
           discard(slot)
         }
       }
@@ -346,22 +349,25 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     return session
   })
 
-  /** Parks a connection that is still sound; discards one that broke or whose operation was cut short. */
-  const release = (slot: Slot, session: Session, exit: Exit.Exit<unknown, unknown>) =>
-    Effect.suspend(() => {
-      if (session.client.destroyed || Exit.hasInterrupts(exit)) {
-        discard(slot)
-        return Effect.void
-      }
-      return Effect.map(Clock.currentTimeMillis, (now) => {
-        session.lastUsedAt = now
-        session.reused = true
-        setSocketTimeout(session.client, 0)
-      }).pipe(
-        // a completed exchange proves the server healthy as well as a NOOP does, so readiness needs no probe
-        Effect.andThen(Exit.isSuccess(exit) ? recordCheck(true) : Effect.void)
-      )
+  /**
+   * After the slot's turn: parks a connection that is still sound; discards one that broke, or whose check or
+   * exchange was cut short (its state is unknown). A completed exchange proves the server healthy as well as a NOOP
+   * does, so readiness needs no probe.
+   */
+  const finishTurn = (slot: Slot, session: Session | undefined, exit: Exit.Exit<unknown, unknown>) => {
+    slot.busy = false
+    if (session === undefined ? Exit.hasInterrupts(exit) : session.client.destroyed || Exit.hasInterrupts(exit)) {
+      discard(slot)
+      return Effect.void
+    }
+    if (session === undefined) return Effect.void
+    return Effect.map(Clock.currentTimeMillis, (now) => {
+      session.lastUsedAt = now
+      session.reused = true
+      setSocketTimeout(session.client, 0)
+      if (Exit.isSuccess(exit)) lastCheck = { ok: true, at: now }
     })
+  }
 
   const pool = yield* Pool.make({
     acquire: Effect.acquireRelease(
@@ -381,19 +387,17 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   })
 
   const withSession = <A, E>(idleLimitMillis: number, use: (session: Session) => Effect.Effect<A, E>) =>
-    Pool.use(pool, (slot) =>
-      Effect.sync(() => {
-        slot.busy = true
-      }).pipe(
-        Effect.andThen(readySession(slot, idleLimitMillis).pipe(
-          // cut short in the middle of a NOOP or QUIT, the connection's state is unknown
-          Effect.onInterrupt(() => Effect.sync(() => discard(slot)))
-        )),
-        Effect.flatMap((session) => Effect.onExit(use(session), (exit) => release(slot, session, exit))),
-        Effect.ensuring(Effect.sync(() => {
-          slot.busy = false
-        }))
-      )).pipe(Effect.annotateLogs({ smtpServer: target.server }))
+    Pool.use(pool, (slot) => {
+      slot.busy = true
+      let session: Session | undefined
+      return readySession(slot, idleLimitMillis).pipe(
+        Effect.flatMap((ready) => {
+          session = ready
+          return use(ready)
+        }),
+        Effect.onExit((exit) => finishTurn(slot, session, exit))
+      )
+    })
 
   const deliver = (session: Session, email: OutgoingEmail) =>
     Effect.suspend(() => {
@@ -406,19 +410,25 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         Effect.catch((error): Effect.Effect<never, SendFailure | ConnectionLost> => {
           const failure = sendFailure(target, email, error)
           const connectionBroke = error.code === "ECONNECTION" || error.code === "ESOCKET"
-          return session.reused && connectionBroke && !message.readableDidRead
-            ? Effect.fail(new ConnectionLost({ failure }))
-            : Effect.andThen(resetAfterRefusal(session.client), Effect.fail(failure))
+          if (session.reused && connectionBroke && !message.readableDidRead) {
+            // closed now, so the next try takes another connection rather than this one before it notices it is gone
+            session.client.close()
+            return Effect.fail(new ConnectionLost({ failure }))
+          }
+          return Effect.andThen(resetAfterRefusal(session.client), Effect.fail(failure))
         })
       )
     })
 
-  const send = Effect.fn("SmtpPool.send")((email: OutgoingEmail) =>
+  /** A reused connection that broke before any of the message went out: another connection takes it, up to `capacity` times. */
+  const deliverOnSomeConnection = (email: OutgoingEmail, reconnects: number): Effect.Effect<DeliveryReport, OpenError | SendFailure> =>
     withSession(idleCheckMillis, (session) => deliver(session, email)).pipe(
-      Effect.retry({ while: (error) => error._tag === "ConnectionLost", times: capacity }),
-      Effect.catchTag("ConnectionLost", ({ failure }) => Effect.fail(failure))
+      Effect.catchTag("ConnectionLost", ({ failure }) =>
+        reconnects > 0 ? deliverOnSomeConnection(email, reconnects - 1) : Effect.fail(failure))
     )
-  )
+
+  // a span per send when tracing is on; `Effect.fn` would also record a stack frame for every email
+  const send = (email: OutgoingEmail) => deliverOnSomeConnection(email, capacity).pipe(withEventSpan("SmtpPool.send"))
 
   // an existing connection is always NOOPed; a newly opened one has just proved itself
   const healthCheck = withSession(0, () => Effect.void).pipe(Effect.withSpan("SmtpPool.healthCheck"))

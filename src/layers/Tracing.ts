@@ -1,10 +1,11 @@
 /**
- * Optional span export over OTLP/HTTP (JSON) with Effect's own exporter: the pipeline's `Effect.fn` spans
- * (`runWorker`, `settleDelivery`, `deliverEvent`, `sendEmail`, `consumeBatch`, ...) go to an OpenTelemetry collector.
+ * Optional span export over OTLP/HTTP (JSON) with Effect's own exporter: the pipeline's spans (`runWorker`, one
+ * `settleDelivery` per event with an `SmtpPool.send` per attempt, `EmailBuilder.renderTemplate`, `sendEmail`,
+ * `consumeBatch`) go to an OpenTelemetry collector.
  * Spans are sent in batches every `exportInterval`, and what is still buffered is sent when the layer's scope closes
  * (the worker's graceful stop).
  */
-import { Config, type Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Config, type Duration, Effect, Layer, Option, Redacted, References } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
 
@@ -51,8 +52,8 @@ export const layer = (options: TracingOptions): Layer.Layer<OtlpExporter.Flusher
  */
 export const layerConfig: Layer.Layer<OtlpExporter.Flusher, Config.ConfigError> = Layer.unwrap(Effect.gen(function*() {
   const endpoint = yield* Config.option(Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT"))
-  // a flusher with nothing registered: no tracer, no exporter, no connection
-  if (Option.isNone(endpoint)) return OtlpExporter.layerFlusher
+  // a flusher with nothing registered (no exporter, no connection), and spans not even recorded: nothing reads them
+  if (Option.isNone(endpoint)) return Layer.merge(OtlpExporter.layerFlusher, Layer.succeed(References.TracerEnabled, false))
   const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("email-senders"))
   const headers = yield* Config.option(Config.Redacted("OTEL_EXPORTER_OTLP_HEADERS"))
   return layer({

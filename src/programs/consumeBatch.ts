@@ -3,7 +3,7 @@
  * the `FailureStore` and acknowledged. One event's failure never skips, blocks or loses another (Zulip loses the
  * rest of its batch on a non-retryable error; this does not).
  */
-import { Cause, Clock, Effect, Metric, Ref } from "effect"
+import { Cause, Clock, Effect, Metric } from "effect"
 import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
 import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
@@ -12,9 +12,18 @@ import type { Delivery } from "../services/QueueConsumer.ts"
 import { RealmRepository } from "../services/RealmRepository.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
-import { countFailure, eventsConsumed, eventsRequeued, trackInFlight } from "./metrics.ts"
+import { withEventSpan } from "./eventSpan.ts"
+import { countFailure, eventsConsumed, eventsRequeued, eventsSettled } from "./metrics.ts"
 import { requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
-import { annotateProgress, deliverEvent, type SentEmail, startProgress } from "./sendEmail.ts"
+import {
+  annotatedAsNow,
+  deliverEvent,
+  type DeliveryProgress,
+  progressAnnotations,
+  type ProgressAnnotations,
+  type SentEmail,
+  startProgress
+} from "./sendEmail.ts"
 
 export type Outcome = "sent" | "requeued" | "failed" | "released"
 
@@ -101,24 +110,33 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
   return yield* recordFailure(delivery, event.original, reason)
 })
 
-/** Every log line about the event carries its template, realm, `failed_tries`, attempt and (once known) Message-ID. */
-const settleDecoded = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent) {
-  const progress = yield* startProgress(event)
-  const result = yield* Effect.result(deliverEvent(event, progress))
-  const { attempts } = yield* Ref.get(progress)
+const settleWithProgress = Effect.fnUntraced(function*(
+  delivery: Delivery,
+  event: EmailEvent,
+  progress: DeliveryProgress,
+  annotated: ProgressAnnotations
+) {
+  const result = yield* Effect.result(deliverEvent(event, progress, annotated))
   const settled = result._tag === "Success"
     // the server has the email: the ack must happen even if shutdown interrupts now, or it would be sent twice
-    ? Effect.uninterruptible(onSent(delivery, event, result.success, attempts))
-    : onFailed(delivery, event, result.failure, attempts)
-  return yield* annotateProgress(progress)(settled)
-}, (effect, delivery, event) =>
-  Effect.annotateLogs(effect, {
+    ? Effect.uninterruptible(onSent(delivery, event, result.success, progress.attempts))
+    : onFailed(delivery, event, result.failure, progress.attempts)
+  return yield* annotatedAsNow(progress, 0, annotated)(settled)
+})
+
+/** Every log line about the event carries its template, realm, `failed_tries`, attempt and (once known) Message-ID. */
+const settleDecoded = (delivery: Delivery, event: EmailEvent) => {
+  const progress = startProgress(event)
+  const annotated = progressAnnotations(progress, 1)
+  return Effect.annotateLogs(settleWithProgress(delivery, event, progress, annotated), {
     template: templateName(event),
     realm_id: event.realmId ?? "none",
     failed_tries: event.failedTries,
     // the broker delivered it before: a crash may have cut in after the send, so this email may be a duplicate
-    ...(delivery.redelivered ? { redelivered: true } : {})
-  }))
+    ...(delivery.redelivered ? { redelivered: true } : {}),
+    ...annotated
+  })
+}
 
 const rejectInvalid = (delivery: Delivery, event: unknown, error: InvalidEvent) =>
   Effect.logError(`Problem handling data: ${error.message}`).pipe(
@@ -154,16 +172,21 @@ const recordDefect = Effect.fnUntraced(function*(delivery: Delivery, cause: Caus
   })
 })
 
-/** Settle one delivery. Never fails: every outcome is handled here (an interruption leaves it unacked for the broker). */
-export const settleDelivery = Effect.fn("settleDelivery")(function*(delivery: Delivery) {
+/**
+ * Settle one delivery. Never fails: every outcome is handled here (an interruption leaves it unacked for the broker).
+ * It runs for every event, so it opens its span itself rather than through `Effect.fn`, which also records a stack
+ * frame on each call, and only when tracing is on.
+ */
+export const settleDelivery = Effect.fnUntraced(function*(delivery: Delivery) {
   yield* Metric.update(eventsConsumed, 1)
   const startedAtMillis = yield* Clock.currentTimeMillis
   const outcome: Outcome = yield* settle(delivery).pipe(
     Effect.catchCause((cause) => Cause.hasInterrupts(cause) ? Effect.failCause(cause) : recordDefect(delivery, cause))
   )
+  yield* Metric.update(eventsSettled, 1)
   const finishedAtMillis = yield* Clock.currentTimeMillis
   return { outcome, startedAtMillis, finishedAtMillis } satisfies Settlement
-}, trackInFlight)
+}, withEventSpan("settleDelivery"))
 
 /** Settle a batch of deliveries with bounded concurrency (`CONCURRENCY`); each settles on its own. */
 export const consumeBatch = Effect.fn("consumeBatch")(function*(deliveries: Iterable<Delivery>) {

@@ -1,12 +1,18 @@
 /**
  * The worker's metrics, all named `email_senders_*`. The pipeline updates the counters and histograms as events
- * settle; the gauges that mirror another component's state (SMTP pool, broker connection) are sampled when
+ * settle; the gauges that mirror state (the SMTP pool, the broker connection, events in flight) are sampled when
  * `/metrics` is scraped (`layers/OperationsHttp.ts`), which serialises everything with Effect's Prometheus format.
  */
 import { Clock, Duration, Effect, Metric } from "effect"
 
 export const eventsConsumed = Metric.counter("email_senders_events_consumed_total", {
   description: "Deliveries taken from the queue",
+  incremental: true
+})
+
+/** consumed − settled is what is in flight (`eventsInFlight`, computed when `/metrics` is scraped) */
+export const eventsSettled = Metric.counter("email_senders_events_settled_total", {
+  description: "Deliveries settled: acknowledged after a send, requeued, recorded as failed, or handed back",
   incremental: true
 })
 
@@ -41,6 +47,7 @@ export const deliveryLatencySeconds = Metric.histogram("email_senders_delivery_l
   boundaries: [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400]
 })
 
+/** sampled when `/metrics` is scraped, as consumed − settled, so settling an event costs no more than a counter */
 export const eventsInFlight = Metric.gauge("email_senders_events_in_flight", {
   description: "Deliveries being settled right now"
 })
@@ -71,7 +78,7 @@ export const smtpHealthy = Metric.gauge("email_senders_smtp_healthy", {
 
 /** Every counter at 0 from the start, so a scrape sees the series before the first event. */
 export const registerCounters: Effect.Effect<void> = Effect.forEach(
-  [eventsConsumed, emailsSent, sendRetries, eventsRequeued],
+  [eventsConsumed, eventsSettled, emailsSent, sendRetries, eventsRequeued],
   (counter) => Metric.update(counter, 0),
   { discard: true }
 )
@@ -81,10 +88,6 @@ export const smtpCodeClass = (smtpCode: number | null): "4xx" | "5xx" | "none" =
 
 export const countFailure = (reason: { readonly tag: string; readonly smtpCode: number | null }): Effect.Effect<void> =>
   Metric.update(Metric.withAttributes(eventsFailed, { error: reason.tag, smtp_class: smtpCodeClass(reason.smtpCode) }), 1)
-
-/** Keeps `eventsInFlight` up to date around `effect`, however it ends. */
-export const trackInFlight = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.acquireUseRelease(Metric.modify(eventsInFlight, 1), () => effect, () => Metric.modify(eventsInFlight, -1))
 
 export const timeSmtpSend = <A, E, R>(send: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.trackDuration(send, smtpSendSeconds, Duration.toSeconds)

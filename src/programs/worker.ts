@@ -1,9 +1,9 @@
 /**
- * The worker: deliveries are settled as they arrive, with bounded concurrency, rather than batch by batch: a slow
- * or retrying email never holds back the ones behind it. Settled events are grouped in batches of `BATCH_SIZE` or
- * `BATCH_TIMEOUT` for the stats file, with Zulip's update rules.
+ * The worker: `CONCURRENCY` delivery fibers, each taking one delivery, settling it and taking the next, rather than
+ * batch by batch: a slow or retrying email holds only its own fiber, never the ones behind it. Settled events are
+ * accounted in batches of up to `BATCH_SIZE`, every `BATCH_TIMEOUT`, for the stats file with Zulip's update rules.
  */
-import { Deferred, Duration, Effect, Fiber, Option, Stream } from "effect"
+import { Duration, Effect, Fiber, Option } from "effect"
 import { QueueConsumer } from "../services/QueueConsumer.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { settleDelivery, type Settlement } from "./consumeBatch.ts"
@@ -14,8 +14,13 @@ import { type ConsumedBatch, makeQueueStatistics } from "./queueStatistics.ts"
  * its last finish, so `events × average` estimates the time to clear a backlog as monitoring expects.
  */
 const batchOf = (settlements: ReadonlyArray<Settlement>, previousEndMillis: number, drained: boolean): ConsumedBatch => {
-  const start = Math.max(previousEndMillis, Math.min(...settlements.map((s) => s.startedAtMillis)))
-  const end = Math.max(...settlements.map((s) => s.finishedAtMillis))
+  let start = Number.POSITIVE_INFINITY
+  let end = 0
+  for (const settlement of settlements) {
+    start = Math.min(start, settlement.startedAtMillis)
+    end = Math.max(end, settlement.finishedAtMillis)
+  }
+  start = Math.max(previousEndMillis, start)
   return { events: settlements.length, seconds: Math.max(0, end - start) / 1000, drained }
 }
 
@@ -23,39 +28,73 @@ const batchOf = (settlements: ReadonlyArray<Settlement>, previousEndMillis: numb
  * Consume the queue until interrupted (SIGTERM). Then stop taking deliveries, let in-flight emails finish for up to
  * `SHUTDOWN_TIMEOUT`, and interrupt the rest: what is not settled stays unacknowledged and the broker redelivers it.
  */
-export const runWorker = Effect.uninterruptibleMask((restore) => Effect.gen(function*() {
-  const consumer = yield* QueueConsumer
-  const settings = yield* WorkerSettings
-  const statistics = yield* makeQueueStatistics
-  yield* statistics.initialize
-  const stopTaking = yield* Deferred.make<void>()
-  let previousEndMillis = 0
-  const processing = yield* consumer.deliveries.pipe(
-    Stream.interruptWhen(Deferred.await(stopTaking)),
-    Stream.mapEffect(settleDelivery, { concurrency: settings.concurrency, unordered: true }),
-    Stream.groupedWithin(settings.batchSize, settings.batchTimeout),
-    Stream.runForEach((settlements) =>
-      // drained as Zulip means it: nothing received from the broker is left waiting here
-      Effect.flatMap(consumer.buffered, (buffered) => {
-        const batch = batchOf(settlements, previousEndMillis, buffered === 0)
-        previousEndMillis = Math.max(...settlements.map((s) => s.finishedAtMillis))
-        return statistics.recordBatch(batch)
+export const runWorker = Effect.uninterruptibleMask((restore) =>
+  Effect.gen(function*() {
+    const consumer = yield* QueueConsumer
+    const settings = yield* WorkerSettings
+    const statistics = yield* makeQueueStatistics
+    yield* statistics.initialize
+
+    // settlements not yet accounted; the delivery fibers add to it, the accounting fiber takes them
+    let settled: Array<Settlement> = []
+    let previousEndMillis = 0
+    const account = Effect.suspend(() => {
+      const settlements = settled
+      settled = []
+      const batches: Array<ReadonlyArray<Settlement>> = []
+      for (let i = 0; i < settlements.length; i += settings.batchSize) {
+        batches.push(settlements.slice(i, i + settings.batchSize))
+      }
+      return Effect.forEach(batches, (batch, index) =>
+        // drained as Zulip means it: after the last batch, nothing received from the broker is left waiting here
+        Effect.flatMap(index === batches.length - 1 ? consumer.buffered : Effect.succeed(1), (buffered) => {
+          const consumed = batchOf(batch, previousEndMillis, buffered === 0)
+          previousEndMillis = Math.max(previousEndMillis, ...batch.map((s) => s.finishedAtMillis))
+          return statistics.recordBatch(consumed)
+        }), { discard: true })
+    })
+
+    let taking = true
+    // which delivery fibers are waiting for a delivery (and so may be interrupted at once when draining)
+    const waiting: Array<boolean> = []
+    const deliveryLoop = (slot: number) =>
+      Effect.gen(function*() {
+        while (taking) {
+          waiting[slot] = true
+          const delivery = yield* consumer.take
+          waiting[slot] = false
+          // settle first: `settled.push(yield* …)` would push into the array the accounting fiber took meanwhile
+          const settlement = yield* settleDelivery(delivery)
+          settled.push(settlement)
+        }
       })
-    ),
-    Effect.forkDetach
-  )
-  const drain = Effect.gen(function*() {
-    yield* Effect.logInfo(`Worker disconnecting from queue ${settings.queueName}`)
-    yield* Deferred.succeed(stopTaking, undefined)
-    const finished = yield* Fiber.await(processing).pipe(Effect.timeoutOption(settings.shutdownTimeout))
-    if (Option.isNone(finished)) {
-      yield* Effect.logWarning(
-        `in-flight emails did not finish within ${Duration.format(settings.shutdownTimeout)}; leaving them to the broker`
-      )
-      yield* Fiber.interrupt(processing)
-    }
+    const deliveryFibers = yield* Effect.forEach(
+      Array.from({ length: settings.concurrency }, (_, slot) => slot),
+      (slot) => Effect.forkDetach(deliveryLoop(slot))
+    )
+    const accounting = yield* Effect.forkDetach(Effect.forever(Effect.delay(account, settings.batchTimeout)))
+
+    const stopAll = Effect.andThen(Fiber.interruptAll(deliveryFibers), Fiber.interrupt(accounting))
+    const drain = Effect.gen(function*() {
+      yield* Effect.logInfo(`Worker disconnecting from queue ${settings.queueName}`)
+      taking = false
+      yield* Fiber.interruptAll(deliveryFibers.filter((_, slot) => waiting[slot]))
+      const finished = yield* Fiber.awaitAll(deliveryFibers).pipe(Effect.timeoutOption(settings.shutdownTimeout))
+      if (Option.isNone(finished)) {
+        yield* Effect.logWarning(
+          `in-flight emails did not finish within ${Duration.format(settings.shutdownTimeout)}; leaving them to the broker`
+        )
+      }
+      yield* stopAll
+      yield* account
+    })
+    yield* Effect.logInfo(`Worker connecting to queue ${settings.queueName}`)
+    // interruptible only from here on, so the drain is always in place before a SIGTERM can arrive
+    return yield* restore(Fiber.joinAll(deliveryFibers)).pipe(
+      Effect.onInterrupt(() => drain),
+      // a consumer that fails takes the whole worker down, and none of its fibers may outlive it
+      Effect.onError(() => stopAll),
+      Effect.asVoid
+    )
   })
-  yield* Effect.logInfo(`Worker connecting to queue ${settings.queueName}`)
-  // interruptible only from here on, so the drain is always in place before a SIGTERM can arrive
-  return yield* restore(Fiber.join(processing)).pipe(Effect.onInterrupt(() => drain))
-})).pipe(Effect.withSpan("runWorker"))
+).pipe(Effect.withSpan("runWorker"))

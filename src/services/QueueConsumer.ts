@@ -1,4 +1,4 @@
-import { Context, type Duration, type Effect, type Stream } from "effect"
+import { Context, type Duration, type Effect } from "effect"
 import type { JsonObject } from "../domain/EmailEvent.ts"
 import type { QueueError } from "../domain/errors.ts"
 
@@ -20,9 +20,13 @@ export interface Delivery {
   readonly release: Effect.Effect<void, QueueError>
 }
 
-/** The stream of deliveries from the `email_senders` queue. */
+/** Deliveries from the `email_senders` queue. */
 export class QueueConsumer extends Context.Service<QueueConsumer, {
-  readonly deliveries: Stream.Stream<Delivery, QueueError>
-  /** deliveries received from the broker and not yet taken from `deliveries` (Zulip's `local_queue_size`) */
+  /**
+   * The next delivery, waiting while there is none. Each delivery is handed out once; several fibers may take at
+   * the same time (the worker runs `CONCURRENCY` of them).
+   */
+  readonly take: Effect.Effect<Delivery, QueueError>
+  /** deliveries received from the broker and not yet taken (Zulip's `local_queue_size`) */
   readonly buffered: Effect.Effect<number>
 }>()("email-senders/QueueConsumer") {}

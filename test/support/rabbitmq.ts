@@ -1,6 +1,6 @@
 /** Helpers for tests against the machine's RabbitMQ, independent of the layers under test. */
 import { connect, type GetMessage } from "amqplib"
-import { Effect, Queue, Redacted, Schedule, type Scope, Stream } from "effect"
+import { Effect, Redacted, Schedule, type Scope } from "effect"
 import { execFile } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { promisify } from "node:util"
@@ -71,20 +71,10 @@ export const makeAdmin: Effect.Effect<{
   }
 })
 
-/** Run the consumer's stream in the background into a queue the test takes from one delivery at a time. */
-export const collectDeliveries = (consumer: QueueConsumer["Service"]): Effect.Effect<Queue.Queue<Delivery>> =>
-  Effect.gen(function*() {
-    const inbox = yield* Queue.unbounded<Delivery>()
-    yield* consumer.deliveries.pipe(
-      Stream.runForEach((delivery) => Queue.offer(inbox, delivery)),
-      Effect.orDie,
-      Effect.forkChild
-    )
-    return inbox
-  })
-
-export const nextDelivery = (inbox: Queue.Queue<Delivery>): Effect.Effect<Delivery> =>
-  Queue.take(inbox).pipe(
+/** The consumer's next delivery, or a defect when none arrives within 5 seconds. */
+export const nextDelivery = (consumer: QueueConsumer["Service"]): Effect.Effect<Delivery> =>
+  consumer.take.pipe(
+    Effect.orDie,
     Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die(new Error("no delivery within 5 seconds")) })
   )
 
