@@ -27,7 +27,14 @@ export { migrateDatabase } from "./programs/migrateDatabase.ts"
 export { type ConsumedBatch, makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
 export * as QueueHealth from "./programs/queueHealth.ts"
 export * as ReplayFailures from "./programs/replayFailures.ts"
-export { outageSchedule, requeueDelay, retryAfterFailure, sendRetrySchedule, withAttemptDeadline } from "./programs/retryPolicy.ts"
+export {
+  isRetriedInProcess,
+  outageSchedule,
+  requeueDelay,
+  retryAfterFailure,
+  sendRetrySchedule,
+  withAttemptDeadline
+} from "./programs/retryPolicy.ts"
 export {
   buildEmail,
   deliverEvent,

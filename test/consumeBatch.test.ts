@@ -18,6 +18,8 @@ import { confirmNewEmail, hamlet, inMemoryLayer, othello } from "./support/inMem
 import { withCapturedLogs } from "./support/logCapture.ts"
 
 const notDelivered = new NotDelivered({ message: "451 try again later", smtpCode: 451, response: "451 4.3.0 try later" })
+/** dropped before the server replied: retried in process, unlike a 4xx reply */
+const connectionLost = new NotDelivered({ message: "Connection closed unexpectedly", smtpCode: null, response: null })
 const rejected = new Rejected({ message: "550 no such user", smtpCode: 550, response: "550 5.1.1 User unknown", recipients: ["hamlet@zulip.example"] })
 
 const withSettings = (overrides: Partial<WorkerSettingsShape>) =>
@@ -87,7 +89,7 @@ describe("consumeBatch", () => {
   it.effect("a transient failure is retried in process with growing, jittered, capped delays, then sent", () =>
     Effect.gen(function*() {
       const smtp = yield* InMemorySmtp
-      yield* smtp.failNext(5, notDelivered)
+      yield* smtp.failNext(5, connectionLost)
       const deliveries = yield* publishAndTake([confirmNewEmail])
       const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
       yield* TestClock.adjust("1 minute")
@@ -112,7 +114,7 @@ describe("consumeBatch", () => {
 
   it.effect("a retry sends the same built message: realm and users are not looked up again", () =>
     Effect.gen(function*() {
-      yield* (yield* InMemorySmtp).failNext(2, notDelivered)
+      yield* (yield* InMemorySmtp).failNext(2, connectionLost)
       const deliveries = yield* publishAndTake([{ template_prefix: "zerver/emails/password_reset", to_user_ids: [hamlet.id] }])
       const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
       yield* TestClock.adjust("1 minute")
@@ -125,7 +127,7 @@ describe("consumeBatch", () => {
   it.effect("when SEND_ATTEMPTS are used up the event is requeued with failed_tries + 1 and acked", () =>
     Effect.gen(function*() {
       const smtp = yield* InMemorySmtp
-      yield* smtp.failNext(3, notDelivered)
+      yield* smtp.failNext(3, connectionLost)
       const deliveries = yield* publishAndTake([{ ...confirmNewEmail, failed_tries: 1 }])
       const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
       yield* TestClock.adjust("1 minute")
@@ -135,6 +137,21 @@ describe("consumeBatch", () => {
       const [requeued] = yield* (yield* InMemoryQueue).requeued
       assert.strictEqual(requeued!.event.failed_tries, 2)
     }).pipe(Effect.provide(inMemoryLayer)))
+
+  it.effect("a 4xx reply is not retried in process: the event is requeued at once, whatever SEND_ATTEMPTS", () =>
+    Effect.gen(function*() {
+      const smtp = yield* InMemorySmtp
+      yield* smtp.failNext(1, notDelivered)
+      const deliveries = yield* publishAndTake([confirmNewEmail])
+      // no clock moves: nothing waits in process, so the delivery fiber is free at once
+      const [settlement] = yield* consumeBatch(deliveries)
+      assert.strictEqual(settlement!.outcome, "requeued")
+      assert.strictEqual((yield* smtp.attemptTimes).length, 1)
+      const [requeued] = yield* (yield* InMemoryQueue).requeued
+      assert.strictEqual(requeued!.event.failed_tries, 1)
+      assert.strictEqual(requeued!.delayMillis, 30_000)
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [JSON.stringify(confirmNewEmail)])
+    }).pipe(withSettings({ sendAttempts: 3, requeueDelay: Duration.seconds(30) }), Effect.provide(inMemoryLayer)))
 
   it.effect("a 5xx rejection is attempted once and recorded with its code", () =>
     withCapturedLogs((logs) =>

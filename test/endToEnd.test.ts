@@ -189,12 +189,12 @@ describe("worker end to end on live services", () => {
         assert.deepStrictEqual(errorLines(), [])
       })))
 
-  it.live("retries a 451 then delivers once; records a 550 once after a single attempt, in Zulip's errors format", () =>
+  it.live("requeues a 451 (REQUEUE_DELAY) then delivers once; records a 550 once after a single attempt, in Zulip's errors format", () =>
     withWorker(({ directory, errorLines, publish, queue, server }) =>
       Effect.gen(function*() {
         server.failNextMessages(1, 451, "try again later")
         yield* publish({ subject: "Retry me", text: "body", to_emails: ["a@zulip.example"], message_id: "retry@e2e" })
-        yield* eventually("retried message received", () => server.messages.length === 1)
+        yield* eventually("requeued message received", () => server.messages.length === 1)
         assert.strictEqual(server.messages[0]!.header("Message-ID"), "<retry@e2e>")
 
         const mailBefore = server.commandCount("RCPT")

@@ -99,6 +99,8 @@ const startWorker = (options: { readonly smtp: SmtpTestServer; readonly brokerPo
   Effect.gen(function*() {
     const admin = yield* makeAdmin
     const queueName = yield* admin.declareQueue()
+    // where a requeued event waits out REQUEUE_DELAY
+    admin.deleteAfter(`${queueName}.delay.100`)
     const services = Layer.mergeAll(
       RabbitMqConsumer.layerNoDeps({ queueName, prefetch: 10 }),
       SmtpPool.layer({
@@ -116,6 +118,7 @@ const startWorker = (options: { readonly smtp: SmtpTestServer; readonly brokerPo
         ...defaultWorkerSettings,
         queueName,
         retryBaseDelay: Duration.millis(20),
+        requeueDelay: Duration.millis(100),
         batchTimeout: Duration.millis(100)
       })
     ).pipe(Layer.provideMerge(RabbitMq.layer({
@@ -161,10 +164,14 @@ describe("operations endpoint next to a live worker", () => {
       const aMinuteAgo = new Date(Date.now() - 60_000).toUTCString()
       yield* admin.publish(queueName, event("first@example.com", { date: aMinuteAgo }))
       yield* eventually("the first email", Effect.sync(() => smtp.messages.length), (n) => n === 1)
-      // the next message is refused once with 451, then accepted on the in-process retry
-      smtp.failNextMessages(1, 451)
+      // the next message loses its connection in DATA once, then is accepted on the in-process retry
+      smtp.dropNextMessages(1)
       yield* admin.publish(queueName, event("second@example.com"))
       yield* eventually("the second email", Effect.sync(() => smtp.messages.length), (n) => n === 2)
+      // the next one is refused once with 451: requeued (REQUEUE_DELAY), then accepted
+      smtp.failNextMessages(1, 451)
+      yield* admin.publish(queueName, event("third@example.com"))
+      yield* eventually("the third email", Effect.sync(() => smtp.messages.length), (n) => n === 3)
       yield* admin.publish(queueName, event("nobody+550@example.com"))
       yield* eventually("the refused email's record", failures, (records) => records.length === 1)
 
@@ -173,13 +180,14 @@ describe("operations endpoint next to a live worker", () => {
         Effect.map(get(base, "/metrics"), ({ body }) => body),
         (text) => sample(text, "email_senders_events_in_flight") === 0
       )
-      assert.strictEqual(sample(metrics, "email_senders_events_consumed_total"), 3)
-      assert.strictEqual(sample(metrics, "email_senders_emails_sent_total"), 2)
+      // four events published, and the 451's requeued copy
+      assert.strictEqual(sample(metrics, "email_senders_events_consumed_total"), 5)
+      assert.strictEqual(sample(metrics, "email_senders_emails_sent_total"), 3)
       assert.strictEqual(sample(metrics, "email_senders_send_retries_total"), 1)
-      assert.strictEqual(sample(metrics, "email_senders_events_requeued_total"), 0)
+      assert.strictEqual(sample(metrics, "email_senders_events_requeued_total"), 1)
       assert.strictEqual(sample(metrics, "email_senders_events_failed_total{error=\"Rejected\",smtp_class=\"5xx\"}"), 1)
-      // four SMTP send calls: the first email, the 451 and its retry, the refused one
-      assert.strictEqual(sample(metrics, "email_senders_smtp_send_seconds_count"), 4)
+      // six SMTP send calls: the first email, the dropped one and its retry, the 451 and its requeued copy, the 550
+      assert.strictEqual(sample(metrics, "email_senders_smtp_send_seconds_count"), 6)
       // only the first event carried a Date: it took about a minute from its enqueue time to the 250
       assert.strictEqual(sample(metrics, "email_senders_delivery_latency_seconds_count"), 1)
       assert.isAtLeast(sample(metrics, "email_senders_delivery_latency_seconds_sum")!, 60)
@@ -297,9 +305,9 @@ describe("log lines about an event", () => {
       })])
       yield* Effect.gen(function*() {
         const smtp = yield* InMemorySmtp
-        // the first event meets an outage, then a 451, then goes out; the second is refused for good
+        // the first event meets an outage, then a dropped connection, then goes out; the second is refused for good
         yield* smtp.failNext(1, new Unavailable({ message: "connection refused", dependency: "smtp" }))
-        yield* smtp.failNext(1, new NotDelivered({ message: "451 try later", smtpCode: 451, response: "451 try later" }))
+        yield* smtp.failNext(1, new NotDelivered({ message: "Connection closed unexpectedly", smtpCode: null, response: null }))
         const queue = yield* InMemoryQueue
         const event = { template_prefix: "zerver/emails/password_reset", to_user_ids: [hamlet.id], realm_id: 2 }
         yield* queue.publish(JSON.stringify({ ...event, message_id: "first@zulip.example" }))
@@ -320,7 +328,7 @@ describe("log lines about an event", () => {
           { template: "password_reset", realm_id: 2, failed_tries: 0, attempt: 1, message_id: "<first@zulip.example>", realm: "zulip" }
         ],
         [
-          "Error sending password_reset email to 1 recipient(s) with error code 451: 451 try later",
+          "Error sending password_reset email to 1 recipient(s): Connection closed unexpectedly",
           { template: "password_reset", realm_id: 2, failed_tries: 0, attempt: 1, message_id: "<first@zulip.example>", realm: "zulip" }
         ],
         [

@@ -11,14 +11,23 @@ const cappedBackoff = (base: Duration.Duration, cap: Duration.Duration) =>
   Schedule.min([Schedule.exponential(base).pipe(Schedule.jittered), Schedule.spaced(cap)])
 
 /**
+ * Whether a failed send is tried again in process, a moment later: what the network or the connection lost
+ * (`DnsError`, `TimeoutError`, a `NotDelivered` without a reply). A server that replied 4xx ("try again later":
+ * greylisting, a rate limit, a full queue) is not asked again within seconds: the event is requeued with
+ * `REQUEUE_DELAY` at once, so its wait holds no delivery fiber and the emails behind it keep their pace.
+ */
+export const isRetriedInProcess = (error: SendEmailError): boolean =>
+  isTransient(error) && !(error._tag === "NotDelivered" && error.smtpCode !== null)
+
+/**
  * Exponential with jitter, capped at `retryMaxDelay`, at most `sendAttempts` attempts in all, and only while the
- * error is transient (`DnsError`, `TimeoutError`, `NotDelivered`): a `Rejected` email is attempted once.
+ * error is one `isRetriedInProcess`: a `Rejected` email is attempted once, a 4xx reply goes back to the queue.
  */
 export const sendRetrySchedule = (settings: WorkerSettingsShape) =>
   cappedBackoff(settings.retryBaseDelay, settings.retryMaxDelay).pipe(
     Schedule.upTo({ times: Math.max(0, settings.sendAttempts - 1) }),
     Schedule.setInputType<SendEmailError>(),
-    Schedule.while(({ input }) => isTransient(input))
+    Schedule.while(({ input }) => isRetriedInProcess(input))
   )
 
 /** While SMTP or the database is down: keep checking, backing off up to `outageMaxDelay`, for as long as it takes. */

@@ -144,7 +144,8 @@ const countAttempt = (progress: DeliveryProgress): Effect.Effect<void> => {
 
 /**
  * Deliver a decoded event: each attempt is bounded by `MAX_CONSUME_SECONDS`; an outage (`Unavailable`) waits and
- * tries again without counting an attempt; transient errors are retried by the send schedule. `progress` counts
+ * tries again without counting an attempt; a lost connection, a timeout or a DNS failure is retried by the send
+ * schedule (a 4xx reply is left to the caller to requeue, `isRetriedInProcess`). `progress` counts
  * the attempts that reached a verdict, for the failure record, and keeps what the log lines are annotated with.
  */
 export const deliverEvent = Effect.fnUntraced(function*(

@@ -1,6 +1,6 @@
 /**
  * Scenario 6: recipients refused for good (550) are attempted once and recorded once; recipients refused for now
- * (451 on the first RCPT only) are delivered after a retry.
+ * (451 on the first RCPT only) are requeued with REQUEUE_DELAY and delivered on the next try.
  */
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -38,7 +38,7 @@ const expectations: ReadonlyArray<Expectation> = Array.from({ length: perKind },
   ]
 }).flat()
 
-it.live("550 recipients: one attempt, recorded once; 451-once recipients: delivered after retries", ({ task }) =>
+it.live("550 recipients: one attempt, recorded once; 451-once recipients: requeued, then delivered once", ({ task }) =>
   Effect.gen(function*() {
     const scenario = yield* makeScenario("refusals")
     const published = expectations.map((expectation) => expectation.event)
