@@ -12,6 +12,7 @@
  */
 import { Config, Effect, Option, Result } from "effect"
 import { LiquidError, Liquid } from "liquidjs"
+import { existsSync } from "node:fs"
 import { readdir, stat } from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -47,8 +48,21 @@ export interface TemplateRenderer {
   readonly compile: (file: string) => Effect.Effect<void, TemplateError>
 }
 
-/** The templates shipped with this package, found next to the module so it works from `src/`, `dist/` and `node_modules`. */
-export const defaultTemplatesDir: string = fileURLToPath(new URL("../../templates", import.meta.url))
+/** The nearest directory at or above `directory` with a `package.json`: this package's own. */
+const packageDirectoryOf = (directory: string): string => {
+  if (existsSync(path.join(directory, "package.json"))) return directory
+  const parent = path.dirname(directory)
+  return parent === directory ? directory : packageDirectoryOf(parent)
+}
+
+/**
+ * The templates shipped with this package, found from the module's own place, so it works from `src/`, `dist/`,
+ * the bundled `dist/main.js` and `node_modules`.
+ */
+export const defaultTemplatesDir: string = path.join(
+  packageDirectoryOf(path.dirname(fileURLToPath(import.meta.url))),
+  "templates"
+)
 
 const SUBJECT_SUFFIX = ".subject.txt"
 const TEXT_SUFFIX = ".txt"
