@@ -22,7 +22,7 @@ let boundaryCounter = 0
  * keep their order and their spelling (nodemailer would write `List-ID` for `List-Id`); `html`, when present,
  * becomes the `multipart/alternative` part next to the text.
  */
-export const composeMessage = (email: OutgoingEmail): MimeNode => {
+const composeMessage = (email: OutgoingEmail): MimeNode => {
   const extraNames = new Map(email.headers.map(([name]) => [name.toLowerCase(), name]))
   return new MailComposer({
     baseBoundary: `${boundaryPrefix}${(++boundaryCounter).toString(36)}`,
