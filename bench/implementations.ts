@@ -25,7 +25,7 @@ const tunedEnvironment: Readonly<Record<string, string>> = Object.fromEntries(
  * V8 flags that size the heap for this worker instead of for the host (README, "Memory"); `BENCH_SMALL_HEAP`
  * replaces them.
  */
-export const smallHeapOptions = process.env["BENCH_SMALL_HEAP"] ?? "--max-semi-space-size=4 --max-old-space-size=96"
+export const smallHeapOptions = process.env["BENCH_SMALL_HEAP"] ?? "--max-semi-space-size=8 --max-old-space-size=128"
 
 const tunedConnections = tunedEnvironment["SMTP_CONNECTIONS"] ?? "4"
 const describe = (environment: Readonly<Record<string, string>>) =>

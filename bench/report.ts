@@ -235,7 +235,7 @@ export const renderResults = (results: ReadonlyArray<ScenarioResults>, machine: 
     "Needs RabbitMQ on 127.0.0.1:5672 (guest/guest; `AMQP_URL` to change) and `rabbitmqctl`.",
     "",
     "```sh",
-    "npm run bench                                  # builds, runs everything (~12 min), writes bench/RESULTS.md",
+    "npm run bench                                  # builds, runs everything (~20 min), writes bench/RESULTS.md",
     "npm run bench -- nodelay delay20               # only these scenarios (nodelay, delay20, refuse451, backlog)",
     "BENCH_N=1000 BENCH_RUNS=1 npm run bench        # fewer events / runs (BENCH_BACKLOG_N for the backlog)",
     "BENCH_IMPLS=email-senders,raw npm run bench    # only these implementations",
