@@ -357,10 +357,11 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
    */
   const finishTurn = (slot: Slot, session: Session | undefined, exit: Exit.Exit<unknown, unknown>) => {
     slot.busy = false
-    if (session === undefined ? Exit.hasInterrupts(exit) : session.client.destroyed || Exit.hasInterrupts(exit)) {
+    if (Exit.hasInterrupts(exit) || session?.client.destroyed === true) {
       discard(slot)
       return Effect.void
     }
+    // the check before the exchange failed, and has dealt with the connection itself
     if (session === undefined) return Effect.void
     return Effect.map(Clock.currentTimeMillis, (now) => {
       session.lastUsedAt = now

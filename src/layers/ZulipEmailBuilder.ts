@@ -258,18 +258,21 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
   }
 
   /** A producer's pre-rendered content, taken as final: only a missing text part is derived from the HTML. */
-  const renderedContent = Effect.fnUntracedEager(function*(content: Extract<EmailEvent["content"], { _tag: "Rendered" }>) {
+  const renderedContent = Effect.fnUntracedEager(function*(
+    template: string,
+    content: Extract<EmailEvent["content"], { _tag: "Rendered" }>
+  ) {
     const subject = yield* requireHeaderSafe("subject", content.subject)
-    const text = yield* textPart("(pre-rendered)", null, content.text, content.html)
+    const text = yield* textPart(template, null, content.text, content.html)
     return { subject: subject.trim(), text, html: content.html } satisfies Content
   })
 
   const renderTemplate = Effect.fn("EmailBuilder.renderTemplate")(function*(
+    template: string,
     templatePrefix: string,
     language: string | null,
     context: JsonObject
   ) {
-    const template = templatePrefix.split("/").at(-1)!
     if (language === null) {
       yield* Effect.logWarning(`Missing language for email template '${template}'`)
     }
@@ -282,7 +285,7 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     const html = rendered.html === null ? null : yield* inlineCss(template, rendered.htmlFile, rendered.html)
     const text = yield* textPart(template, rendered.htmlFile, rendered.text, html)
     return { subject, text, html } satisfies Content
-  }, (effect, templatePrefix) => Effect.annotateLogs(effect, { template: templatePrefix.split("/").at(-1)! }))
+  }, (effect, template) => Effect.annotateLogs(effect, { template }))
 
   const dateFor = (date: string | null): Effect.Effect<string, InvalidEvent> => {
     if (date === null) return Effect.map(Clock.currentTimeMillis, formatEmailDate)
@@ -309,8 +312,8 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     const language = nonEmpty(event.language) ??
       (event.recipients._tag === "UserIds" ? nonEmpty(users[0]?.defaultLanguage) : null)
     const content = event.content._tag === "Rendered"
-      ? yield* renderedContent(event.content)
-      : yield* renderTemplate(event.content.templatePrefix, language, {
+      ? yield* renderedContent(template, event.content)
+      : yield* renderTemplate(template, event.content.templatePrefix, language, {
         ...event.context,
         support_email: settings.support.address,
         email_images_base_url: settings.emailImagesBaseUrl,

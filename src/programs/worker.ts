@@ -3,7 +3,7 @@
  * batch by batch: a slow or retrying email holds only its own fiber, never the ones behind it. Settled events are
  * accounted in batches of up to `BATCH_SIZE`, every `BATCH_TIMEOUT`, for the stats file with Zulip's update rules.
  */
-import { Duration, Effect, Fiber, Option } from "effect"
+import { Array as Arr, Duration, Effect, Fiber, Option } from "effect"
 import { QueueConsumer } from "../services/QueueConsumer.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { settleDelivery, type Settlement } from "./consumeBatch.ts"
@@ -11,17 +11,22 @@ import { type ConsumedBatch, makeQueueStatistics } from "./queueStatistics.ts"
 
 /**
  * Seconds the batch occupied the worker: from its first start (or the previous batch's end, when they overlap) to
- * its last finish, so `events × average` estimates the time to clear a backlog as monitoring expects.
+ * its last finish, so `events × average` estimates the time to clear a backlog as monitoring expects. Also gives
+ * that last finish, where the next batch's time starts.
  */
-const batchOf = (settlements: ReadonlyArray<Settlement>, previousEndMillis: number, drained: boolean): ConsumedBatch => {
+const batchOf = (
+  settlements: ReadonlyArray<Settlement>,
+  previousEndMillis: number,
+  drained: boolean
+): { readonly batch: ConsumedBatch; readonly endMillis: number } => {
   let start = Number.POSITIVE_INFINITY
-  let end = 0
+  let end = previousEndMillis
   for (const settlement of settlements) {
     start = Math.min(start, settlement.startedAtMillis)
     end = Math.max(end, settlement.finishedAtMillis)
   }
   start = Math.max(previousEndMillis, start)
-  return { events: settlements.length, seconds: Math.max(0, end - start) / 1000, drained }
+  return { batch: { events: settlements.length, seconds: Math.max(0, end - start) / 1000, drained }, endMillis: end }
 }
 
 /**
@@ -39,18 +44,14 @@ export const runWorker = Effect.uninterruptibleMask((restore) =>
     let settled: Array<Settlement> = []
     let previousEndMillis = 0
     const account = Effect.suspend(() => {
-      const settlements = settled
+      const batches = Arr.chunksOf(settled, settings.batchSize)
       settled = []
-      const batches: Array<ReadonlyArray<Settlement>> = []
-      for (let i = 0; i < settlements.length; i += settings.batchSize) {
-        batches.push(settlements.slice(i, i + settings.batchSize))
-      }
-      return Effect.forEach(batches, (batch, index) =>
+      return Effect.forEach(batches, (settlements, index) =>
         // drained as Zulip means it: after the last batch, nothing received from the broker is left waiting here
         Effect.flatMap(index === batches.length - 1 ? consumer.buffered : Effect.succeed(1), (buffered) => {
-          const consumed = batchOf(batch, previousEndMillis, buffered === 0)
-          previousEndMillis = Math.max(previousEndMillis, ...batch.map((s) => s.finishedAtMillis))
-          return statistics.recordBatch(consumed)
+          const { batch, endMillis } = batchOf(settlements, previousEndMillis, buffered === 0)
+          previousEndMillis = endMillis
+          return statistics.recordBatch(batch)
         }), { discard: true })
     })
 
