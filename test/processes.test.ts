@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { connect } from "amqplib"
 import { Effect, FileSystem, Redacted } from "effect"
 import { execFile } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import { join } from "node:path"
@@ -296,4 +297,53 @@ describe("tracing", () => {
       )
       assert.isTrue(serviceNames.every((name) => name === "email-senders-under-test"), serviceNames.join(", "))
     }).pipe(Effect.provide(NodeFileSystem.layer)), 240_000)
+})
+
+/** What a running process was started with: its command line and its environment, from /proc. */
+const commandLineOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((part) => part !== "")
+const environmentOf = (pid: number) => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+
+/** The `heap_limit_mb` of the worker's "email-senders starting" line; fails unless there is exactly one such line. */
+const startingHeapLimitMb = (output: string): number => {
+  const lines = output.split("\n").filter((line) => line.includes("\"email-senders starting\""))
+  assert.strictEqual(lines.length, 1, output)
+  return (JSON.parse(lines[0]!) as { annotations: { heap_limit_mb: number } }).annotations.heap_limit_mb
+}
+
+describe("heap", () => {
+  it.live("with no heap size given, the worker replaces its process with one capped for its settings, and delivers", () =>
+    Effect.gen(function*() {
+      const { broker, directory, queue, smtp } = yield* setup("es-heap-")
+      const worker = yield* startCli(["worker"], workerEnv(queue, smtp, directory))
+      yield* worker.waitForOutput("email-senders starting")
+      // the same process (its pid is the one started), now running with the cap and two malloc arenas
+      assert.include(commandLineOf(worker.pid), "--max-old-space-size=512")
+      assert.include(environmentOf(worker.pid), "MALLOC_ARENA_MAX=2")
+      const limitMb = startingHeapLimitMb(worker.output())
+      assert.isTrue(limitMb >= 512 && limitMb < 600, `heap_limit_mb ${limitMb}`)
+      yield* broker.publishAll(queue, preRenderedEvents("heap", 2))
+      yield* waitUntil(() => smtp.messages.length === 2, () => `2 deliveries; output:\n${worker.output()}`, "90 seconds")
+      assert.strictEqual(yield* terminated(worker), 0, worker.output())
+      assert.notInclude(worker.output(), "heap limit")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 180_000)
+
+  it.live("a heap size the operator gave is kept as it is, with a warning when the settings may need more", () =>
+    Effect.gen(function*() {
+      const { directory, queue, smtp } = yield* setup("es-heap-given-")
+      const worker = yield* startCli(["worker"], workerEnv(queue, smtp, directory, {
+        NODE_OPTIONS: "--max-old-space-size=200",
+        CONCURRENCY: "300"
+      }))
+      yield* worker.waitForOutput("email-senders starting")
+      assert.isFalse(commandLineOf(worker.pid).some((part) => part.startsWith("--max-old-space-size")))
+      assert.notInclude(environmentOf(worker.pid), "MALLOC_ARENA_MAX=2")
+      // V8's limit counts the young generation too
+      const limitMb = startingHeapLimitMb(worker.output())
+      assert.isTrue(limitMb >= 200 && limitMb < 300, `heap_limit_mb ${limitMb}`)
+      assert.include(
+        worker.output(),
+        `the heap limit (${limitMb} MB) is below the 490 MB that CONCURRENCY (300) × 3 × MAX_EVENT_BYTES (524288) + 40 MB may need`
+      )
+      assert.strictEqual(yield* terminated(worker), 0, worker.output())
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 180_000)
 })

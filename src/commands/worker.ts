@@ -5,6 +5,7 @@ import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import { redactUrl } from "../layers/RabbitMqConnection.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 import { runWorker } from "../programs/worker.ts"
+import { heapLimitMb, sizeWorkerHeap } from "./workerHeap.ts"
 
 /** One line with the effective configuration; secrets appear only as `<redacted>`. */
 const logEffectiveConfiguration = Effect.gen(function*() {
@@ -19,17 +20,23 @@ const logEffectiveConfiguration = Effect.gen(function*() {
     realms: Option.match(databaseUrl, { onNone: () => "REALMS_FILE", onSome: (url) => redactUrl(Redacted.value(url)) }),
     concurrency: settings.concurrency,
     send_attempts: settings.sendAttempts,
-    max_request_retries: settings.maxRequestRetries
+    max_request_retries: settings.maxRequestRetries,
+    heap_limit_mb: heapLimitMb()
   }))
 })
 
 /**
  * The worker on the live services from the environment, with its operations endpoint (`HTTP_PORT`) alongside: the
- * endpoint starts before the first delivery and closes after the worker has drained.
+ * endpoint starts before the first delivery and closes after the worker has drained. First of all, the process
+ * gets a heap sized for the worker (`workerHeap.ts`), which may restart it.
  */
-export const runLiveWorker = logEffectiveConfiguration.pipe(
-  Effect.andThen(runWorker),
-  Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive)))
+export const runLiveWorker = Effect.andThen(
+  sizeWorkerHeap,
+  // provided here, so that no connection is opened before the process may be replaced
+  logEffectiveConfiguration.pipe(
+    Effect.andThen(runWorker),
+    Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive)))
+  )
 )
 
 export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(Command.withDescription("Consume the queue and deliver emails until SIGTERM (the default command)"))
