@@ -1,9 +1,9 @@
 /**
  * The worker process's heap. V8 sizes its heap from the host's memory, not from what the worker holds: on a large
  * host (a cap of 4 GB) it lets the old generation grow to 3–4× the live data between full collections, and the
- * worker peaked at ~220 MB RSS clearing a backlog with ~30 MB live. Under a cap below 1 GB, V8 grows it by at most
- * 1.3–1.6× (and glibc keeps fewer malloc arenas half-empty with `MALLOC_ARENA_MAX=2`): ~145 MB, for the same CPU
- * per email (bench/FINDINGS.md). So the worker command, unless the operator chose a heap size, replaces its own
+ * worker peaked at ~220 MB RSS clearing a backlog with ~30 MB live. Under a cap of 1 GB or less, V8 grows it by
+ * 1.3–1.6× at most (and glibc keeps fewer malloc arenas half-empty with `MALLOC_ARENA_MAX=2`): ~145 MB, for the
+ * same CPU per email (bench/FINDINGS.md). So the worker command, unless the operator chose a heap size, replaces its own
  * process (same pid, `process.execve`) with one that has a cap sized for its settings.
  */
 import { Effect } from "effect"
