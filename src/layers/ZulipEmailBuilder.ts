@@ -191,20 +191,24 @@ const headersFor = Effect.fnUntracedEager(function*(settings: BuilderSettings, r
 /** Zulip strips the rendered subject and removes its line breaks (templates end with a newline). */
 const cleanRenderedSubject = (subject: string): string => subject.trim().replace(/\r\n|\r|\n/g, "")
 
-const inlineCss = (template: string, htmlFile: string | null, html: string): Exit.Exit<string, TemplateError> => {
+/** `compute()`, or a `TemplateError` naming the template, its file and the `step` that threw. */
+const templateStep = (
+  template: string,
+  file: string | null,
+  step: string,
+  compute: () => string
+): Exit.Exit<string, TemplateError> => {
   try {
-    return Exit.succeed(juice(html))
+    return Exit.succeed(compute())
   } catch (error) {
     return Exit.fail(
-      new TemplateError({
-        message: `template ${template}: inlining the CSS of the HTML failed: ${(error as Error).message}`,
-        template,
-        file: htmlFile,
-        line: null
-      })
+      new TemplateError({ message: `template ${template}: ${step} failed: ${(error as Error).message}`, template, file, line: null })
     )
   }
 }
+
+const inlineCss = (template: string, htmlFile: string | null, html: string): Exit.Exit<string, TemplateError> =>
+  templateStep(template, htmlFile, "inlining the CSS of the HTML", () => juice(html))
 
 /** The text part as given, else derived from the HTML (Zulip always ships a `.txt`; we do not require one). */
 const textPart = (
@@ -212,20 +216,8 @@ const textPart = (
   file: string | null,
   text: string | null,
   html: string | null
-): Exit.Exit<string, TemplateError> => {
-  try {
-    return Exit.succeed(text ?? htmlToText(html ?? ""))
-  } catch (error) {
-    return Exit.fail(
-      new TemplateError({
-        message: `template ${template}: deriving the text part from the HTML failed: ${(error as Error).message}`,
-        template,
-        file,
-        line: null
-      })
-    )
-  }
-}
+): Exit.Exit<string, TemplateError> =>
+  templateStep(template, file, "deriving the text part from the HTML", () => text ?? htmlToText(html ?? ""))
 
 interface Content {
   readonly subject: string

@@ -113,12 +113,11 @@ const attemptOnce = (event: EmailEvent, progress: DeliveryProgress) =>
   progress.message === null
     ? Effect.flatMap(buildEmail(event), (message) => {
       // the attempt's lines were annotated before the Message-ID and realm were known; the send's carry them
-      const learned = message.messageId !== progress.messageId || message.realm !== progress.realm
+      const attemptAnnotations = progressAnnotations(progress, 1)
       progress.message = message
       progress.messageId = message.messageId
       progress.realm = message.realm
-      const send = sendBuilt(message, event)
-      return learned ? Effect.annotateLogs(send, progressAnnotations(progress, 1)) : send
+      return annotatedAsNow(progress, 1, attemptAnnotations)(sendBuilt(message, event))
     })
     : sendBuilt(progress.message, event)
 
