@@ -3,11 +3,20 @@
  * Profiles come from `BENCH_PROFILE=<dir> npm run bench -- <scenario>` (each worker runs with `--cpu-prof`).
  * Prints self time by category (Effect, nodemailer, GC, socket writes, …) and the top functions.
  */
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
+import { SourceMap } from "node:module"
+import { fileURLToPath } from "node:url"
+
+interface CallFrame {
+  readonly functionName: string
+  readonly url: string
+  readonly lineNumber: number
+  readonly columnNumber: number
+}
 
 interface ProfileNode {
   readonly id: number
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly callFrame: CallFrame
   readonly hitCount: number
 }
 
@@ -22,7 +31,30 @@ if (file === undefined || emailsArgument === undefined) {
   process.stderr.write("usage: node bench/profileSummary.ts <file.cpuprofile> <emails> [top]\n")
   process.exit(2)
 }
-const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
+const recorded = JSON.parse(readFileSync(file, "utf8")) as Profile
+
+/**
+ * `dist/main.js` is one bundle, so its functions are named back to the sources they came from (`node_modules/…`,
+ * `src/…`) through the bundle's source map, when it is next to it.
+ */
+const sourceMaps = new Map<string, SourceMap | null>()
+const sourceMapOf = (url: string): SourceMap | null => {
+  if (!sourceMaps.has(url)) {
+    const mapFile = url.startsWith("file://") ? `${fileURLToPath(url)}.map` : ""
+    sourceMaps.set(url, mapFile !== "" && existsSync(mapFile) ? new SourceMap(JSON.parse(readFileSync(mapFile, "utf8"))) : null)
+  }
+  return sourceMaps.get(url) ?? null
+}
+const original = (frame: CallFrame): CallFrame => {
+  const map = frame.lineNumber < 0 ? null : sourceMapOf(frame.url)
+  const entry = map?.findEntry(frame.lineNumber, frame.columnNumber)
+  if (entry === undefined || !("originalSource" in entry)) return frame
+  return { ...frame, url: entry.originalSource, lineNumber: entry.originalLine, columnNumber: entry.originalColumn }
+}
+const profile: Profile = {
+  ...recorded,
+  nodes: recorded.nodes.map((node) => ({ ...node, callFrame: original(node.callFrame) }))
+}
 const emails = Number(emailsArgument)
 const samples = profile.nodes.reduce((sum, node) => sum + node.hitCount, 0)
 const secondsPerSample = (profile.endTime - profile.startTime) / 1e6 / samples

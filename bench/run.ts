@@ -167,7 +167,11 @@ const processUsage = (pid: number): { readonly cpuSeconds: number; readonly peak
 const startWorker = (implementation: Implementation, environment: Record<string, string>, logFile: string) => {
   const output = openSync(logFile, "a")
   const profile = process.env["BENCH_PROFILE"]
-  const nodeOptions = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]
+  // V8 flags that NODE_OPTIONS refuses (`--trace-gc`, `--cpu-prof`…), for every worker alike
+  const nodeOptions = [
+    ...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]),
+    ...(process.env["BENCH_NODE_FLAGS"] ?? "").split(" ").filter((flag) => flag !== "")
+  ]
   return spawn(process.execPath, [...nodeOptions, join(projectDir, implementation.script)], {
     cwd: projectDir,
     env: {
