@@ -34,7 +34,7 @@ const describe = (environment: Readonly<Record<string, string>>) =>
 export const implementations: ReadonlyArray<Implementation> = [
   {
     name: "email-senders",
-    description: "`node dist/main.js`, default settings (SMTP_CONNECTIONS=4 CONCURRENCY=32 PREFETCH=100; with no heap size given, the worker restarts itself with `--max-old-space-size=512`: deploy/README.md, \"Memory\")",
+    description: "`node dist/main.js`, default settings (SMTP_CONNECTIONS=4 CONCURRENCY=32 PREFETCH=100; with no heap flags given, the worker restarts itself with `--heap-growing-percent=40`: deploy/README.md, \"Memory\")",
     script: "dist/main.js",
     environment: {},
     rawBaseline: "raw"

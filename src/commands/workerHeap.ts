@@ -1,10 +1,11 @@
 /**
- * The worker process's heap. V8 sizes its heap from the host's memory, not from what the worker holds: on a large
- * host (a cap of 4 GB) it lets the old generation grow to 3–4× the live data between full collections, and the
- * worker peaked at ~220 MB RSS clearing a backlog with ~30 MB live. Under a cap of 1 GB or less, V8 grows it by
- * 1.3–1.6× at most (and glibc keeps fewer malloc arenas half-empty with `MALLOC_ARENA_MAX=2`): ~145 MB, for the
- * same CPU per email (bench/FINDINGS.md). So the worker command, unless the operator chose a heap size, replaces its own
- * process (same pid, `process.execve`) with one that has a cap sized for its settings.
+ * The worker process's heap. V8 sizes its heap from the host's memory, not from what the worker holds: where the old
+ * generation may reach 2 GB (hosts with 8 GB and more) it lets garbage grow to 4× the live data between full
+ * collections, and the worker peaked at ~220 MB RSS clearing a backlog with ~30 MB live. A fixed growth of 1.4×
+ * (`--heap-growing-percent=40`) and fewer half-empty malloc arenas (`MALLOC_ARENA_MAX=2`) hold it at ~145 MB. A
+ * smaller cap (`--max-old-space-size=512`) held it there too, but V8 then also collects in ways that cost ~9 % more
+ * CPU per email (bench/FINDINGS.md). So the worker command, unless the operator chose heap flags, replaces its own
+ * process (same pid, `process.execve`) with one that has them.
  */
 import { Effect } from "effect"
 import { url as inspectorUrl } from "node:inspector"
@@ -14,6 +15,12 @@ import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 
 const MB = 2 ** 20
 
+/** How much the old generation may grow between full collections: 40 % (V8's own growth is 1.1–4×). */
+export const heapGrowingPercent = 40
+
+/** From an old generation of 2 GB, V8 lets it grow up to 4× (below, up to 1.3–2×, as the limit is smaller). */
+const fastGrowthFromMb = 2048
+
 /**
  * What the worker may hold at once (deploy/README.md, "Memory"): ~40 MB of its own, and every event in flight
  * three times (its body as text, the parsed event, the built email).
@@ -21,39 +28,39 @@ const MB = 2 ** 20
 export const heapNeededMb = (concurrency: number, maxEventBytes: number): number =>
   Math.ceil(40 + (concurrency * 3 * maxEventBytes) / MB)
 
-/** Twice the need, and never below 512 MB: room for bursts of large events, still far below V8's own cap. */
-export const heapCapMb = (neededMb: number): number => Math.max(512, 2 * neededMb)
-
-/** Whether the operator gave the heap a size, on the command line or in `NODE_OPTIONS` (either spelling). */
-export const heapSizeGiven = (execArgv: ReadonlyArray<string>, nodeOptions: string | undefined): boolean =>
-  [...execArgv, nodeOptions ?? ""].some((argument) => /--max[-_]old[-_]space[-_]size/.test(argument))
+/**
+ * Whether the operator sized the heap or set its growth, on the command line or in `NODE_OPTIONS` (either
+ * spelling); a re-executed worker has, so it never re-executes twice.
+ */
+export const heapFlagsGiven = (execArgv: ReadonlyArray<string>, nodeOptions: string | undefined): boolean =>
+  [...execArgv, nodeOptions ?? ""].some((argument) => /--(max[-_]old[-_]space[-_]size|heap[-_]growing[-_]percent)/.test(argument))
 
 export interface HeapFacts {
   readonly concurrency: number
   readonly maxEventBytes: number
   /** V8's heap limit in this process (old generation plus young), in bytes */
   readonly heapLimitBytes: number
-  readonly heapSizeGiven: boolean
+  readonly heapFlagsGiven: boolean
   /** `process.execve` exists here: POSIX, the main thread, no debugger attached */
   readonly canReexecute: boolean
 }
 
 export type HeapPlan =
-  | { readonly _tag: "Reexecute"; readonly maxOldSpaceMb: number }
+  | { readonly _tag: "Reexecute"; readonly growingPercent: number }
   | { readonly _tag: "Keep"; readonly neededMb: number; readonly limitMb: number }
 
 /**
- * Re-execute only where V8's own cap is well above the one the worker would set (the young generation adds up to
- * 48 MB to V8's limit): on a small host or container V8 already grows the heap slowly, and a re-executed process
- * has the flag, so it never re-executes twice.
+ * Re-execute only where V8 would let the heap grow fast: on a smaller host or container (Node sizes the heap from
+ * a cgroup's memory limit too) V8 already grows it slowly.
  */
-export const planHeap = (facts: HeapFacts): HeapPlan => {
-  const neededMb = heapNeededMb(facts.concurrency, facts.maxEventBytes)
-  const capMb = heapCapMb(neededMb)
-  return !facts.heapSizeGiven && facts.canReexecute && facts.heapLimitBytes > (capMb + 64) * MB
-    ? { _tag: "Reexecute", maxOldSpaceMb: capMb }
-    : { _tag: "Keep", neededMb, limitMb: Math.floor(facts.heapLimitBytes / MB) }
-}
+export const planHeap = (facts: HeapFacts): HeapPlan =>
+  !facts.heapFlagsGiven && facts.canReexecute && facts.heapLimitBytes >= fastGrowthFromMb * MB
+    ? { _tag: "Reexecute", growingPercent: heapGrowingPercent }
+    : {
+      _tag: "Keep",
+      neededMb: heapNeededMb(facts.concurrency, facts.maxEventBytes),
+      limitMb: Math.floor(facts.heapLimitBytes / MB)
+    }
 
 export const heapLimitMb = (): number => Math.floor(getHeapStatistics().heap_size_limit / MB)
 
@@ -68,16 +75,17 @@ export const sizeWorkerHeap = Effect.gen(function*() {
     concurrency,
     maxEventBytes,
     heapLimitBytes: getHeapStatistics().heap_size_limit,
-    heapSizeGiven: heapSizeGiven(process.execArgv, process.env["NODE_OPTIONS"]),
+    heapFlagsGiven: heapFlagsGiven(process.execArgv, process.env["NODE_OPTIONS"]),
     canReexecute: execve !== undefined && process.platform !== "win32" && isMainThread && inspectorUrl() === undefined
   })
   if (plan._tag === "Reexecute") {
-    const args = [process.execPath, ...process.execArgv, `--max-old-space-size=${plan.maxOldSpaceMb}`, ...process.argv.slice(1)]
+    const flag = `--heap-growing-percent=${plan.growingPercent}`
+    const args = [process.execPath, ...process.execArgv, flag, ...process.argv.slice(1)]
     const env = { ...process.env, MALLOC_ARENA_MAX: process.env["MALLOC_ARENA_MAX"] ?? "2" }
     // returns only if the exec itself failed; the worker then runs on V8's defaults
     return yield* Effect.try(() => execve!(process.execPath, args, env)).pipe(
       Effect.catch((error) =>
-        Effect.logWarning(`could not restart with --max-old-space-size=${plan.maxOldSpaceMb}; running on V8's heap defaults`).pipe(
+        Effect.logWarning(`could not restart with ${flag}; running on V8's heap defaults`).pipe(
           Effect.annotateLogs({ error: String(error.cause) })
         ))
     )
