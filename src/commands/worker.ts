@@ -28,7 +28,7 @@ const logEffectiveConfiguration = Effect.gen(function*() {
 /**
  * The worker on the live services from the environment, with its operations endpoint (`HTTP_PORT`) alongside: the
  * endpoint starts before the first delivery and closes after the worker has drained. First of all, the process
- * gets a heap sized for the worker (`workerHeap.ts`), which may restart it.
+ * gets a heap that suits the worker (`workerHeap.ts`), which may restart it.
  */
 export const runLiveWorker = Effect.andThen(
   sizeWorkerHeap,
