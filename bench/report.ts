@@ -31,6 +31,8 @@ export interface RunResult {
   readonly p50Millis: number
   readonly p99Millis: number
   readonly cpuSecondsPer1000: number
+  /** the part of `cpuSecondsPer1000` spent on the main thread, where the JavaScript runs */
+  readonly mainThreadCpuSecondsPer1000: number
   readonly peakRssBytes: number
   readonly refusals: number
   /** lines in the worker's errors file (email-senders only) */
@@ -96,6 +98,7 @@ const scenarioTable = (result: ScenarioResults, all: ReadonlyArray<ScenarioResul
     "p50 ms",
     "p99 ms",
     "CPU s / 1000",
+    "main thread",
     "peak RSS MB",
     "vs raw",
     "vs Zulip-style",
@@ -118,6 +121,7 @@ const scenarioTable = (result: ScenarioResults, all: ReadonlyArray<ScenarioResul
       millis(medianOf(runs, "p50Millis")),
       millis(medianOf(runs, "p99Millis")),
       medianOf(runs, "cpuSecondsPer1000").toFixed(3),
+      medianOf(runs, "mainThreadCpuSecondsPer1000").toFixed(3),
       megabytes(medianOf(runs, "peakRssBytes")),
       ratio(throughput / raw),
       ratio(throughput / zulip),
@@ -217,7 +221,9 @@ export const renderResults = (results: ReadonlyArray<ScenarioResults>, machine: 
     "publisher confirms as fast as the broker confirms them (the worker already consuming, except for the backlog). " +
     "emails/s = distinct emails accepted ÷ time from the first publish to the last 250; latency = publish → the " +
     "sink's 250; CPU = the worker process's utime + stime (`/proc/<pid>/stat`) from the moment it consumes to the " +
-    "last 250, per 1,000 emails; peak RSS = the worker's VmHWM. Values are medians over the runs.",
+    "last 250, per 1,000 emails, and \"main thread\" the part of it on the thread that runs the JavaScript " +
+    "(`/proc/<pid>/task/<pid>/stat`; the rest is V8's compiler and garbage-collector threads); peak RSS = the " +
+    "worker's VmHWM. Values are medians over the runs.",
     "",
     "## Targets",
     "",

@@ -155,13 +155,26 @@ const freePort = (): Promise<number> =>
     })
   })
 
-/** utime + stime in seconds, and VmHWM (peak RSS) in bytes, of a live process. */
-const processUsage = (pid: number): { readonly cpuSeconds: number; readonly peakRssBytes: number } => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+/** utime + stime in seconds of a `/proc/…/stat` file. */
+const cpuSecondsOf = (statFile: string): number => {
+  const stat = readFileSync(statFile, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / clockTicks
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks
+}
+
+/**
+ * utime + stime in seconds of a live process and of its main thread alone (the rest is V8's compiler and garbage
+ * collector threads and libuv's), and VmHWM (peak RSS) in bytes.
+ */
+const processUsage = (
+  pid: number
+): { readonly cpuSeconds: number; readonly mainThreadCpuSeconds: number; readonly peakRssBytes: number } => {
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-  return { cpuSeconds, peakRssBytes: Number(hwm?.[1] ?? 0) * 1024 }
+  return {
+    cpuSeconds: cpuSecondsOf(`/proc/${pid}/stat`),
+    mainThreadCpuSeconds: cpuSecondsOf(`/proc/${pid}/task/${pid}/stat`),
+    peakRssBytes: Number(hwm?.[1] ?? 0) * 1024
+  }
 }
 
 const startWorker = (implementation: Implementation, environment: Record<string, string>, logFile: string) => {
@@ -326,13 +339,15 @@ const runOnce = async (
       complete,
       count: scenario.count,
       cpuSecondsPer1000: ((after.cpuSeconds - before.cpuSeconds) / measured.delivered) * 1000,
+      mainThreadCpuSecondsPer1000: ((after.mainThreadCpuSeconds - before.mainThreadCpuSeconds) / measured.delivered) * 1000,
       peakRssBytes: Math.max(peakRssBytes, after.peakRssBytes),
       refusals: report.refusals,
       failuresRecorded: lineCount(join(workDir, "errors", `${queue}.errors`))
     }
     log(
       `  ${implementation.name} #${runNumber}: ${result.emailsPerSecond.toFixed(1)} emails/s, p50 ${result.p50Millis.toFixed(0)} ms, ` +
-        `p99 ${result.p99Millis.toFixed(0)} ms, ${result.cpuSecondsPer1000.toFixed(3)} CPU s/1000, ` +
+        `p99 ${result.p99Millis.toFixed(0)} ms, ${result.cpuSecondsPer1000.toFixed(3)} CPU s/1000 ` +
+        `(main thread ${result.mainThreadCpuSecondsPer1000.toFixed(3)}), ` +
         `peak RSS ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MB${complete ? "" : `, INCOMPLETE (${result.delivered}/${scenario.count})`}`
     )
     return result
