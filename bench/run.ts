@@ -164,18 +164,16 @@ const cpuSecondsOf = (statFile: string): number => {
 
 /**
  * utime + stime in seconds of a live process and of its main thread alone (the rest is V8's compiler and garbage
- * collector threads and libuv's), and VmHWM (peak RSS) in bytes.
+ * collector threads and libuv's).
  */
-const processUsage = (
-  pid: number
-): { readonly cpuSeconds: number; readonly mainThreadCpuSeconds: number; readonly peakRssBytes: number } => {
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-  return {
-    cpuSeconds: cpuSecondsOf(`/proc/${pid}/stat`),
-    mainThreadCpuSeconds: cpuSecondsOf(`/proc/${pid}/task/${pid}/stat`),
-    peakRssBytes: Number(hwm?.[1] ?? 0) * 1024
-  }
-}
+const cpuUsage = (pid: number): { readonly cpuSeconds: number; readonly mainThreadCpuSeconds: number } => ({
+  cpuSeconds: cpuSecondsOf(`/proc/${pid}/stat`),
+  mainThreadCpuSeconds: cpuSecondsOf(`/proc/${pid}/task/${pid}/stat`)
+})
+
+/** VmHWM (peak RSS) in bytes of a live process; polled during a run, so it reads nothing else. */
+const peakRssBytesOf = (pid: number): number =>
+  Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024
 
 const startWorker = (implementation: Implementation, environment: Record<string, string>, logFile: string) => {
   const output = openSync(logFile, "a")
@@ -322,15 +320,16 @@ const runOnce = async (
     if (!consuming || started.exitCode !== null) {
       throw new Error(`${implementation.name} did not start consuming: ${readFileSync(logFile, "utf8").slice(0, 2000)}`)
     }
-    const before = processUsage(pid)
+    const before = cpuUsage(pid)
     const startMillis = scenario.backlog ? undefined : wallClockMillis()
     if (!scenario.backlog) await publish(connection, queue, run, scenario.count, publishedAt)
     let peakRssBytes = 0
     const complete = await until(() => {
-      peakRssBytes = processUsage(pid).peakRssBytes
+      peakRssBytes = peakRssBytesOf(pid)
       return sink.accepted().distinct >= scenario.count
     }, runTimeoutMillis, 50)
-    const after = processUsage(pid)
+    const after = cpuUsage(pid)
+    const finalPeakRssBytes = peakRssBytesOf(pid)
     await stopWorker(worker)
     const report = await sink.report()
     const measured = measure(report, publishedAt, scenario.count, startMillis)
@@ -340,7 +339,7 @@ const runOnce = async (
       count: scenario.count,
       cpuSecondsPer1000: ((after.cpuSeconds - before.cpuSeconds) / measured.delivered) * 1000,
       mainThreadCpuSecondsPer1000: ((after.mainThreadCpuSeconds - before.mainThreadCpuSeconds) / measured.delivered) * 1000,
-      peakRssBytes: Math.max(peakRssBytes, after.peakRssBytes),
+      peakRssBytes: Math.max(peakRssBytes, finalPeakRssBytes),
       refusals: report.refusals,
       failuresRecorded: lineCount(join(workDir, "errors", `${queue}.errors`))
     }
