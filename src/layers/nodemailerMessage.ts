@@ -4,9 +4,11 @@
  * bytes.
  */
 import { Effect } from "effect"
-import MailComposer from "nodemailer/lib/mail-composer"
 import { randomBytes } from "node:crypto"
+import * as base64 from "nodemailer/lib/base64"
+import MailComposer from "nodemailer/lib/mail-composer"
 import type MimeNode from "nodemailer/lib/mime-node"
+import * as qp from "nodemailer/lib/qp"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 
 /**
@@ -22,7 +24,7 @@ let boundaryCounter = 0
  * keep their order and their spelling (nodemailer would write `List-ID` for `List-Id`); `html`, when present,
  * becomes the `multipart/alternative` part next to the text.
  */
-const composeMessage = (email: OutgoingEmail): MimeNode => {
+export const mimeTreeOf = (email: OutgoingEmail): MimeNode => {
   const extraNames = new Map(email.headers.map(([name]) => [name.toLowerCase(), name]))
   return new MailComposer({
     baseBoundary: `${boundaryPrefix}${(++boundaryCounter).toString(36)}`,
@@ -40,8 +42,87 @@ const composeMessage = (email: OutgoingEmail): MimeNode => {
   }).compile()
 }
 
-/** The message's bytes, exactly as they go on the wire. Composing a valid `OutgoingEmail` cannot fail: a failure is a bug. */
+/** The largest body serialised in place: nodemailer's QP encoder works in slices of this size, with carry-over. */
+const inlineBodyLimit = 64 * 1024
+
+/** The parts of a MIME node that nodemailer's `MimeNode.stream` reads, which its type declarations leave out. */
+interface StreamedNode {
+  readonly _raw: unknown
+  readonly _transforms: ReadonlyArray<unknown>
+  readonly _processFuncs: ReadonlyArray<unknown>
+}
+
+/** Nodes whose body is a string of at most `inlineBodyLimit` bytes: all a composed `OutgoingEmail` holds. */
+const isInlineTree = (node: MimeNode): boolean => {
+  const streamed = node as unknown as StreamedNode
+  const content = node.content
+  return !streamed._raw && streamed._transforms.length === 0 && streamed._processFuncs.length === 0 &&
+    (content === undefined || (typeof content === "string" && Buffer.byteLength(content) <= inlineBodyLimit)) &&
+    node.childNodes.every(isInlineTree)
+}
+
+/**
+ * Quoted-printable as nodemailer's `qp.Encoder` writes a body that comes in one piece: trailing spaces and tabs are
+ * held back and encoded after the rest, and each stretch is wrapped to 76 columns from the last unfinished line.
+ */
+const quotedPrintable = (body: string): string => {
+  const bytes = Buffer.from(body, "utf8")
+  let end = bytes.length
+  while (end > 0 && (bytes[end - 1] === 0x20 || bytes[end - 1] === 0x09)) end--
+  const wrapped = qp.wrap(qp.encode(bytes.subarray(0, end)), 76)
+  if (end === bytes.length) return wrapped
+  const lastLineStart = wrapped.lastIndexOf("\n") + 1
+  return wrapped.slice(0, lastLineStart) + qp.wrap(wrapped.slice(lastLineStart) + qp.encode(bytes.subarray(end)), 76)
+}
+
+const encodedBody = (node: MimeNode, body: string): string => {
+  switch (node.getTransferEncoding()) {
+    case "quoted-printable":
+      return quotedPrintable(body)
+    case "base64":
+      return base64.wrap(base64.encode(body), 76)
+    default:
+      return body
+  }
+}
+
+/** `MimeNode.stream` without its streams: the headers, the encoded body, then the parts between boundaries. */
+const serializeNode = (node: MimeNode, out: Array<string>): void => {
+  out.push(node.buildHeaders(), "\r\n\r\n")
+  if (typeof node.content === "string" && node.content !== "") out.push(encodedBody(node, node.content))
+  if (node.multipart) {
+    node.childNodes.forEach((child, index) => {
+      out.push(index === 0 ? "--" : "\r\n--", node.boundary as string, "\r\n")
+      serializeNode(child, out)
+    })
+    out.push("\r\n--", node.boundary as string, "--\r\n")
+  }
+}
+
+/**
+ * The message, serialised in one pass when its bodies are strings of at most 64 KB (all an `OutgoingEmail` makes
+ * but the largest), ending in a line break as nodemailer's `LastNewline` ensures; else `undefined`.
+ */
+export const serializeInline = (root: MimeNode): Buffer | undefined => {
+  if (root.newline !== undefined || !isInlineTree(root)) return undefined
+  const out: Array<string> = []
+  serializeNode(root, out)
+  const last = out.findLast((piece) => piece !== "") ?? ""
+  if (!last.endsWith("\n")) out.push(last.endsWith("\r") ? "\n" : "\r\n")
+  return Buffer.from(out.join(""), "utf8")
+}
+
+/**
+ * The message's bytes, exactly as they go on the wire. Composing a valid `OutgoingEmail` cannot fail: a failure is a
+ * bug. nodemailer builds a message through a stream per part, an encoder stream per body and a `setImmediate` per
+ * step; `serializeInline` writes the same bytes with nodemailer's own header builder and encoders in one pass (a
+ * test holds the two equal), for about half the CPU. A body over 64 KB goes through nodemailer's streams.
+ */
 export const messageBytes = (email: OutgoingEmail): Effect.Effect<Buffer> =>
-  Effect.callback<Buffer>((resume) => {
-    composeMessage(email).build((error, bytes) => resume(error ? Effect.die(error) : Effect.succeed(bytes)))
+  Effect.suspend(() => {
+    const root = mimeTreeOf(email)
+    const inline = serializeInline(root)
+    return inline !== undefined ? Effect.succeed(inline) : Effect.callback<Buffer>((resume) => {
+      root.build((error, bytes) => resume(error ? Effect.die(error) : Effect.succeed(bytes)))
+    })
   })
