@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Console, Effect, Logger, Redacted } from "effect"
-import { jsonLines } from "../src/layers/Logging.ts"
+import { TestClock } from "effect/testing"
+import { batchedJsonLines, jsonLines, logWriteWindow } from "../src/layers/Logging.ts"
 
 /** What `logger` writes for `program`, with the clock's timestamp and the fiber id made comparable. */
 const written = (logger: Logger.Logger<unknown, void>, program: Effect.Effect<void>) =>
@@ -34,5 +35,24 @@ describe("jsonLines", () => {
       assert.strictEqual(ours.length, 7)
       assert.include(ours[6], "inner")
       assert.notInclude(ours.join("\n"), "hunter2")
+    }))
+
+  it.effect("gathers a window's lines into one write, and writes what is still buffered when its scope closes", () =>
+    Effect.gen(function*() {
+      const writes: Array<string> = []
+      const recording = { ...globalThis.console, log: (text: string) => void writes.push(text) }
+      const messagesOf = (text: string | undefined) =>
+        (text ?? "").split("\n").map((line) => (JSON.parse(line) as { message: string }).message)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const logged = Effect.provide(Logger.layer([yield* batchedJsonLines]))
+        yield* logged(Effect.logInfo("one"))
+        yield* logged(Effect.logWarning("two"))
+        assert.deepStrictEqual(writes, [])
+        yield* TestClock.adjust(logWriteWindow)
+        assert.deepStrictEqual(writes.map(messagesOf), [["one", "two"]])
+        yield* logged(Effect.logError("three"))
+        assert.strictEqual(writes.length, 1)
+      })).pipe(Effect.provideService(Console.Console, recording))
+      assert.deepStrictEqual(writes.map(messagesOf), [["one", "two"], ["three"]])
     }))
 })

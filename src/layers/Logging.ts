@@ -1,5 +1,5 @@
 /** Log output: one JSON object a line (default) or pretty for a terminal (`LOG_FORMAT=pretty`), at `LOG_LEVEL`. */
-import { Config, Effect, Formatter, Layer, Logger, References } from "effect"
+import { Config, Console, Duration, Effect, Formatter, Layer, Logger, References, type Scope } from "effect"
 
 const isPlain = (value: unknown): boolean =>
   value === undefined || value === null || typeof value === "string" || typeof value === "number" ||
@@ -18,18 +18,33 @@ const hasOnlyPlainValues = (record: Readonly<Record<string, unknown>>): boolean 
  * Effect's own serialiser (redacting secrets, breaking cycles, writing bigints) visits every key of every line, a
  * visible cost with a line per email; a line holding anything else still goes through it.
  */
-export const jsonLines: Logger.Logger<unknown, void> = Logger.withConsoleLog(
-  Logger.map(Logger.formatStructured, (line) =>
-    isPlain(line.message) && hasOnlyPlainValues(line.annotations) && hasOnlyPlainValues(line.spans)
-      ? JSON.stringify(line)
-      : Formatter.formatJson(line))
+export const jsonLine: Logger.Logger<unknown, string> = Logger.map(Logger.formatStructured, (line) =>
+  isPlain(line.message) && hasOnlyPlainValues(line.annotations) && hasOnlyPlainValues(line.spans)
+    ? JSON.stringify(line)
+    : Formatter.formatJson(line))
+
+/** `jsonLine` written with one `console.log` a line. */
+export const jsonLines: Logger.Logger<unknown, void> = Logger.withConsoleLog(jsonLine)
+
+/** How long the worker gathers log lines before writing them. */
+export const logWriteWindow = Duration.millis(20)
+
+/**
+ * `jsonLine` gathered over `logWriteWindow` and written with one `console.log`: a line per email written on its
+ * own cost a `write(2)` each, ~5 % of the worker's CPU at full speed (bench/FINDINGS.md). What is buffered is
+ * written when the logger's scope closes (a stop or a failure exit), and lost only if the process is killed
+ * outright (SIGKILL, out of memory): at most `logWriteWindow` of lines.
+ */
+export const batchedJsonLines: Effect.Effect<Logger.Logger<unknown, void>, never, Scope.Scope> = Logger.batched(
+  jsonLine,
+  { window: logWriteWindow, flush: (lines) => Console.log(lines.join("\n")) }
 )
 
 export const layerConfig = Layer.unwrap(Effect.gen(function*() {
   const format = yield* Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json" as const))
   const level = yield* Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as const))
   return Layer.mergeAll(
-    Logger.layer([format === "json" ? jsonLines : Logger.consolePretty()]),
+    Logger.layer([format === "json" ? batchedJsonLines : Logger.consolePretty()]),
     Layer.succeed(References.MinimumLogLevel, level)
   )
 }))
