@@ -3,8 +3,9 @@
  * consumer and a Zulip-style worker, on the same machine and the same events. Usage: bench/RESULTS.md, "How to re-run".
  *
  * Every run: a fresh queue, a fresh SMTP sink process (`sink.ts`), the worker as its own process; N events are
- * published with publisher confirms (the worker already consuming; for the backlog scenario, before it starts) and
- * the run ends when the sink has accepted all N. The queue is deleted afterwards.
+ * published with publisher confirms (the worker already consuming, and where the scenario has warm-up events, done
+ * with those; for the backlog scenario, before it starts) and the run ends when the sink has accepted all N. The
+ * queue is deleted afterwards.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process"
 import { mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
@@ -36,8 +37,21 @@ const scenarios: ReadonlyArray<Scenario> = [
     replyDelayMillis: 0,
     refusePercent: 0,
     count: countFor(3000),
+    warmup: Number(process.env["BENCH_WARMUP"] ?? "3000"),
     backlog: false,
     implementations: everyImplementation,
+    runs
+  },
+  {
+    // the same burst reaching a worker that has just started: most of its code not yet compiled by the JIT
+    name: "coldstart",
+    title: "no delay, the first events after the worker starts",
+    replyDelayMillis: 0,
+    refusePercent: 0,
+    count: countFor(3000),
+    warmup: 0,
+    backlog: false,
+    implementations: ["email-senders", "raw"],
     runs
   },
   {
@@ -46,6 +60,7 @@ const scenarios: ReadonlyArray<Scenario> = [
     replyDelayMillis: 20,
     refusePercent: 0,
     count: countFor(300),
+    warmup: 0,
     backlog: false,
     implementations: withoutSmallHeap,
     runs
@@ -56,6 +71,7 @@ const scenarios: ReadonlyArray<Scenario> = [
     replyDelayMillis: 20,
     refusePercent: 10,
     count: countFor(300),
+    warmup: 0,
     backlog: false,
     implementations: withoutSmallHeap,
     runs
@@ -66,6 +82,7 @@ const scenarios: ReadonlyArray<Scenario> = [
     replyDelayMillis: 0,
     refusePercent: 0,
     count: Number(process.env["BENCH_BACKLOG_N"] ?? "100000"),
+    warmup: 0,
     backlog: true,
     implementations: ["email-senders", "email-senders-small-heap", "raw"],
     runs: 1
@@ -204,12 +221,18 @@ const stopWorker = async (worker: ChildProcess): Promise<void> => {
   clearTimeout(timer)
 }
 
-/** Publishes events `0 … count-1` with publisher confirms, recording each one's publish time. */
-const publish = async (connection: ChannelModel, queue: string, run: string, count: number, publishedAt: Float64Array) => {
+/** Publishes events `from … to-1` with publisher confirms, recording each one's publish time. */
+const publish = async (
+  connection: ChannelModel,
+  queue: string,
+  run: string,
+  [from, to]: readonly [number, number],
+  publishedAt: Float64Array
+) => {
   const channel = await connection.createConfirmChannel()
   const window = 500
-  for (let start = 0; start < count; start += window) {
-    for (let index = start; index < Math.min(count, start + window); index++) {
+  for (let start = from; start < to; start += window) {
+    for (let index = start; index < Math.min(to, start + window); index++) {
       publishedAt[index] = wallClockMillis()
       const sent = channel.sendToQueue(queue, Buffer.from(eventFor(run, index)), { persistent: true })
       if (!sent) await new Promise((resolve) => channel.once("drain", resolve))
@@ -291,7 +314,9 @@ const runOnce = async (
   const admin = await connection.createChannel()
   await admin.assertQueue(queue, { durable: true })
   const sink = await startSink(scenario)
-  const publishedAt = new Float64Array(scenario.count)
+  // the measured events are 0 … count-1; warm-up events come after them, so `measure` leaves them out
+  const publishedAt = new Float64Array(scenario.count + scenario.warmup)
+  const measuredEvents: readonly [number, number] = [0, scenario.count]
   const environment = {
     AMQP_URL: amqpUrl,
     QUEUE_NAME: queue,
@@ -308,7 +333,7 @@ const runOnce = async (
   try {
     if (scenario.backlog) {
       log(`  publishing ${scenario.count} events before the worker starts`)
-      await publish(connection, queue, run, scenario.count, publishedAt)
+      await publish(connection, queue, run, measuredEvents, publishedAt)
     }
     worker = startWorker(implementation, environment, logFile)
     const pid = worker.pid!
@@ -320,14 +345,20 @@ const runOnce = async (
     if (!consuming || started.exitCode !== null) {
       throw new Error(`${implementation.name} did not start consuming: ${readFileSync(logFile, "utf8").slice(0, 2000)}`)
     }
+    let peakRssBytes = 0
+    const accepted = (distinct: number) =>
+      until(() => {
+        peakRssBytes = peakRssBytesOf(pid)
+        return sink.accepted().distinct >= distinct
+      }, runTimeoutMillis, 50)
+    if (scenario.warmup > 0) {
+      await publish(connection, queue, run, [scenario.count, scenario.count + scenario.warmup], publishedAt)
+      if (!(await accepted(scenario.warmup))) throw new Error(`${implementation.name} did not deliver the warm-up events in time`)
+    }
     const before = cpuUsage(pid)
     const startMillis = scenario.backlog ? undefined : wallClockMillis()
-    if (!scenario.backlog) await publish(connection, queue, run, scenario.count, publishedAt)
-    let peakRssBytes = 0
-    const complete = await until(() => {
-      peakRssBytes = peakRssBytesOf(pid)
-      return sink.accepted().distinct >= scenario.count
-    }, runTimeoutMillis, 50)
+    if (!scenario.backlog) await publish(connection, queue, run, measuredEvents, publishedAt)
+    const complete = await accepted(scenario.warmup + scenario.count)
     const after = cpuUsage(pid)
     const finalPeakRssBytes = peakRssBytesOf(pid)
     await stopWorker(worker)
