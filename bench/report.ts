@@ -246,7 +246,7 @@ export const renderResults = (results: ReadonlyArray<ScenarioResults>, machine: 
     "Needs RabbitMQ on 127.0.0.1:5672 (guest/guest; `AMQP_URL` to change) and `rabbitmqctl`.",
     "",
     "```sh",
-    "npm run bench                                  # builds, runs everything (~20 min), writes bench/RESULTS.md",
+    "npm run bench                                  # builds, runs everything (~15 min), writes bench/RESULTS.md",
     "npm run bench -- nodelay delay20               # only these scenarios (nodelay, coldstart, delay20, refuse451, backlog)",
     "BENCH_WARMUP=0 npm run bench -- nodelay        # the no-delay burst without warm-up events (default 3,000)",
     "BENCH_N=1000 BENCH_RUNS=1 npm run bench        # fewer events / runs (BENCH_BACKLOG_N for the backlog)",
