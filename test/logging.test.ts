@@ -3,12 +3,15 @@ import { Cause, Console, Effect, Logger, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import { batchedJsonLines, jsonLines, logWriteWindow } from "../src/layers/Logging.ts"
 
+/** A console whose `log` calls are pushed onto `writes`. */
+const recordingConsole = (writes: Array<string>): Console.Console =>
+  ({ ...globalThis.console, log: (text: string) => void writes.push(text) })
+
 /** What `logger` writes for `program`, with the clock's timestamp and the fiber id made comparable. */
 const written = (logger: Logger.Logger<unknown, void>, program: Effect.Effect<void>) =>
   Effect.gen(function*() {
     const lines: Array<string> = []
-    const recording = { ...globalThis.console, log: (line: string) => void lines.push(line) }
-    yield* program.pipe(Effect.provide(Logger.layer([logger])), Effect.provideService(Console.Console, recording))
+    yield* program.pipe(Effect.provide(Logger.layer([logger])), Effect.provideService(Console.Console, recordingConsole(lines)))
     return lines.map((line) => line.replace(/"timestamp":"[^"]+"/, "\"timestamp\":\"T\"").replace(/"fiberId":"#\d+"/, "\"fiberId\":\"#F\""))
   })
 
@@ -40,7 +43,6 @@ describe("jsonLines", () => {
   it.effect("gathers a window's lines into one write, and writes what is still buffered when its scope closes", () =>
     Effect.gen(function*() {
       const writes: Array<string> = []
-      const recording = { ...globalThis.console, log: (text: string) => void writes.push(text) }
       const messagesOf = (text: string | undefined) =>
         (text ?? "").split("\n").map((line) => (JSON.parse(line) as { message: string }).message)
       yield* Effect.scoped(Effect.gen(function*() {
@@ -52,7 +54,7 @@ describe("jsonLines", () => {
         assert.deepStrictEqual(writes.map(messagesOf), [["one", "two"]])
         yield* logged(Effect.logError("three"))
         assert.strictEqual(writes.length, 1)
-      })).pipe(Effect.provideService(Console.Console, recording))
+      })).pipe(Effect.provideService(Console.Console, recordingConsole(writes)))
       assert.deepStrictEqual(writes.map(messagesOf), [["one", "two"], ["three"]])
     }))
 })
