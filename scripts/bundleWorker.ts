@@ -21,8 +21,10 @@ await build({
   target: "node22",
   // the CommonJS dependencies (amqplib, nodemailer, pg) require Node's own modules
   banner: { js: "import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);" },
-  // pg's optional native binding: loaded only if the application asks for it, which this worker never does
-  external: ["pg-native"],
+  // pg's optional native binding: loaded only if the application asks for it, which this worker never does. The
+  // AWS SDK (several MB) is loaded with `import()` from node_modules only when SES's suppression list is used
+  // (src/layers/SesSuppressionList.ts)
+  external: ["pg-native", "@aws-sdk/*"],
   charset: "ascii",
   // identifiers are not minified, so functions and classes keep their names as written; `keepNames` would also
   // wrap every nested function in a `__name()` call, made each time the function is created (+15 % CPU per email)

@@ -6,6 +6,7 @@ import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
 import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
 import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
+import { InMemorySuppressionList } from "../src/layers/InMemorySuppressionList.ts"
 import { consumeBatch } from "../src/programs/consumeBatch.ts"
 import * as Metrics from "../src/programs/metrics.ts"
 import { withAttemptDeadline } from "../src/programs/retryPolicy.ts"
@@ -13,6 +14,7 @@ import { runWorker } from "../src/programs/worker.ts"
 import { FailureStore } from "../src/services/FailureStore.ts"
 import { QueueConsumer } from "../src/services/QueueConsumer.ts"
 import { SmtpConnection } from "../src/services/SmtpConnection.ts"
+import { SuppressionList } from "../src/services/SuppressionList.ts"
 import { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from "../src/services/WorkerSettings.ts"
 import { confirmNewEmail, hamlet, inMemoryLayer, othello } from "./support/inMemory.ts"
 import { withCapturedLogs } from "./support/logCapture.ts"
@@ -406,5 +408,52 @@ describe("consumeBatch", () => {
       assert.strictEqual(calls, 4)
       assert.deepStrictEqual(released, [], "never handed back in a loop")
       assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, ["{broken"])
+    }).pipe(Effect.provide(inMemoryLayer)))
+})
+
+describe("remove_suppressed_destination", () => {
+  it.effect("the envelope's recipients leave the suppression list after the build, before the first send, once", () => {
+    const removals: Array<{ readonly addresses: ReadonlyArray<string>; readonly sendsBefore: number }> = []
+    const recordingList = Layer.effect(SuppressionList, Effect.gen(function*() {
+      const smtp = yield* InMemorySmtp
+      return SuppressionList.of({
+        remove: (addresses) => Effect.map(smtp.attemptTimes, (times) => void removals.push({ addresses, sendsBefore: times.length }))
+      })
+    }))
+    return Effect.gen(function*() {
+      yield* (yield* InMemorySmtp).failNext(2, connectionLost)
+      const deliveries = yield* publishAndTake([
+        { template_prefix: "zerver/emails/password_reset", to_user_ids: [hamlet.id, othello.id], remove_suppressed_destination: true }
+      ])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("1 minute")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "sent")
+      assert.strictEqual((yield* (yield* InMemorySmtp).attemptTimes).length, 3, "two in-process retries")
+      assert.deepStrictEqual(removals, [{ addresses: [hamlet.deliveryEmail, othello.deliveryEmail], sendsBefore: 0 }])
+    }).pipe(Effect.provide(recordingList), Effect.provide(inMemoryLayer))
+  })
+
+  it.effect("each consumption of a requeued event removes again, since its email is built again", () =>
+    Effect.gen(function*() {
+      yield* (yield* InMemorySmtp).failNext(1, notDelivered)
+      yield* (yield* InMemoryQueue).publish({ ...confirmNewEmail, remove_suppressed_destination: true })
+      yield* runUntilSettled
+      assert.strictEqual((yield* (yield* InMemoryQueue).requeued).length, 1)
+      assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 1)
+      assert.deepStrictEqual(yield* (yield* InMemorySuppressionList).calls, [["hamlet@zulip.example"], ["hamlet@zulip.example"]])
+    }).pipe(withSettings({ sendAttempts: 1 }), Effect.provide(inMemoryLayer)))
+
+  it.effect("nothing is removed when the event does not ask (false, null or unset), nor when the email cannot be built", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake([
+        { ...confirmNewEmail, remove_suppressed_destination: false },
+        { ...confirmNewEmail, remove_suppressed_destination: null },
+        confirmNewEmail,
+        { template_prefix: "zerver/emails/no_such_template", to_emails: ["hamlet@zulip.example"], remove_suppressed_destination: true }
+      ])
+      const settlements = yield* consumeBatch(deliveries)
+      assert.deepStrictEqual(settlements.map((settlement) => settlement.outcome), ["sent", "sent", "sent", "failed"])
+      assert.deepStrictEqual(yield* (yield* InMemorySuppressionList).calls, [])
     }).pipe(Effect.provide(inMemoryLayer)))
 })

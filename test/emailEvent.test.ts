@@ -32,11 +32,27 @@ describe("EmailEvent", () => {
         language: null,
         date: null,
         context: { reset_url: "https://x" },
-        realm_id: null
+        realm_id: null,
+        remove_suppressed_destination: false
       })
       assert.deepStrictEqual(event.recipients, { _tag: "UserIds", userIds: [10] })
       assert.strictEqual(event.realmId, null)
       assert.deepStrictEqual(event.context, { reset_url: "https://x" })
+    }))
+
+  it.effect("decodes remove_suppressed_destination, unset or null meaning false", () =>
+    Effect.gen(function*() {
+      const decoded = (value: unknown) =>
+        decodeEmailEvent({ ...confirmNewEmail, remove_suppressed_destination: value }).pipe(
+          Effect.map((event) => event.removeSuppressedDestination)
+        )
+      assert.isTrue(yield* decoded(true))
+      assert.isFalse(yield* decoded(false))
+      assert.isFalse(yield* decoded(null))
+      assert.isFalse((yield* decodeEmailEvent(confirmNewEmail)).removeSuppressedDestination)
+      const wrongType = yield* invalid({ ...confirmNewEmail, remove_suppressed_destination: "yes" })
+      assert.strictEqual(wrongType.field, "remove_suppressed_destination")
+      assert.include(wrongType.message, "remove_suppressed_destination: Expected boolean | null")
     }))
 
   it.effect("converts the legacy singular keys like handle_send_email_format_changes", () =>
@@ -58,6 +74,9 @@ describe("EmailEvent", () => {
       assert.strictEqual(error.field, "connection")
       assert.include(error.message, "connection: unknown key")
       assert.include(error.message, "bcc: unknown key")
+      // parameters of send_immediate_email that send_email never puts in an event
+      const parameters = yield* invalid({ ...confirmNewEmail, dry_run: true, in_reply_to: "<a@b>", references: "<a@b>" })
+      for (const key of ["dry_run", "in_reply_to", "references"]) assert.include(parameters.message, `${key}: unknown key`)
     }))
 
   it.effect("rejects wrong types with the field and the expected type", () =>

@@ -14,6 +14,7 @@ import * as ErrorsFile from "../src/layers/ErrorsFile.ts"
 import * as PostgresRealmRepository from "../src/layers/PostgresRealmRepository.ts"
 import * as RabbitMqConsumer from "../src/layers/RabbitMqConsumer.ts"
 import * as RabbitMqPublisher from "../src/layers/RabbitMqPublisher.ts"
+import * as SesSuppressionList from "../src/layers/SesSuppressionList.ts"
 import * as SmtpPool from "../src/layers/SmtpPool.ts"
 import * as StatsFile from "../src/layers/StatsFile.ts"
 import * as ZulipEmailBuilder from "../src/layers/ZulipEmailBuilder.ts"
@@ -69,6 +70,7 @@ const withWorker = <A>(body: (harness: Harness) => Effect.Effect<A, unknown>) =>
       RabbitMqConsumer.layer({ queueName: queue, prefetch: 20, ...connectionOptions(connectionName) }),
       RabbitMqPublisher.layer({ queueName: queue, ...connectionOptions(`${connectionName}-publisher`) }),
       SmtpPool.layer({ host: server.host, port: server.port, connections: 2, timeout: "2 seconds", connectRetryDelay: "50 millis" }),
+      SesSuppressionList.layerDisabled,
       PostgresRealmRepository.layer(realms),
       StatsFile.layer({ directory, queueName: queue }),
       ErrorsFile.layer({ directory, queueName: queue }),

@@ -36,6 +36,7 @@ import * as OperationsHttp from "../src/layers/OperationsHttp.ts"
 import * as PostgresRealmRepository from "../src/layers/PostgresRealmRepository.ts"
 import * as RabbitMq from "../src/layers/RabbitMqConnection.ts"
 import * as RabbitMqConsumer from "../src/layers/RabbitMqConsumer.ts"
+import * as SesSuppressionList from "../src/layers/SesSuppressionList.ts"
 import * as SmtpPool from "../src/layers/SmtpPool.ts"
 import { consumeBatch } from "../src/programs/consumeBatch.ts"
 import { migrateDatabase } from "../src/programs/migrateDatabase.ts"
@@ -112,6 +113,7 @@ const startWorker = (options: { readonly smtp: SmtpTestServer; readonly brokerPo
       }),
       InMemoryRealms.layer({ realms: [], users: [] }),
       InMemoryEmailBuilder.layer(templates),
+      SesSuppressionList.layerDisabled,
       InMemoryFailures.layer,
       InMemoryStats.layer,
       Layer.succeed(WorkerSettings, {

@@ -1,6 +1,6 @@
 /**
  * The built CLI as real processes: graceful SIGTERM, competing workers on one queue, secrets kept out of the
- * output, and span export over OTLP.
+ * output, span export over OTLP, and SES's suppression list.
  */
 import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
@@ -14,6 +14,7 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { beforeAll } from "vitest"
 import * as Tracing from "../src/layers/Tracing.ts"
+import { closedPort, fakeSes } from "./support/fakeSes.ts"
 import { buildCli, type CliEnv, type CliProcess, runCli, startCli, waitUntil } from "./support/processes.ts"
 import { makeAdmin } from "./support/rabbitmq.ts"
 import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
@@ -350,4 +351,60 @@ describe("heap", () => {
       )
       assert.strictEqual(yield* terminated(worker), 0, worker.output())
     }).pipe(Effect.provide(NodeFileSystem.layer)), 180_000)
+})
+
+describe("SES suppression list", () => {
+  /** SES's suppression list on, relayed through the test's SMTP server, with the SESv2 API at `endpoint`. */
+  const sesEnv = (endpoint: string): CliEnv => ({
+    SES_SUPPRESSION_REGION: "us-east-1",
+    AWS_ENDPOINT_URL_SESV2: endpoint,
+    AWS_ACCESS_KEY_ID: "AKIDPROCESSESTEST",
+    AWS_SECRET_ACCESS_KEY: "not-a-real-secret",
+    // never probe for an instance role from a test
+    AWS_EC2_METADATA_DISABLED: "true"
+  })
+  const event = (messageId: string, toEmails: ReadonlyArray<string>, removeSuppressed?: boolean) =>
+    JSON.stringify({
+      subject: "Confirm your email",
+      text: "Hello from the SES test",
+      to_emails: toEmails,
+      message_id: `${messageId}@processes.test`,
+      ...(removeSuppressed === undefined ? {} : { remove_suppressed_destination: removeSuppressed })
+    })
+
+  it.live("removes the recipients of an event that asks, by their bare addresses, before its email is sent", () =>
+    Effect.gen(function*() {
+      const { broker, directory, queue, smtp } = yield* setup("es-ses-")
+      const ses = yield* fakeSes()
+      const worker = yield* startCli(["worker"], workerEnv(queue, smtp, directory, sesEnv(ses.url)))
+      yield* broker.publishAll(queue, [
+        event("asks", ["King Hamlet <hamlet@zulip.example>", "othello@zulip.example"], true),
+        event("does-not-ask", ["iago@zulip.example"], false),
+        event("says-nothing", ["cordelia@zulip.example"])
+      ])
+      yield* waitUntil(() => smtp.messages.length === 3, () => `3 deliveries; output:\n${worker.output()}`, "90 seconds")
+      assert.sameMembers(ses.requests.map((request) => request.address), ["hamlet@zulip.example", "othello@zulip.example"])
+      for (const request of ses.requests) {
+        assert.strictEqual(request.method, "DELETE")
+        assert.match(request.authorization ?? "", /^AWS4-HMAC-SHA256 Credential=AKIDPROCESSESTEST\/\d{8}\/us-east-1\/ses\/aws4_request, /)
+      }
+      const asked = smtp.messages.find((message) => message.header("message-id") === "<asks@processes.test>")
+      assert.sameMembers([...asked!.envelope.to], ["hamlet@zulip.example", "othello@zulip.example"])
+      assert.strictEqual(yield* terminated(worker), 0, worker.output())
+      assert.include(worker.output(), "Removed 2 recipient(s) from the SES suppression list")
+      assert.include(worker.output(), "\"ses_suppression_list\":\"us-east-1\"", "the start-up line says it is on")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 120_000)
+
+  it.live("with the SES API unreachable the email is still delivered, and the warning names no address", () =>
+    Effect.gen(function*() {
+      const { broker, directory, queue, smtp } = yield* setup("es-ses-down-")
+      const port = yield* closedPort
+      const worker = yield* startCli(["worker"], workerEnv(queue, smtp, directory, sesEnv(`http://127.0.0.1:${port}`)))
+      yield* broker.publishAll(queue, [event("ses-down", ["hamlet@zulip.example"], true)])
+      yield* waitUntil(() => smtp.messages.length === 1, () => `the delivery; output:\n${worker.output()}`, "90 seconds")
+      assert.strictEqual(yield* terminated(worker), 0, worker.output())
+      const warning = worker.output().split("\n").find((line) => line.includes("SES suppression list"))
+      assert.include(warning, "Could not remove 1 of 1 recipient(s) from the SES suppression list (ECONNREFUSED); sending anyway")
+      assert.notInclude(worker.output(), "hamlet@zulip.example")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 120_000)
 })

@@ -3,6 +3,7 @@ import { Command } from "effect/cli"
 import { WorkerServicesLive } from "../layers/LiveServices.ts"
 import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import { redactUrl } from "../layers/RabbitMqConnection.ts"
+import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 import { runWorker } from "../programs/worker.ts"
 import { heapLimitMb, sizeWorkerHeap } from "./workerHeap.ts"
@@ -13,11 +14,13 @@ const logEffectiveConfiguration = Effect.gen(function*() {
   const amqpUrl = yield* Config.Redacted("AMQP_URL").pipe(Config.option)
   const emailHost = yield* Config.option(Config.NonEmptyString("EMAIL_HOST"))
   const databaseUrl = yield* Config.option(Config.Redacted("DATABASE_URL"))
+  const sesRegion = yield* SesSuppressionList.regionConfig
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
     amqp: Option.match(amqpUrl, { onNone: () => "amqp://127.0.0.1:5672 (default)", onSome: (url) => redactUrl(Redacted.value(url)) }),
     smtp: Option.getOrElse(emailHost, () => "development capture (EMAIL_HOST unset)"),
     realms: Option.match(databaseUrl, { onNone: () => "REALMS_FILE", onSome: (url) => redactUrl(Redacted.value(url)) }),
+    ses_suppression_list: sesRegion ?? "off",
     concurrency: settings.concurrency,
     send_attempts: settings.sendAttempts,
     max_request_retries: settings.maxRequestRetries,

@@ -33,6 +33,8 @@ const EmailEventFields = Schema.Struct({
   context: optionalNullable(Schema.Record(Schema.String, Schema.Unknown)),
   realm_id: optionalNullable(Schema.Int),
   failed_tries: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** take the recipients off the Amazon SES suppression list before sending (`SuppressionList`) */
+  remove_suppressed_destination: optionalNullable(Schema.Boolean),
   /** beyond Zulip: a producer-chosen Message-ID, kept across redeliveries */
   message_id: optionalNullable(Schema.NonEmptyString),
   /** beyond Zulip: pre-rendered content instead of `template_prefix` */
@@ -105,6 +107,8 @@ export interface EmailEvent {
   /** how many times the queue has already retried this event (Zulip's `failed_tries`) */
   readonly failedTries: number
   readonly messageId: string | null
+  /** `remove_suppressed_destination`: unset or null is false */
+  readonly removeSuppressedDestination: boolean
   /** the event exactly as received, for requeues and failure records */
   readonly original: JsonObject
 }
@@ -125,6 +129,7 @@ const toEmailEvent = (fields: EmailEventFields, original: JsonObject): EmailEven
     realmId: fields.realm_id ?? null,
     failedTries: fields.failed_tries ?? 0,
     messageId: fields.message_id ?? null,
+    removeSuppressedDestination: fields.remove_suppressed_destination ?? false,
     original
   }
 }

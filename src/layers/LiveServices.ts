@@ -1,7 +1,7 @@
 /**
  * The live services from the environment, as `node dist/main.js` runs them: RabbitMQ, SMTP (or the development
  * capture when `EMAIL_HOST` is unset), Postgres realms (or the realms file when `DATABASE_URL` is unset), the stats
- * and errors files, and the template builder.
+ * and errors files, the template builder, and the SES suppression list (a no-op unless mail goes through SES).
  */
 import { Config, Effect, Layer, Option } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
@@ -12,6 +12,7 @@ import * as JsonFileRealmRepository from "./JsonFileRealmRepository.ts"
 import * as PostgresRealmRepository from "./PostgresRealmRepository.ts"
 import * as RabbitMqConnection from "./RabbitMqConnection.ts"
 import * as RabbitMqConsumer from "./RabbitMqConsumer.ts"
+import * as SesSuppressionList from "./SesSuppressionList.ts"
 import * as SmtpPool from "./SmtpPool.ts"
 import * as StatsFile from "./StatsFile.ts"
 import * as WorkerSettingsFromEnv from "./WorkerSettingsFromEnv.ts"
@@ -47,6 +48,7 @@ export const WorkerServicesLive = Layer.mergeAll(
   RabbitMqConsumer.layerConfig,
   RabbitMqConnection.layerConfig,
   SmtpLive,
+  SesSuppressionList.layerConfig,
   RealmsLive,
   StatsFile.layerConfig,
   ErrorsFile.layerConfig,

@@ -11,6 +11,7 @@ import { type FailureReason, FailureStore } from "../services/FailureStore.ts"
 import type { Delivery } from "../services/QueueConsumer.ts"
 import { RealmRepository } from "../services/RealmRepository.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
+import type { SuppressionList } from "../services/SuppressionList.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { withEventSpan } from "./eventSpan.ts"
 import { countFailure, eventsConsumed, eventsRequeued, eventsSettled } from "./metrics.ts"
@@ -33,7 +34,7 @@ export interface Settlement {
   readonly finishedAtMillis: number
 }
 
-export type ConsumeServices = RealmRepository | EmailBuilder | SmtpConnection | FailureStore
+export type ConsumeServices = RealmRepository | EmailBuilder | SmtpConnection | SuppressionList | FailureStore
 
 /** Ack, logging instead of failing: an ack lost with the connection means the broker redelivers (a duplicate, never a loss). */
 const settleQuietly = (operation: string, effect: Effect.Effect<void, { readonly message: string }>) =>

@@ -7,6 +7,7 @@ import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
 import { RealmRepository } from "../services/RealmRepository.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
+import { SuppressionList } from "../services/SuppressionList.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { emailsSent, eventsWaitingOnOutage, observeDeliveryLatency, sendRetries, timeSmtpSend } from "./metrics.ts"
 import { outageSchedule, retryAfterFailure, sendRetrySchedule, withAttemptDeadline } from "./retryPolicy.ts"
@@ -108,7 +109,15 @@ const sendBuilt = Effect.fnUntraced(function*(message: OutgoingEmail, event: Ema
   return { message, report } satisfies SentEmail
 })
 
-/** One attempt: the email built on the first one (kept in `progress` for the next), then sent. */
+/** `remove_suppressed_destination`: the envelope's bare addresses come off the suppression list (never fails). */
+const leaveSuppressionList = Effect.fnUntraced(function*(message: OutgoingEmail) {
+  yield* (yield* SuppressionList).remove(message.envelope.to)
+})
+
+/**
+ * One attempt: the email built on the first one (kept in `progress` for the next), then sent. Its recipients leave
+ * the suppression list once, between the build and the first send, when the event asks for it.
+ */
 const attemptOnce = (event: EmailEvent, progress: DeliveryProgress) =>
   progress.message === null
     ? Effect.flatMap(buildEmail(event), (message) => {
@@ -117,7 +126,10 @@ const attemptOnce = (event: EmailEvent, progress: DeliveryProgress) =>
       progress.message = message
       progress.messageId = message.messageId
       progress.realm = message.realm
-      return annotatedAsNow(progress, 1, attemptAnnotations)(sendBuilt(message, event))
+      const send = sendBuilt(message, event)
+      return annotatedAsNow(progress, 1, attemptAnnotations)(
+        event.removeSuppressedDestination ? Effect.andThen(leaveSuppressionList(message), send) : send
+      )
     })
     : sendBuilt(progress.message, event)
 
@@ -152,7 +164,7 @@ export const deliverEvent = Effect.fnUntraced(function*(
   progress: DeliveryProgress,
   /** the annotations the caller already put on the delivery's lines, if any */
   around?: ProgressAnnotations
-): Effect.fn.Return<SentEmail, SendEmailError, RealmRepository | EmailBuilder | SmtpConnection> {
+): Effect.fn.Return<SentEmail, SendEmailError, RealmRepository | EmailBuilder | SmtpConnection | SuppressionList> {
   const settings = yield* WorkerSettings
   const attempt = Effect.suspend(() =>
     attemptOnce(event, progress).pipe(

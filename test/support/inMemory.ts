@@ -7,6 +7,7 @@ import { InMemoryQueue } from "../../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../../src/layers/InMemoryRealmRepository.ts"
 import { InMemorySmtp } from "../../src/layers/InMemorySmtp.ts"
 import { InMemoryStats } from "../../src/layers/InMemoryStatsWriter.ts"
+import { InMemorySuppressionList } from "../../src/layers/InMemorySuppressionList.ts"
 
 export const realm: Realm = { id: 2, stringId: "zulip", name: "Zulip Dev", deactivated: false }
 export const hamlet: User = {
@@ -26,6 +27,7 @@ export const templates = {
 
 export const inMemoryLayer = Layer.mergeAll(
   InMemorySmtp.layer,
+  InMemorySuppressionList.layer,
   InMemoryQueue.layer,
   InMemoryFailures.layer,
   InMemoryStats.layer,
