@@ -40,9 +40,12 @@ import tempfile
 import unicodedata
 import warnings
 
-import jinja2
+try:
+    import jinja2
+except ImportError:
+    raise SystemExit(f"{sys.executable} has no Jinja2: install Jinja2 >= 3.1 (Debian: python3-jinja2)") from None
 
-FIXTURES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "jinja")
+FIXTURES_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../test/fixtures/jinja"))
 SUPPORT_EMAIL = "support@zulip.example.com"
 
 
@@ -199,7 +202,7 @@ def main():
         if not os.path.isfile(os.path.join(case_dir, "case.json")):
             raise SystemExit(f"no case named {name!r} (no {case_dir}/case.json)")
         render_case(case_dir)
-    print(f"{len(names)} case(s) written under {os.path.normpath(FIXTURES_DIR)}")
+    print(f"{len(names)} case(s) written under {FIXTURES_DIR}")
 
 
 if __name__ == "__main__":
