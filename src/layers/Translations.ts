@@ -128,11 +128,9 @@ const translationsFrom = (chain: ReadonlyArray<Catalog>): Translations => {
     }
     return count === 1 ? singular : plural
   }
-  // Django's gettext: line ends normalised before the lookup, and "" is "" (not the catalog's header)
-  const gettext = (message: string): string => {
-    const normalised = message.includes("\r") ? message.replace(/\r\n?/g, "\n") : message
-    return normalised === "" ? "" : translate(normalised)
-  }
+  // Django's gettext normalises line ends before the lookup
+  const gettext = (message: string): string =>
+    translate(message.includes("\r") ? message.replace(/\r\n?/g, "\n") : message)
   const ngettext = (singular: string, plural: string, count: number): string => {
     checkCount(count)
     return translatePlural(singular, plural, count)
@@ -215,7 +213,8 @@ const catalogFrom = (locale: string, table: GetTextTranslations, fromPo: boolean
   for (const entries of Object.values(table.translations)) {
     for (const entry of Object.values(entries)) {
       const key = entry.msgctxt === undefined ? entry.msgid : `${entry.msgctxt}${CONTEXT_SEPARATOR}${entry.msgid}`
-      if (key === "") continue // the header
+      // the header, which Python's catalog keeps under "": Django's gettext("") answers "" instead
+      if (key === "") continue
       const forms = entry.msgstr
       if (forms === undefined || forms.length === 0) throw new MalformedCatalog(`msgid "${entry.msgid}" has no msgstr`)
       // msgfmt leaves out fuzzy entries and untranslated ones: those whose first msgstr is empty
