@@ -468,13 +468,15 @@ describe("a catalog that cannot be read", () => {
   it.effect("a line break inside a string, a duplicate msgid and a missing msgstr are refused, as msgfmt refuses them", () =>
     Effect.gen(function*() {
       const broken = [
-        `msgid "Hello"\nmsgstr "Hal\nlo"\n`,
-        `msgid "Hello"\nmsgstr "Hallo"\n\nmsgid "Hello"\nmsgstr "Servus"\n`,
-        `msgid "Hello"\n`
+        [`msgid "Hello"\nmsgstr "Hal\nlo"\n`, "End-of-line within string"],
+        [`msgid "Hello"\nmsgstr "Hallo"\n\nmsgid "Hello"\nmsgstr "Servus"\n`, "Duplicate msgid"],
+        [`msgid "Hello"\n`, "msgstr"],
+        [`msgid "One file"\nmsgid_plural "%(count)s files"\n`, `msgid "One file" has no msgstr`]
       ]
-      for (const content of broken) {
+      for (const [content, problem] of broken) {
         const { dir, error } = yield* failureFor({ [poFile("de")]: `${header(null)}\n${content}` }, "de")
         assert.strictEqual(error.file, path.join(dir, poFile("de")), content)
+        assert.include(error.message, problem)
       }
     }))
 
