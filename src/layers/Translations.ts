@@ -16,7 +16,13 @@ import { Cache, Duration, Effect, Exit, Schema } from "effect"
 import { type GetTextTranslations, mo, po } from "gettext-parser"
 import { readFile } from "node:fs/promises"
 import * as path from "node:path"
-import { compilePluralForms, germanicPlural, PluralExpressionError, PluralFormError, type PluralFunction } from "./pluralForms.ts"
+import {
+  compilePluralForms,
+  germanicPlural,
+  PluralExpressionError,
+  PluralFormError,
+  type PluralFunction
+} from "./pluralForms.ts"
 
 export { PluralFormError }
 
@@ -145,7 +151,8 @@ const translationsFrom = (chain: ReadonlyArray<Catalog>): Translations => {
     },
     // Django's npgettext: without a translation in the context, the message's translation without a context
     npgettext: (context, singular, plural, count) => {
-      const translated = ngettext(`${context}${CONTEXT_SEPARATOR}${singular}`, `${context}${CONTEXT_SEPARATOR}${plural}`, count)
+      const inContext = (message: string) => `${context}${CONTEXT_SEPARATOR}${message}`
+      const translated = ngettext(inContext(singular), inContext(plural), count)
       return translated.includes(CONTEXT_SEPARATOR) ? ngettext(singular, plural, count) : translated
     }
   }

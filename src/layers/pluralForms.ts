@@ -37,7 +37,9 @@ const tokenize = (source: string): Array<string> =>
   }).filter((token) => token !== undefined)
 
 const unexpected = (token: string) =>
-  new PluralExpressionError(token === "" ? "unexpected end of plural form" : `unexpected token in plural form: ${token}`)
+  new PluralExpressionError(
+    token === "" ? "unexpected end of plural form" : `unexpected token in plural form: ${token}`
+  )
 
 /** Python's `//` and `%` (floor division, the sign of the divisor), which differ from C's for negative counts. */
 const divisor = (source: string, n: number, b: number): number => {
