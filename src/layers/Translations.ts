@@ -223,7 +223,7 @@ const catalogFrom = (locale: string, table: GetTextTranslations, fromPo: boolean
       // the header, which Python's catalog keeps under "": Django's gettext("") answers "" instead
       if (key === "") continue
       const forms = entry.msgstr
-      if (forms === undefined || forms.length === 0) throw new MalformedCatalog(`msgid "${entry.msgid}" has no msgstr`)
+      if (forms === undefined) throw new MalformedCatalog(`msgid "${entry.msgid}" has no msgstr`)
       // msgfmt leaves out fuzzy entries and untranslated ones: those whose first msgstr is empty
       if (fromPo && (isFuzzy(entry) || forms[0] === "")) continue
       if (entry.msgid_plural === undefined) messages.set(key, forms[0]!)
