@@ -9,8 +9,9 @@
  */
 import { Clock, Config, Effect, Exit, Layer, Option } from "effect"
 import { compile as compileHtmlToText } from "html-to-text"
-import juice from "juice"
+import { inline as inlineStyles } from "@css-inline/css-inline"
 import { randomBytes } from "node:crypto"
+import * as path from "node:path"
 import {
   formatAddrSpec,
   formatAddressPair,
@@ -28,7 +29,9 @@ import { messageIdFor } from "../domain/MessageId.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import type { Realm, User } from "../domain/Realm.ts"
 import { type BuildRequest, EmailBuilder } from "../services/EmailBuilder.ts"
+import { type Catalog, englishCatalog } from "./jinja/environment.ts"
 import { defaultTemplatesDir, makeTemplateRenderer, type TemplateRenderer } from "./TemplateRenderer.ts"
+import { type CatalogError, type InvalidLanguage, makeCatalogs } from "./Translations.ts"
 
 /** Zulip's settings, under Zulip's names; every one has Zulip's default. */
 export interface ZulipEmailBuilderOptions {
@@ -50,6 +53,8 @@ export interface ZulipEmailBuilderOptions {
   readonly templatesDir?: string | undefined
   /** `TEMPLATES_RELOAD` (default false): re-read templates on every email, for template development */
   readonly templatesReload?: boolean | undefined
+  /** `LOCALE_DIR` (default `<TEMPLATES_DIR>/../locale`, a Zulip deployment's layout): Django's gettext catalogs */
+  readonly localeDir?: string | undefined
 }
 
 interface BuilderSettings {
@@ -207,8 +212,12 @@ const templateStep = (
   }
 }
 
+/**
+ * The `<style>` rules inlined as Zulip does (`css_inline.CSSInliner()`, the same Rust library), except that a
+ * `<link>`ed stylesheet is not fetched: a worker does not make network requests on a template's behalf.
+ */
 const inlineCss = (template: string, htmlFile: string | null, html: string): Exit.Exit<string, TemplateError> =>
-  templateStep(template, htmlFile, "inlining the CSS of the HTML", () => juice(html))
+  templateStep(template, htmlFile, "inlining the CSS of the HTML", () => inlineStyles(html, { loadRemoteStylesheets: false }))
 
 /** The text part as given, else derived from the HTML (Zulip always ships a `.txt`; we do not require one). */
 const textPart = (
@@ -225,12 +234,28 @@ interface Content {
   readonly html: string | null
 }
 
+/** A catalog that cannot be read fails the email as its template would; a language that is no code is the event's fault. */
+const catalogFailure = (error: CatalogError | InvalidLanguage): TemplateError | InvalidEvent =>
+  error._tag === "InvalidLanguage"
+    ? invalid("language", `language ${error.message}`)
+    : new TemplateError({ message: `translations: ${error.message}`, template: "", file: error.file, line: error.line })
+
 export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions = {}) {
   const settings = yield* resolveSettings(options)
+  const templatesDir = options.templatesDir ?? defaultTemplatesDir
   const renderer: TemplateRenderer = makeTemplateRenderer({
-    templatesDir: options.templatesDir ?? defaultTemplatesDir,
-    reload: options.templatesReload ?? false
+    templatesDir,
+    reload: options.templatesReload ?? false,
+    // Zulip's environments have `support_email` as a global, so macros imported without context see it too
+    globals: { support_email: settings.support.address }
   })
+  const catalogs = yield* makeCatalogs(options.localeDir ?? path.join(templatesDir, "..", "locale"))
+
+  /** The catalog of `language` (Django's `override_language`), or English with Zulip's warning when there is none. */
+  const catalogFor = (templatePrefix: string, language: string | null): Effect.Effect<Catalog, TemplateError | InvalidEvent> =>
+    language === null
+      ? Effect.as(Effect.logWarning(`Missing language for email template '${templatePrefix}'`), englishCatalog)
+      : Effect.mapError(catalogs.forLanguage(language), catalogFailure)
 
   /** `from_address` and its placeholders, as Zulip's `FromAddress` resolves them. */
   const fromAddressFor = (fromAddress: string | null): Effect.Effect<Mailbox, InvalidEvent> => {
@@ -265,10 +290,8 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     language: string | null,
     context: JsonObject
   ) {
-    if (language === null) {
-      yield* Effect.logWarning(`Missing language for email template '${template}'`)
-    }
-    const rendered = yield* renderer.render(templatePrefix, language, context)
+    const catalog = yield* catalogFor(templatePrefix, language)
+    const rendered = yield* renderer.render(templatePrefix, catalog, context)
     const subject = yield* requireHeaderSafe(
       "subject",
       cleanRenderedSubject(rendered.subject),
@@ -347,7 +370,8 @@ export const layerConfig: Layer.Layer<EmailBuilder, Config.ConfigError> = Layer.
       physicalAddress: yield* Config.String("PHYSICAL_ADDRESS").pipe(Config.withDefault("")),
       emailImagesBaseUrl: yield* optionalString("EMAIL_IMAGES_BASE_URL"),
       templatesDir: yield* optionalString("TEMPLATES_DIR"),
-      templatesReload: yield* Config.Boolean("TEMPLATES_RELOAD").pipe(Config.withDefault(false))
+      templatesReload: yield* Config.Boolean("TEMPLATES_RELOAD").pipe(Config.withDefault(false)),
+      localeDir: yield* optionalString("LOCALE_DIR")
     })
   })
 )

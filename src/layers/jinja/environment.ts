@@ -1,0 +1,471 @@
+/**
+ * Jinja2 as Zulip configures it, on nunjucks: two environments, plaintext (`.txt`, `.subject.txt`: no autoescape,
+ * `trim_blocks`, `lstrip_blocks`) and HTML (`.html`: autoescape), both with the i18n extension, Zulip's filters and a
+ * `FileSystemLoader` over the templates directory. Like Jinja2's lexer, the loader reads a template with its line
+ * breaks as `\n` and without its single trailing newline. Each template file is compiled once per kind and shared
+ * by every language's environments; an environment per language (and kind) only holds that language's catalog.
+ *
+ * Rendering is synchronous, as in Jinja2: everything a template needs is on disk or in memory, and a render holds no
+ * state beyond its own call.
+ */
+import nunjucks from "nunjucks"
+import { readFileSync } from "node:fs"
+import * as path from "node:path"
+import {
+  commentExtension,
+  compileTemplate,
+  type CompiledTemplate,
+  ITERATE_FILTER,
+  TEMPLATE_FILTER,
+  TRUTH_FILTER
+} from "./compiler.ts"
+import { jinjaFilters, jinjaTests } from "./filters.ts"
+import { type Catalog, gettextGlobals, transExtension } from "./i18n.ts"
+import { type Frame as FrameType, Frame, type Node, nodes } from "./nunjucksInternals.ts"
+import { parseTemplate } from "./parser.ts"
+import { jinjaSource, type WhitespaceOptions } from "./source.ts"
+import * as Python from "./python.ts"
+
+export type { Catalog } from "./i18n.ts"
+
+/** How a template file is compiled: Zulip's HTML engine for `.html`, its plaintext engine for anything else. */
+type CompileKind = "text" | "html"
+
+/** The environment a template renders in: the subject is plain text whose values are also checked (`checkSubjectValue`). */
+export type TemplateKind = CompileKind | "subject"
+
+export const kindOf = (name: string): TemplateKind =>
+  name.endsWith(".html") ? "html" : name.endsWith(".subject.txt") ? "subject" : "text"
+
+const compileKindOf = (kind: TemplateKind): CompileKind => kind === "html" ? "html" : "text"
+
+/** A template failed to compile or render: where (template name and line, when known) and why. */
+export class JinjaRenderError extends Error {
+  /** the template the problem is in, as named under the templates directory */
+  readonly template: string
+  /** 1-based */
+  readonly line: number | null
+  /** the Python exception Jinja2 would raise (`UndefinedError`, `TypeError`, `TemplateSyntaxError`, …) */
+  readonly pythonType: string
+
+  constructor(message: string, template: string, line: number | null, pythonType: string) {
+    super(message)
+    this.name = "JinjaRenderError"
+    this.template = template
+    this.line = line
+    this.pythonType = pythonType
+  }
+}
+
+/** English: messages as written (Django with no catalog). */
+export const englishCatalog: Catalog = {
+  gettext: (message) => message,
+  ngettext: (singular, plural, count) => count === 1 ? singular : plural,
+  pgettext: (_context, message) => message,
+  npgettext: (_context, singular, plural, count) => count === 1 ? singular : plural
+}
+
+export interface JinjaEngineOptions {
+  readonly templatesDir: string
+  /** read and compile the files again on every render (template development) instead of once */
+  readonly reload: boolean
+  /** names every template sees, as Zulip's environment globals (`support_email`) */
+  readonly globals?: Readonly<Record<string, unknown>>
+  /**
+   * Checks each value a `.subject.txt` writes (`{{ value }}` or a `{% trans %}` variable): the reason it may not
+   * go into a subject, or null. The render then fails with a `JinjaRenderError` of type `ValueRefused`.
+   */
+  readonly checkSubjectValue?: (text: string) => string | null
+}
+
+export interface JinjaEngine {
+  /** `name` rendered with the environment its suffix selects, in `catalog`'s language; throws `JinjaRenderError` */
+  readonly render: (name: string, catalog: Catalog, context: Readonly<Record<string, unknown>>) => string
+  /**
+   * Compiles `name` and checks what can be known without rendering: every template it extends, includes or imports
+   * by name exists and compiles, and every filter and test it uses exists. Returns the problems found.
+   */
+  readonly check: (name: string) => ReadonlyArray<JinjaRenderError>
+}
+
+/** Zulip's plaintext engine has `trim_blocks` and `lstrip_blocks`; its HTML engine has neither. */
+const whitespace: Record<CompileKind, WhitespaceOptions> = {
+  text: { trimBlocks: true, lstripBlocks: true },
+  html: { trimBlocks: false, lstripBlocks: false }
+}
+
+/** Jinja2's `split_template_path`: `/`-separated names under the directory; `..` is never found. */
+const templateFile = (root: string, name: string): string | null => {
+  const segments = name.split("/").filter((segment) => segment !== "" && segment !== ".")
+  if (segments.length === 0 || segments.some((segment) => segment === ".." || segment.includes(path.sep))) return null
+  return path.join(root, ...segments)
+}
+
+const readSource = (file: string, kind: CompileKind): string | null => {
+  try {
+    return jinjaSource(readFileSync(file, "utf8"), whitespace[kind])
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return null
+    throw error
+  }
+}
+
+/** A parse error from nunjucks' parser (its `lineno` is already 1-based), named after its template. */
+const syntaxError = (error: unknown, name: string): JinjaRenderError => {
+  const located = error as { readonly message: string; readonly lineno?: number }
+  const message = located.message.replace(/^\(.*?\)(?: \[Line \d+, Column \d+\])?\n\s*/, "")
+  return new JinjaRenderError(message, name, located.lineno ?? null, "TemplateSyntaxError")
+}
+
+/** Any error met while rendering, as a `JinjaRenderError` located in the innermost template that reached it. */
+const locate = (error: unknown, lineno: number, _colno: number, template: string): JinjaRenderError => {
+  if (error instanceof JinjaRenderError) return error
+  if (error instanceof Python.PythonError) return new JinjaRenderError(error.message, template, lineno + 1, error.pythonType)
+  const message = error instanceof Error ? error.message : String(error)
+  return new JinjaRenderError(message, template, lineno + 1, "TemplateError")
+}
+
+/** The error nunjucks hands back from a render (it wraps the one `locate` made). */
+const unwrap = (error: unknown, template: string): JinjaRenderError => {
+  const cause = (error as { readonly cause?: unknown }).cause
+  if (cause instanceof JinjaRenderError) return cause
+  if (error instanceof JinjaRenderError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new JinjaRenderError(message.replace(/^\(.*?\)\n\s*/, ""), template, null, "TemplateError")
+}
+
+type RenderFunction = (env: unknown, context: RuntimeContext, frame: FrameType, runtime: unknown, cb: (error: unknown, output?: string) => void) => void
+
+interface RuntimeContext {
+  getVariables(): Record<string, unknown>
+  getExported(): Record<string, unknown>
+  getBlock(name: string): RenderFunction
+  readonly blocks: Record<string, unknown>
+  readonly env: { readonly globals: Record<string, unknown>; readonly opts: { readonly autoescape: boolean } }
+}
+
+interface LoadedTemplate {
+  compile(): void
+  readonly blocks: Record<string, unknown>
+  readonly env: nunjucks.Environment
+  rootRenderFunc(
+    env: nunjucks.Environment,
+    context: RuntimeContext,
+    frame: FrameType,
+    runtime: unknown,
+    cb: (error: unknown, output?: string) => void
+  ): void
+}
+
+/** Jinja2's `self`: each block of the template being rendered, callable. */
+const blocksOf = (context: RuntimeContext, frame: FrameType): Record<string, () => unknown> =>
+  Object.fromEntries(Object.keys(context.blocks).map((name) => [name, () => {
+    let rendered = ""
+    context.getBlock(name)(context.env, context, frame, nunjucks.runtime, (error: unknown, output?: string) => {
+      if (error) throw error
+      rendered = output ?? ""
+    })
+    return runtimeHelpers.captured(rendered, context.env.opts.autoescape)
+  }]))
+
+/** Names a template reaches: the context, then the environment's globals (own properties only), as Jinja2. */
+const lookup = (context: RuntimeContext, frame: FrameType, name: string): unknown => {
+  const local = frame.lookup(name)
+  if (local !== undefined) return local
+  const variables = context.getVariables()
+  if (Object.hasOwn(variables, name)) return variables[name]
+  const globals = context.env.globals
+  if (Object.hasOwn(globals, name)) return globals[name]
+  return name === "self" ? blocksOf(context, frame) : undefined
+}
+
+/** `{% import %}`: the template rendered on its own (with the importer's variables only `with context`). */
+const importModule = (
+  importer: RuntimeContext,
+  template: LoadedTemplate,
+  variables: Record<string, unknown> | null,
+  parentFrame: FrameType | null,
+  cb: (error: unknown, module?: Python.TemplateModule) => void
+): void => {
+  try {
+    template.compile()
+    const frame = parentFrame === null ? new Frame() : parentFrame.push()
+    frame.topLevel = true
+    // nunjucks does not export its Context class; the importer's context is one
+    const ContextClass = importer.constructor as new(variables: object, blocks: object, env: object) => RuntimeContext
+    const context = new ContextClass(variables ?? {}, template.blocks, template.env)
+    template.rootRenderFunc(template.env, context, frame, nunjucks.runtime, (error, body) => {
+      if (error) cb(error)
+      else cb(null, new Python.TemplateModule(body ?? "", context.getExported()))
+    })
+  } catch (error) {
+    cb(error)
+  }
+}
+
+/** A macro argument the call did not give, until its default replaces it. */
+const missing = Symbol("missing argument")
+
+const isKeywordArguments = (value: unknown): value is Record<string, unknown> =>
+  Python.isDict(value) && Object.hasOwn(value, "__keywords")
+
+/** A macro called as Jinja2 calls one (see `_compileMacro` in `compiler.ts`). */
+const makeMacro = (
+  name: string,
+  names: ReadonlyArray<string>,
+  firstDefault: number,
+  catchVarargs: boolean,
+  catchKwargs: boolean,
+  body: (...values: ReadonlyArray<unknown>) => unknown
+) =>
+  function(this: unknown, ...call: ReadonlyArray<unknown>): unknown {
+    const last = call.at(-1)
+    const positional = isKeywordArguments(last) ? call.slice(0, -1) : call
+    const { __keywords: _, caller, ...keywords } = isKeywordArguments(last) ? last : {}
+    if (positional.length > names.length && !catchVarargs) {
+      throw new Python.PythonError("TypeError", `macro '${name}' takes not more than ${names.length} argument(s)`)
+    }
+    const values = names.map((argument, index) => {
+      if (index < positional.length) {
+        if (Object.hasOwn(keywords, argument)) {
+          throw new Python.PythonError("TypeError", `macro '${name}' got multiple values for argument '${argument}'`)
+        }
+        return positional[index]
+      }
+      if (Object.hasOwn(keywords, argument)) {
+        const value = keywords[argument]
+        delete keywords[argument]
+        return value
+      }
+      return index >= firstDefault ? missing : undefined
+    })
+    const extra = Object.keys(keywords)
+    if (extra.length > 0 && !catchKwargs) {
+      throw new Python.PythonError("TypeError", `macro '${name}' takes no keyword argument '${extra[0]}'`)
+    }
+    return body.call(this, ...values, Python.tuple(positional.slice(names.length)), keywords, caller)
+  }
+
+/** `loop.changed(value)`: true on the first call and whenever the value differs from the previous call's. */
+const changeTracker = () => {
+  let previous: ReadonlyArray<unknown> | typeof missing = missing
+  return (...values: ReadonlyArray<unknown>): boolean => {
+    const changed = previous === missing || !Python.equals(previous, values)
+    previous = values
+    return changed
+  }
+}
+
+/** What the compiled templates call through `env.jinja` (see `compiler.ts`). */
+const runtimeHelpers = {
+  lookup,
+  getAttribute: Python.getAttribute,
+  output: Python.output,
+  truthy: Python.truthy,
+  compare: Python.compare,
+  contains: Python.contains,
+  add: Python.add,
+  concat: Python.concat,
+  arithmetic: Python.arithmetic,
+  unary: Python.unary,
+  cycle: (index: number) => (...values: ReadonlyArray<unknown>) => values[index % values.length],
+  changeTracker,
+  makeMacro,
+  missing,
+  tuple: Python.tuple,
+  slice: Python.slice,
+  unpack: Python.unpack,
+  setAttribute: Python.setAttribute,
+  captured: (text: string, autoescape: boolean) => autoescape ? Python.markup(text) : text,
+  importModule,
+  locate,
+  /** called on every value written into the output (see `checkSubjectValue`) */
+  checkValue: (_value: unknown): void => undefined
+}
+
+/** The subject environment's helpers: every value written is checked before it is. */
+const subjectHelpers = (check: (text: string) => string | null): Partial<typeof runtimeHelpers> => {
+  const checkValue = (value: unknown): void => {
+    const problem = check(Python.pythonStr(value))
+    if (problem !== null) throw new Python.PythonError("ValueRefused", problem)
+  }
+  return {
+    checkValue,
+    output: (value, autoescape) => {
+      checkValue(value)
+      return Python.output(value, autoescape)
+    }
+  }
+}
+
+const i18nExtensionName = "JinjaI18n"
+
+/** The tags the compiler knows beyond nunjucks' own. */
+const extensions: ReadonlyArray<object> = [transExtension, commentExtension]
+
+/** Jinja2's globals nunjucks lacks or spells differently. */
+const jinjaGlobals = {
+  True: true,
+  False: false,
+  None: null,
+  namespace: (...args: ReadonlyArray<unknown>) => {
+    const last = args.at(-1)
+    const { __keywords: _, ...attributes } = isKeywordArguments(last) ? last : {}
+    return new Python.Namespace({ ...(Python.isDict(args[0]) ? args[0] : {}), ...attributes })
+  }
+}
+
+export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
+  const root = path.resolve(options.templatesDir)
+  // compiled once per file and kind, shared by every language; a compile cache, filled within synchronous calls
+  const compiled = new Map<string, CompiledTemplate>()
+
+  const compiledFile = (file: string, name: string, kind: CompileKind): CompiledTemplate | null => {
+    const key = `${kind}\0${file}`
+    const known = options.reload ? undefined : compiled.get(key)
+    if (known !== undefined) return known
+    const source = readSource(file, kind)
+    if (source === null) return null
+    let template: CompiledTemplate
+    try {
+      template = compileTemplate(source, name, extensions)
+    } catch (error) {
+      throw syntaxError(error, name)
+    }
+    if (!options.reload) compiled.set(key, template)
+    return template
+  }
+
+  class TemplatesLoader extends nunjucks.Loader {
+    readonly kind: CompileKind
+
+    constructor(kind: CompileKind) {
+      super()
+      this.kind = kind
+    }
+
+    getSource(name: string) {
+      const file = templateFile(root, name)
+      const template = file === null ? null : compiledFile(file, name, this.kind)
+      // nunjucks takes compiled template functions as `{ type: "code" }` sources
+      return template === null ? null : { src: { type: "code", obj: template }, path: name, noCache: options.reload }
+    }
+
+    // Jinja2 has no relative template names
+    override isRelative(): boolean {
+      return false
+    }
+  }
+
+  const makeEnvironment = (kind: TemplateKind, catalog: Catalog): nunjucks.Environment => {
+    const compileKind = compileKindOf(kind)
+    const environment = new nunjucks.Environment(new TemplatesLoader(compileKind) as unknown as nunjucks.ILoader, {
+      autoescape: kind === "html",
+      // keeps the error `locate` made as the `cause` of the one nunjucks throws
+      dev: true
+    })
+    environment.addExtension(i18nExtensionName, transExtension)
+    for (const [name, filter] of Object.entries(jinjaFilters)) environment.addFilter(name, filter)
+    environment.addFilter(TRUTH_FILTER, Python.truthy)
+    environment.addFilter(ITERATE_FILTER, Python.iterate)
+    environment.addFilter(TEMPLATE_FILTER, (names: unknown) => {
+      if (!Array.isArray(names)) return names
+      const found = names.find((name) => {
+        const file = templateFile(root, Python.pythonStr(name))
+        return file !== null && readSource(file, compileKind) !== null
+      })
+      return found ?? names.at(-1)
+    })
+    const tests = environment as unknown as { addTest(name: string, test: (...args: ReadonlyArray<unknown>) => boolean): void }
+    for (const [name, test] of Object.entries(jinjaTests)) tests.addTest(name, test)
+    for (const [name, value] of Object.entries({ ...jinjaGlobals, ...gettextGlobals, ...options.globals })) {
+      environment.addGlobal(name, value)
+    }
+    const subject = kind === "subject" && options.checkSubjectValue !== undefined ? subjectHelpers(options.checkSubjectValue) : {}
+    Object.assign(environment, { jinja: { ...runtimeHelpers, ...subject, catalog } })
+    return environment
+  }
+
+  // one pair of environments per catalog; catalogs are loaded once per language, so these are too
+  const environments = new WeakMap<Catalog, Record<TemplateKind, nunjucks.Environment>>()
+  const environmentFor = (kind: TemplateKind, catalog: Catalog): nunjucks.Environment => {
+    let pair = environments.get(catalog)
+    if (pair === undefined) {
+      pair = {
+        text: makeEnvironment("text", catalog),
+        subject: makeEnvironment("subject", catalog),
+        html: makeEnvironment("html", catalog)
+      }
+      environments.set(catalog, pair)
+    }
+    return pair[kind]
+  }
+
+  const render = (name: string, catalog: Catalog, context: Readonly<Record<string, unknown>>): string => {
+    const environment = environmentFor(kindOf(name), catalog)
+    try {
+      return environment.getTemplate(name).render(context)
+    } catch (error) {
+      throw unwrap(error, name)
+    }
+  }
+
+  const check = (name: string): ReadonlyArray<JinjaRenderError> => {
+    const kind = compileKindOf(kindOf(name))
+    const environment = environmentFor(kind, englishCatalog) as unknown as {
+      readonly filters: Record<string, unknown>
+      readonly tests: Record<string, unknown>
+    }
+    const problems: Array<JinjaRenderError> = []
+    const seen = new Set<string>()
+    const visit = (template: string): void => {
+      if (seen.has(template)) return
+      seen.add(template)
+      const file = templateFile(root, template)
+      const source = file === null ? null : readSource(file, kind)
+      if (source === null) return
+      let ast: Node & { findAll(type: unknown): ReadonlyArray<Node> }
+      try {
+        compileTemplate(source, template, extensions)
+        ast = parseTemplate(source, extensions, {}) as typeof ast
+      } catch (error) {
+        problems.push(syntaxError(error, template))
+        return
+      }
+      for (const node of [...ast.findAll(nodes.Filter)]) {
+        const filter = (node["name"] as Node)["value"] as string
+        if (!Object.hasOwn(environment.filters, filter)) {
+          problems.push(new JinjaRenderError(`no filter named '${filter}'`, template, node.lineno + 1, "TemplateAssertionError"))
+        }
+      }
+      for (const node of ast.findAll(nodes.Is)) {
+        const right = node["right"] as Node
+        const test = ((right["name"] as Node | undefined)?.["value"] ?? right["value"]) as string
+        if (!Object.hasOwn(environment.tests, test)) {
+          problems.push(new JinjaRenderError(`no test named '${test}'`, template, node.lineno + 1, "TemplateAssertionError"))
+        }
+      }
+      for (const node of [...ast.findAll(nodes.Extends), ...ast.findAll(nodes.Include), ...ast.findAll(nodes.Import), ...ast.findAll(nodes.FromImport)]) {
+        const target = node["template"] as Node
+        if (target.typename !== "Literal") continue
+        const referenced = String(target["value"])
+        const referencedFile = templateFile(root, referenced)
+        if (referencedFile === null || readSource(referencedFile, kind) === null) {
+          if (node["ignoreMissing"] === true) continue
+          problems.push(new JinjaRenderError(`template not found: ${referenced}`, template, node.lineno + 1, "TemplateNotFound"))
+        } else {
+          visit(referenced)
+        }
+      }
+    }
+    const file = templateFile(root, name)
+    if (file === null || readSource(file, kind) === null) {
+      return [new JinjaRenderError(`template not found: ${name}`, name, null, "TemplateNotFound")]
+    }
+    visit(name)
+    return problems
+  }
+
+  return { render, check }
+}
