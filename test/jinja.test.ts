@@ -1,0 +1,69 @@
+/**
+ * The template engine against Jinja2 itself: every case under test/fixtures/jinja (one Jinja2 behaviour each, its
+ * expected output rendered by Jinja2 configured as Zulip configures it: scripts/jinja-fixtures.py) rendered by this
+ * engine. An expected output must be matched byte for byte; an expected error must be an error here too.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import * as path from "node:path"
+import { englishCatalog, JinjaRenderError, makeJinjaEngine } from "../src/layers/jinja/environment.ts"
+import { makeCatalogs } from "../src/layers/Translations.ts"
+
+const fixturesDir = path.join(import.meta.dirname, "fixtures", "jinja")
+
+interface Case {
+  readonly description: string
+  readonly language: string | null
+  readonly context: Record<string, unknown>
+  readonly render: ReadonlyArray<string>
+}
+
+type Expected = { readonly output: string } | { readonly error: string; readonly message: string }
+
+/**
+ * Where this engine knowingly differs from Jinja2, and why. Each entry is still rendered, and must still differ:
+ * a fix shows up as a failure here, and the entry goes.
+ */
+const knownDifferences: Record<string, string> = {}
+
+const cases = readdirSync(fixturesDir).filter((name) => existsSync(path.join(fixturesDir, name, "case.json"))).sort()
+
+const read = <A>(file: string): A => JSON.parse(readFileSync(file, "utf8")) as A
+
+describe("Jinja2 fixtures", () => {
+  for (const name of cases) {
+    const dir = path.join(fixturesDir, name)
+    const spec = read<Case>(path.join(dir, "case.json"))
+    const expected = read<Record<string, Expected>>(path.join(dir, "expected.json"))
+    for (const file of spec.render) {
+      const key = `${name}/${file}`
+      it.effect(`${key}: ${spec.description}`, () =>
+        Effect.gen(function*() {
+          const catalog = spec.language === null
+            ? englishCatalog
+            : yield* Effect.flatMap(makeCatalogs(path.join(dir, "locale")), (catalogs) => catalogs.forLanguage(spec.language!))
+          const engine = makeJinjaEngine({
+            templatesDir: path.join(dir, "templates"),
+            reload: false,
+            globals: { support_email: "support@zulip.example.com" }
+          })
+          const rendered = yield* Effect.try({
+            try: () => engine.render(file, catalog, spec.context),
+            catch: (error) => error
+          }).pipe(Effect.result)
+          const want = expected[file]!
+          const matches = "output" in want
+            ? rendered._tag === "Success" && rendered.success === want.output
+            : rendered._tag === "Failure" && rendered.failure instanceof JinjaRenderError
+          if (Object.hasOwn(knownDifferences, key)) {
+            assert.isFalse(matches, `${key} now matches Jinja2: remove it from knownDifferences`)
+          } else if ("output" in want) {
+            assert.strictEqual(rendered._tag === "Success" ? rendered.success : String(rendered.failure), want.output)
+          } else {
+            assert.isTrue(matches, `expected Jinja2's ${want.error} (${want.message}), got ${JSON.stringify(rendered)}`)
+          }
+        }))
+    }
+  }
+})
