@@ -7,8 +7,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
-import { englishCatalog, JinjaRenderError, makeJinjaEngine } from "../src/layers/jinja/environment.ts"
-import { makeCatalogs } from "../src/layers/Translations.ts"
+import { JinjaRenderError, makeJinjaEngine } from "../src/layers/jinja/environment.ts"
+import { englishTranslations, makeCatalogs } from "../src/layers/Translations.ts"
 
 const fixturesDir = path.join(import.meta.dirname, "fixtures", "jinja")
 
@@ -25,7 +25,26 @@ type Expected = { readonly output: string } | { readonly error: string; readonly
  * Where this engine knowingly differs from Jinja2, and why. Each entry is still rendered, and must still differ:
  * a fix shows up as a failure here, and the entry goes.
  */
-const knownDifferences: Record<string, string> = {}
+const integralFloat = "JavaScript has one number type: a Python float with an integral value (JSON's `1.0`, `4 / 2`, " +
+  "the literal `1.0`) prints as an int (`1`)"
+const bothEnvironments = (name: string, reason: string) => ({ [`${name}/main.txt`]: reason, [`${name}/main.html`]: reason })
+
+const knownDifferences: Record<string, string> = {
+  ...bothEnvironments("logic-and-or-not", integralFloat),
+  ...bothEnvironments("operator-arithmetic", integralFloat),
+  ...bothEnvironments("operator-plus", integralFloat),
+  ...bothEnvironments("operator-tilde", integralFloat),
+  ...bothEnvironments("print-floats", integralFloat),
+  ...bothEnvironments("print-list-dict-repr", integralFloat),
+  ...bothEnvironments("i18n-trans-values-de", integralFloat),
+  "i18n-plural-count-types/float.txt": integralFloat,
+  "i18n-plural-count-types-en/float.txt": integralFloat,
+  ...bothEnvironments("print-integers", "JSON integers beyond 2^53 lose their last digits in JavaScript's numbers"),
+  ...bothEnvironments(
+    "print-python-objects",
+    "dict views and ranges are lists here, so they print as lists (`['a']`, not `dict_keys(['a'])` or `range(0, 3)`)"
+  )
+}
 
 const cases = readdirSync(fixturesDir).filter((name) => existsSync(path.join(fixturesDir, name, "case.json"))).sort()
 
@@ -41,7 +60,7 @@ describe("Jinja2 fixtures", () => {
       it.effect(`${key}: ${spec.description}`, () =>
         Effect.gen(function*() {
           const catalog = spec.language === null
-            ? englishCatalog
+            ? englishTranslations
             : yield* Effect.flatMap(makeCatalogs(path.join(dir, "locale")), (catalogs) => catalogs.forLanguage(spec.language!))
           const engine = makeJinjaEngine({
             templatesDir: path.join(dir, "templates"),

@@ -1,9 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as path from "node:path"
-import { englishCatalog } from "../src/layers/jinja/environment.ts"
 import { checkTemplates, defaultTemplatesDir, makeTemplateRenderer } from "../src/layers/TemplateRenderer.ts"
-import { makeCatalogs } from "../src/layers/Translations.ts"
+import { englishTranslations, makeCatalogs } from "../src/layers/Translations.ts"
 import { rewriteTemplate, templateTree } from "./support/templateTree.ts"
 
 const triplet = (prefix: string, subject: string, text: string, html: string) => ({
@@ -27,7 +26,7 @@ describe("the shipped templates", () => {
       const catalogs = yield* makeCatalogs(shippedLocaleDir)
       const subjects = new Map<string, Set<string>>()
       for (const language of ["en", "de", "fr"]) {
-        const catalog = language === "en" ? englishCatalog : yield* catalogs.forLanguage(language)
+        const catalog = language === "en" ? englishTranslations : yield* catalogs.forLanguage(language)
         for (const name of ["invitation", "confirm_new_email", "password_reset", "notify_new_login"]) {
           const rendered = yield* renderer.render(`zerver/emails/${name}`, catalog, {
             support_email: "support@zulip.example",
@@ -50,7 +49,7 @@ describe("the shipped templates", () => {
   it.effect("make a complete email from the README's quick-start event", () =>
     Effect.gen(function*() {
       const renderer = makeTemplateRenderer({ templatesDir: defaultTemplatesDir, reload: false })
-      const rendered = yield* renderer.render("zerver/emails/password_reset", englishCatalog, {
+      const rendered = yield* renderer.render("zerver/emails/password_reset", englishTranslations, {
         reset_url: "https://example.com/reset",
         support_email: "support@zulip.example"
       })
@@ -106,7 +105,7 @@ describe("TemplateRenderer", () => {
         triplet("zerver/emails/broken", "Broken", "ok", "<p>ok</p>\n<p>{% include \"zerver/emails/missing.html\" %}</p>")
       )
       const renderer = makeTemplateRenderer({ templatesDir: dir, reload: false })
-      const error = yield* Effect.flip(renderer.render("zerver/emails/broken", englishCatalog, {}))
+      const error = yield* Effect.flip(renderer.render("zerver/emails/broken", englishTranslations, {}))
       assert.strictEqual(error._tag, "TemplateError")
       if (error._tag !== "TemplateError") return
       assert.strictEqual(error.template, "zerver/emails/broken")
@@ -119,7 +118,7 @@ describe("TemplateRenderer", () => {
     Effect.gen(function*() {
       const dir = yield* templateTree(triplet("zerver/emails/sum", "Sum", "a\n{{ realm_url + \"/help\" }}", "<p>ok</p>"))
       const renderer = makeTemplateRenderer({ templatesDir: dir, reload: false })
-      const error = yield* Effect.flip(renderer.render("zerver/emails/sum", englishCatalog, {}))
+      const error = yield* Effect.flip(renderer.render("zerver/emails/sum", englishTranslations, {}))
       assert.strictEqual(error._tag, "TemplateError")
       assert.include(error.message, "UndefinedError")
       assert.strictEqual(error._tag === "TemplateError" ? error.line : null, 2)
@@ -132,10 +131,10 @@ describe("TemplateRenderer", () => {
         "zerver/emails/no_body.subject.txt": "subject"
       })
       const renderer = makeTemplateRenderer({ templatesDir: dir, reload: false })
-      const noSubject = yield* Effect.flip(renderer.render("zerver/emails/no_subject", englishCatalog, {}))
+      const noSubject = yield* Effect.flip(renderer.render("zerver/emails/no_subject", englishTranslations, {}))
       assert.strictEqual(noSubject._tag, "TemplateError")
       assert.include(noSubject.message, path.join(dir, "zerver/emails/no_subject.subject.txt"))
-      const noBody = yield* Effect.flip(renderer.render("zerver/emails/no_body", englishCatalog, {}))
+      const noBody = yield* Effect.flip(renderer.render("zerver/emails/no_body", englishTranslations, {}))
       assert.strictEqual(noBody._tag, "TemplateError")
       assert.include(noBody.message, "zerver/emails/no_body")
       assert.include(noBody.message, path.join(dir, "zerver/emails/no_body.html"))
@@ -170,7 +169,7 @@ describe("TemplateRenderer", () => {
       const catalogs = yield* makeCatalogs(path.join(dir, "locale"))
       const german = yield* renderer.render("zerver/emails/hello", yield* catalogs.forLanguage("de"), { name: "Hamlet", n: 2 })
       assert.deepStrictEqual([german.subject, german.text, german.html], ["Hallo Hamlet", "Willkommen", "<p>2 Nachrichten</p>"])
-      const english = yield* renderer.render("zerver/emails/hello", englishCatalog, { name: "Hamlet", n: 1 })
+      const english = yield* renderer.render("zerver/emails/hello", englishTranslations, { name: "Hamlet", n: 1 })
       assert.deepStrictEqual([english.subject, english.text, english.html], ["Hello Hamlet", "Welcome", "<p>1 message</p>"])
     }))
 
@@ -180,7 +179,7 @@ describe("TemplateRenderer", () => {
         triplet("zerver/emails/escape", "{{ name }}", "{{ name }}", "<p>{{ name }}</p><p>{% trans %}By {{ name }}{% endtrans %}</p>")
       )
       const renderer = makeTemplateRenderer({ templatesDir: dir, reload: false })
-      const rendered = yield* renderer.render("zerver/emails/escape", englishCatalog, { name: "<script>alert(\"x\")</script> & co" })
+      const rendered = yield* renderer.render("zerver/emails/escape", englishTranslations, { name: "<script>alert(\"x\")</script> & co" })
       const escaped = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co"
       assert.strictEqual(rendered.html, `<p>${escaped}</p><p>By ${escaped}</p>`)
       assert.strictEqual(rendered.text, "<script>alert(\"x\")</script> & co")
@@ -192,7 +191,7 @@ describe("TemplateRenderer", () => {
       const dir = yield* templateTree(triplet("zerver/emails/data", "{{ name }}", "{{ name }}|{% trans %}{{ name }}{% endtrans %}", "{{ name }}"))
       const renderer = makeTemplateRenderer({ templatesDir: dir, reload: false })
       const payload = "{{ 7 * 7 }}{% for x in range(3) %}x{% endfor %}%(name)s"
-      const rendered = yield* renderer.render("zerver/emails/data", englishCatalog, { name: payload })
+      const rendered = yield* renderer.render("zerver/emails/data", englishTranslations, { name: payload })
       assert.strictEqual(rendered.text, `${payload}|${payload}`)
     }))
 
@@ -200,7 +199,7 @@ describe("TemplateRenderer", () => {
     Effect.gen(function*() {
       const dir = yield* templateTree(triplet("zerver/emails/subject", "Hi {{ name }}\n", "x", "x"))
       const renderer = makeTemplateRenderer({ templatesDir: dir, reload: false })
-      const error = yield* Effect.flip(renderer.render("zerver/emails/subject", englishCatalog, { name: "a\r\nBcc: evil@example.com" }))
+      const error = yield* Effect.flip(renderer.render("zerver/emails/subject", englishTranslations, { name: "a\r\nBcc: evil@example.com" }))
       assert.strictEqual(error._tag, "InvalidEvent")
       assert.strictEqual(error._tag === "InvalidEvent" ? error.field : null, "subject")
       assert.include(error.message, "U+000D")
@@ -219,11 +218,11 @@ describe("TemplateRenderer", () => {
       })
       const renderer = makeTemplateRenderer({ templatesDir: path.join(dir, "zerver"), reload: false })
       yield* rewriteTemplate(dir, "outside.txt", "secret")
-      const rendered = yield* renderer.render("emails/internals", englishCatalog, { name: "Hamlet", list: [1], dict: {} })
+      const rendered = yield* renderer.render("emails/internals", englishTranslations, { name: "Hamlet", list: [1], dict: {} })
       assert.strictEqual(rendered.text, "|||||")
-      const outside = yield* Effect.flip(renderer.render("emails/outside", englishCatalog, {}))
+      const outside = yield* Effect.flip(renderer.render("emails/outside", englishTranslations, {}))
       assert.strictEqual(outside._tag, "TemplateError")
-      const traversal = yield* Effect.flip(renderer.render("../outside", englishCatalog, {}))
+      const traversal = yield* Effect.flip(renderer.render("../outside", englishTranslations, {}))
       assert.strictEqual(traversal._tag, "InvalidEvent")
       assert.strictEqual(traversal._tag === "InvalidEvent" ? traversal.field : null, "template_prefix")
     }))
@@ -233,10 +232,10 @@ describe("TemplateRenderer", () => {
       const dir = yield* templateTree(triplet("zerver/emails/hello", "Hello", "first", "<p>x</p>"))
       const cached = makeTemplateRenderer({ templatesDir: dir, reload: false })
       const reloading = makeTemplateRenderer({ templatesDir: dir, reload: true })
-      assert.strictEqual((yield* cached.render("zerver/emails/hello", englishCatalog, {})).text, "first")
-      assert.strictEqual((yield* reloading.render("zerver/emails/hello", englishCatalog, {})).text, "first")
+      assert.strictEqual((yield* cached.render("zerver/emails/hello", englishTranslations, {})).text, "first")
+      assert.strictEqual((yield* reloading.render("zerver/emails/hello", englishTranslations, {})).text, "first")
       yield* rewriteTemplate(dir, "zerver/emails/hello.txt", "second")
-      assert.strictEqual((yield* cached.render("zerver/emails/hello", englishCatalog, {})).text, "first")
-      assert.strictEqual((yield* reloading.render("zerver/emails/hello", englishCatalog, {})).text, "second")
+      assert.strictEqual((yield* cached.render("zerver/emails/hello", englishTranslations, {})).text, "first")
+      assert.strictEqual((yield* reloading.render("zerver/emails/hello", englishTranslations, {})).text, "second")
     }))
 })

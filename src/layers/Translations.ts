@@ -31,11 +31,11 @@ export interface Translations {
   /** the locale whose catalog answers first (e.g. "de", "pt_BR"), or null when no catalog does (English) */
   readonly locale: string | null
   readonly gettext: (message: string) => string
-  /** throws `PluralFormError` unless `count` is an integer */
-  readonly ngettext: (singular: string, plural: string, count: number) => string
+  /** throws `PluralFormError` when a catalog is asked with a count that is not a number (Python's TypeError) */
+  readonly ngettext: (singular: string, plural: string, count: unknown) => string
   readonly pgettext: (context: string, message: string) => string
-  /** throws `PluralFormError` unless `count` is an integer */
-  readonly npgettext: (context: string, singular: string, plural: string, count: number) => string
+  /** throws `PluralFormError` as `ngettext` does */
+  readonly npgettext: (context: string, singular: string, plural: string, count: unknown) => string
 }
 
 /** A catalog that exists but cannot be read or parsed; `line` is the `.po` line when the parser gives one. */
@@ -104,18 +104,21 @@ const catalogDirectoriesFor = (locale: string): ReadonlyArray<string> => {
   return language === locale ? [locale] : [locale, language]
 }
 
-const describeCount = (count: unknown): string => typeof count === "string" ? JSON.stringify(count) : String(count)
+const pythonTypeOf = (value: unknown): string =>
+  value === null ? "NoneType" : typeof value === "string" ? "str" : Array.isArray(value) ? "list" : typeof value
 
 /**
- * Python's plural functions take integers (a float with an integral value is the same number here). Anything else
- * is refused rather than given some form: Python only warns for a fraction and computes with it, Django's English
- * (no catalog) never looks, and a template that depends on either would read differently per language.
+ * The count as Python's plural functions take it (`gettext._as_int`): a number (a fraction only warns in Python, and
+ * is computed with here too) or a boolean; anything else is Python's TypeError. Only a catalog's plural function
+ * looks at it: English without a catalog compares it with 1.
  */
-const checkCount = (count: number): void => {
-  if (!Number.isInteger(count)) {
-    throw new PluralFormError({ message: `ngettext needs an integer count, got ${describeCount(count)}` })
-  }
+const pluralCount = (count: unknown): number => {
+  if (typeof count === "number" || typeof count === "boolean") return Number(count)
+  throw new PluralFormError({ message: `Plural value must be an integer, got ${pythonTypeOf(count)}` })
 }
+
+/** Django's `n == 1` when no catalog has the message: Python's equality, so `1.0` and `True` count as one. */
+const isOne = (count: unknown): boolean => (typeof count === "number" || typeof count === "boolean") && Number(count) === 1
 
 /** The translation functions over a chain of catalogs, the language's own first: Django's gettext and its fallback. */
 const translationsFrom = (chain: ReadonlyArray<Catalog>): Translations => {
@@ -127,20 +130,19 @@ const translationsFrom = (chain: ReadonlyArray<Catalog>): Translations => {
     }
     return message
   }
-  const translatePlural = (singular: string, plural: string, count: number): string => {
+  const translatePlural = (singular: string, plural: string, count: unknown): string => {
     for (const catalog of chain) {
-      const found = catalog.plurals.get(singular)?.[catalog.plural(count)]
+      // Python computes the form before it looks the message up, so a bad count fails whenever there is a catalog
+      const form = catalog.plural(pluralCount(count))
+      const found = catalog.plurals.get(singular)?.[form]
       if (found !== undefined) return found
     }
-    return count === 1 ? singular : plural
+    return isOne(count) ? singular : plural
   }
   // Django's gettext normalises line ends before the lookup
   const gettext = (message: string): string =>
     translate(message.includes("\r") ? message.replace(/\r\n?/g, "\n") : message)
-  const ngettext = (singular: string, plural: string, count: number): string => {
-    checkCount(count)
-    return translatePlural(singular, plural, count)
-  }
+  const ngettext = (singular: string, plural: string, count: unknown): string => translatePlural(singular, plural, count)
   return {
     locale: chain[0]?.locale ?? null,
     gettext,

@@ -29,9 +29,9 @@ import { messageIdFor } from "../domain/MessageId.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import type { Realm, User } from "../domain/Realm.ts"
 import { type BuildRequest, EmailBuilder } from "../services/EmailBuilder.ts"
-import { type Catalog, englishCatalog } from "./jinja/environment.ts"
+import type { Catalog } from "./jinja/environment.ts"
 import { defaultTemplatesDir, makeTemplateRenderer, type TemplateRenderer } from "./TemplateRenderer.ts"
-import { type CatalogError, type InvalidLanguage, makeCatalogs } from "./Translations.ts"
+import { type CatalogError, englishTranslations, type InvalidLanguage, makeCatalogs } from "./Translations.ts"
 
 /** Zulip's settings, under Zulip's names; every one has Zulip's default. */
 export interface ZulipEmailBuilderOptions {
@@ -254,7 +254,7 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
   /** The catalog of `language` (Django's `override_language`), or English with Zulip's warning when there is none. */
   const catalogFor = (templatePrefix: string, language: string | null): Effect.Effect<Catalog, TemplateError | InvalidEvent> =>
     language === null
-      ? Effect.as(Effect.logWarning(`Missing language for email template '${templatePrefix}'`), englishCatalog)
+      ? Effect.as(Effect.logWarning(`Missing language for email template '${templatePrefix}'`), englishTranslations)
       : Effect.mapError(catalogs.forLanguage(language), catalogFailure)
 
   /** `from_address` and its placeholders, as Zulip's `FromAddress` resolves them. */

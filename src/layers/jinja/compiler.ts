@@ -70,7 +70,7 @@ class JinjaCompiler extends Compiler {
     this._compileExpression(target, frame)
     this._emit(",")
     this._compileExpression(node["val"] as Node, frame)
-    this._emit(`, ${quoted(this._getNodeName(target))}))`)
+    this._emit(`, ${quoted(this._getNodeName(target))}, ${node["attribute"] === true}))`)
   }
 
   compileOutput(node: Node, frame: Frame): void {
@@ -136,6 +136,10 @@ class JinjaCompiler extends Compiler {
   /** `a < b <= c` as Python chains it: each operand evaluated once, every comparison true. */
   compileCompare(node: Node, frame: Frame): void {
     const operands = node["ops"] as ReadonlyArray<Node>
+    for (const operand of operands) {
+      // nunjucks reads JavaScript's `===` and `!==`; Jinja2 has no such operators
+      if (operand["type"] === "===" || operand["type"] === "!==") this.fail("unexpected '='", operand.lineno, operand.colno)
+    }
     const values = [this._tmpid(), ...operands.map(() => this._tmpid())]
     this.at(node)
     this._emit(`(function(${values.join(", ")}) { return `)

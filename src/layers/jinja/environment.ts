@@ -57,14 +57,6 @@ export class JinjaRenderError extends Error {
   }
 }
 
-/** English: messages as written (Django with no catalog). */
-export const englishCatalog: Catalog = {
-  gettext: (message) => message,
-  ngettext: (singular, plural, count) => count === 1 ? singular : plural,
-  pgettext: (_context, message) => message,
-  npgettext: (_context, singular, plural, count) => count === 1 ? singular : plural
-}
-
 export interface JinjaEngineOptions {
   readonly templatesDir: string
   /** read and compile the files again on every render (template development) instead of once */
@@ -101,9 +93,10 @@ const templateFile = (root: string, name: string): string | null => {
   return path.join(root, ...segments)
 }
 
-const readSource = (file: string, kind: CompileKind): string | null => {
+/** A template file's text, or null when there is no such file. */
+const readTemplate = (file: string): string | null => {
   try {
-    return jinjaSource(readFileSync(file, "utf8"), whitespace[kind])
+    return readFileSync(file, "utf8")
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return null
@@ -274,6 +267,7 @@ const runtimeHelpers = {
   makeMacro,
   missing,
   tuple: Python.tuple,
+  iterate: Python.iterate,
   slice: Python.slice,
   unpack: Python.unpack,
   setAttribute: Python.setAttribute,
@@ -301,6 +295,14 @@ const subjectHelpers = (check: (text: string) => string | null): Partial<typeof 
 
 const i18nExtensionName = "JinjaI18n"
 
+/** `check` compiles without rendering, so its environments never look anything up. */
+const checkingCatalog: Catalog = {
+  gettext: (message) => message,
+  ngettext: (singular) => singular,
+  pgettext: (_context, message) => message,
+  npgettext: (_context, singular) => singular
+}
+
 /** The tags the compiler knows beyond nunjucks' own. */
 const extensions: ReadonlyArray<object> = [transExtension, commentExtension]
 
@@ -325,11 +327,11 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
     const key = `${kind}\0${file}`
     const known = options.reload ? undefined : compiled.get(key)
     if (known !== undefined) return known
-    const source = readSource(file, kind)
-    if (source === null) return null
+    const text = readTemplate(file)
+    if (text === null) return null
     let template: CompiledTemplate
     try {
-      template = compileTemplate(source, name, extensions)
+      template = compileTemplate(jinjaSource(text, whitespace[kind]), name, extensions)
     } catch (error) {
       throw syntaxError(error, name)
     }
@@ -373,7 +375,7 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
       if (!Array.isArray(names)) return names
       const found = names.find((name) => {
         const file = templateFile(root, Python.pythonStr(name))
-        return file !== null && readSource(file, compileKind) !== null
+        return file !== null && readTemplate(file) !== null
       })
       return found ?? names.at(-1)
     })
@@ -413,7 +415,7 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
 
   const check = (name: string): ReadonlyArray<JinjaRenderError> => {
     const kind = compileKindOf(kindOf(name))
-    const environment = environmentFor(kind, englishCatalog) as unknown as {
+    const environment = environmentFor(kind, checkingCatalog) as unknown as {
       readonly filters: Record<string, unknown>
       readonly tests: Record<string, unknown>
     }
@@ -423,10 +425,11 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
       if (seen.has(template)) return
       seen.add(template)
       const file = templateFile(root, template)
-      const source = file === null ? null : readSource(file, kind)
-      if (source === null) return
+      const text = file === null ? null : readTemplate(file)
+      if (text === null) return
       let ast: Node & { findAll(type: unknown): ReadonlyArray<Node> }
       try {
+        const source = jinjaSource(text, whitespace[kind])
         compileTemplate(source, template, extensions)
         ast = parseTemplate(source, extensions, {}) as typeof ast
       } catch (error) {
@@ -451,7 +454,7 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
         if (target.typename !== "Literal") continue
         const referenced = String(target["value"])
         const referencedFile = templateFile(root, referenced)
-        if (referencedFile === null || readSource(referencedFile, kind) === null) {
+        if (referencedFile === null || readTemplate(referencedFile) === null) {
           if (node["ignoreMissing"] === true) continue
           problems.push(new JinjaRenderError(`template not found: ${referenced}`, template, node.lineno + 1, "TemplateNotFound"))
         } else {
@@ -460,7 +463,7 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
       }
     }
     const file = templateFile(root, name)
-    if (file === null || readSource(file, kind) === null) {
+    if (file === null || readTemplate(file) === null) {
       return [new JinjaRenderError(`template not found: ${name}`, name, null, "TemplateNotFound")]
     }
     visit(name)

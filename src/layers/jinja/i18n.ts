@@ -11,9 +11,9 @@ import { lexer, type Node, nodes, type Parser } from "./nunjucksInternals.ts"
 /** What the engine needs of one language's catalog (Django's activated translation). */
 export interface Catalog {
   readonly gettext: (message: string) => string
-  readonly ngettext: (singular: string, plural: string, count: number) => string
+  readonly ngettext: (singular: string, plural: string, count: unknown) => string
   readonly pgettext: (context: string, message: string) => string
-  readonly npgettext: (context: string, singular: string, plural: string, count: number) => string
+  readonly npgettext: (context: string, singular: string, plural: string, count: unknown) => string
 }
 
 /** What the functions below are called with: nunjucks passes the template context as `this`. */
@@ -32,12 +32,23 @@ const formatted = (context: TemplateContext, message: string, variables: Record<
   return autoescape ? markup(text) : text
 }
 
-/** The trailing keyword arguments of a nunjucks call (`f(a, name=x)`), without nunjucks' marker. */
-const keywordArguments = (args: ReadonlyArray<unknown>): readonly [ReadonlyArray<unknown>, Record<string, unknown>] => {
+/**
+ * A call's `count` positional arguments and its keyword arguments (nunjucks passes them as a trailing object with
+ * its `__keywords` marker); another number of positional arguments is Python's TypeError.
+ */
+const callArguments = (
+  name: string,
+  count: number,
+  args: ReadonlyArray<unknown>
+): readonly [ReadonlyArray<unknown>, Record<string, unknown>] => {
   const last = args.at(-1)
-  if (!isDict(last) || !Object.hasOwn(last, "__keywords")) return [args, {}]
-  const { __keywords: _, ...keywords } = last
-  return [args.slice(0, -1), keywords]
+  const [positional, keywords] = isDict(last) && Object.hasOwn(last, "__keywords")
+    ? [args.slice(0, -1), (({ __keywords: _, ...rest }) => rest)(last)]
+    : [args, {}]
+  if (positional.length !== count) {
+    throw new PythonError("TypeError", `${name}() takes ${count} positional argument(s) but ${positional.length} were given`)
+  }
+  return [positional, keywords]
 }
 
 const text = (value: unknown, what: string): string => {
@@ -48,29 +59,29 @@ const text = (value: unknown, what: string): string => {
 /** The globals Jinja2's i18n extension installs, in their newstyle form. */
 export const gettextGlobals: Record<string, (this: TemplateContext, ...args: ReadonlyArray<unknown>) => unknown> = {
   gettext(...args) {
-    const [[message], variables] = keywordArguments(args)
+    const [[message], variables] = callArguments("gettext", 1, args)
     return formatted(this, this.env.jinja.catalog.gettext(text(message, "the message")), variables)
   },
   _(...args) {
     return gettextGlobals["gettext"]!.call(this, ...args)
   },
   ngettext(...args) {
-    const [[singular, plural, count], variables] = keywordArguments(args)
-    const translated = this.env.jinja.catalog.ngettext(text(singular, "the singular"), text(plural, "the plural"), count as number)
+    const [[singular, plural, count], variables] = callArguments("ngettext", 3, args)
+    const translated = this.env.jinja.catalog.ngettext(text(singular, "the singular"), text(plural, "the plural"), count)
     return formatted(this, translated, { num: count, ...variables })
   },
   pgettext(...args) {
-    const [[messageContext, message], variables] = keywordArguments(args)
+    const [[messageContext, message], variables] = callArguments("pgettext", 2, args)
     const translated = this.env.jinja.catalog.pgettext(text(messageContext, "the context"), text(message, "the message"))
     return formatted(this, translated, { context: messageContext, ...variables })
   },
   npgettext(...args) {
-    const [[messageContext, singular, plural, count], variables] = keywordArguments(args)
+    const [[messageContext, singular, plural, count], variables] = callArguments("npgettext", 4, args)
     const translated = this.env.jinja.catalog.npgettext(
       text(messageContext, "the context"),
       text(singular, "the singular"),
       text(plural, "the plural"),
-      count as number
+      count
     )
     return formatted(this, translated, { context: messageContext, num: count, ...variables })
   }
@@ -198,7 +209,7 @@ export const transExtension = {
       const message = messageContext === null ? catalog.gettext(singular) : catalog.pgettext(messageContext, singular)
       return formatted(context, message, values)
     }
-    const count = variables[countName!] as number
+    const count = variables[countName!]
     const message = messageContext === null
       ? catalog.ngettext(singular, plural, count)
       : catalog.npgettext(messageContext, singular, plural, count)

@@ -78,6 +78,7 @@ export interface Lexer {
   readonly TOKEN_STRING: string
   readonly TOKEN_SYMBOL: string
   readonly TOKEN_INT: string
+  readonly TOKEN_FLOAT: string
   readonly TOKEN_COMMA: string
   readonly TOKEN_OPERATOR: string
   readonly TOKEN_COLON: string
@@ -102,6 +103,7 @@ export interface CompilerBase {
   _compileGetTemplate(node: Node, frame: Frame, eagerCompile: boolean, ignoreMissing: boolean): string
   _compileExpression(node: Node, frame: Frame): void
   _getNodeName(node: Node): string
+  fail(message: string, lineno?: number, colno?: number): never
   _pushBuffer(): string
   _popBuffer(): void
   _emitLoopBindings(node: Node, array: string, index: string, length: string): void

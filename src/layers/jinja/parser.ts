@@ -61,15 +61,31 @@ const pythonStringBody = (body: string): string =>
 interface Tokenizer {
   index: number
   str: string
+  lineno: number
+  colno: number
+  in_code: boolean
   current(): string
   forward(): void
   isFinished(): boolean
+  nextToken(): Token | null
   _parseString(delimiter: string): string
 }
 
-/** nunjucks' tokenizer for one template, with Python's string literals (only this instance is changed). */
+/** Python's number literals nunjucks' lexer does not read: `1e3`, `1.5e-10`, `1_000`. */
+const PYTHON_NUMBER = /^(\d[\d_]*)(\.\d[\d_]*)?([eE][+-]?\d+)?(?![\w.])/
+
+/** nunjucks' tokenizer for one template, with Python's string and number literals (only this instance is changed). */
 const jinjaTokens = (source: string, options: object): Tokenizer => {
   const tokens = lexer.lex(source, options) as Tokenizer
+  const nunjucksToken = tokens.nextToken.bind(tokens)
+  tokens.nextToken = function(this: Tokenizer) {
+    const number = this.in_code ? PYTHON_NUMBER.exec(this.str.slice(this.index)) : null
+    if (number === null || (number[3] === undefined && !number[0].includes("_"))) return nunjucksToken()
+    const [lineno, colno] = [this.lineno, this.colno]
+    for (let consumed = 0; consumed < number[0].length; consumed++) this.forward()
+    const value = number[0].replaceAll("_", "")
+    return { type: number[2] === undefined && number[3] === undefined ? lexer.TOKEN_INT : lexer.TOKEN_FLOAT, value, lineno, colno }
+  }
   tokens._parseString = function(this: Tokenizer, delimiter: string) {
     this.forward()
     let body = ""
@@ -142,7 +158,10 @@ class JinjaParser extends (NunjucksParser as unknown as new(tokens: Tokenizer) =
           this.fail(`expected name as lookup value, got ${name.value}`, name.lineno, name.colno)
         }
         const key = name.type === lexer.TOKEN_INT ? Number(name.value) : name.value
-        node = new nodes.LookupVal(token.lineno, token.colno, node, new nodes.Literal(name.lineno, name.colno, key))
+        const lookup = new nodes.LookupVal(token.lineno, token.colno, node, new nodes.Literal(name.lineno, name.colno, key))
+        // `x.name` looks for an attribute before an item; `x.0` is an item, as in Jinja2
+        ;(lookup as Record<string, unknown>)["attribute"] = name.type === lexer.TOKEN_SYMBOL
+        node = lookup
       } else if (token?.type === lexer.TOKEN_LEFT_BRACKET) {
         this.nextToken()
         node = this.parseSubscript(node, token)

@@ -90,11 +90,11 @@ const floatRepr = (value: number): string => {
 }
 
 /**
- * Python's `str()` of a number. JSON does not say whether `5` was an int or a float; integral values below 10^16 print
- * as ints (what Zulip's producers send), anything else as Python prints a float.
+ * Python's `str()` of a number. JavaScript has one number type, so an integral value prints as an int (what Zulip's
+ * producers send: JSON's `1.0`, a Python float, prints as `1` here) and anything else as Python prints a float.
  */
 const numberText = (value: number): string =>
-  Number.isInteger(value) && Math.abs(value) < 1e16 ? String(value) : floatRepr(value)
+  Number.isInteger(value) && Math.abs(value) < 1e21 ? BigInt(value).toString() : floatRepr(value)
 
 /** Python's `repr()` of a string: single quotes unless the text has one and no double quote. */
 const stringRepr = (text: string): string => {
@@ -338,6 +338,23 @@ export const unary = (operator: "-" | "+", value: unknown): number => {
 
 const CONVERSION = /%(?:\(([^)]*)\))?([#0\- +]*)(\*|\d+)?(?:\.(\*|\d*))?[hlL]?([diouxXeEfFgGcrsa%])?/g
 
+/**
+ * Python's `format(value, ".Nf")`: the value's exact binary expansion rounded half to even (JavaScript's `toFixed`
+ * rounds a tie up: `2.25` gives `2.3` there, `2.2` in Python).
+ */
+export const fixed = (value: number, precision: number): string => {
+  if (!Number.isFinite(value)) return Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf"
+  const exact = Math.abs(value).toFixed(Math.min(100, precision + 40))
+  const [whole, fraction = ""] = exact.split(".") as [string, string?]
+  const kept = whole + fraction.slice(0, precision)
+  const rest = fraction.slice(precision)
+  const up = rest[0] !== undefined && (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || Number(kept.at(-1)) % 2 === 1)))
+  const digits = up ? (BigInt(kept) + 1n).toString().padStart(kept.length, "0") : kept
+  const integerPart = digits.slice(0, digits.length - precision) || "0"
+  const sign = value < 0 || Object.is(value, -0) ? "-" : ""
+  return sign + integerPart + (precision > 0 ? "." + digits.slice(digits.length - precision) : "")
+}
+
 const integerOf = (value: unknown, conversion: string): number => {
   if (isNumeric(value)) return Math.trunc(Number(value))
   throw typeError(`%${conversion} format: a real number is required, not ${pythonTypeName(value)}`)
@@ -388,7 +405,7 @@ const convert = (value: unknown, conversion: string, flags: string, precision: n
       return (flags.includes("#") ? "0X" : "") + integerOf(value, conversion).toString(16).toUpperCase()
     case "f":
     case "F":
-      return floatOf(value, conversion).toFixed(precision ?? 6)
+      return fixed(floatOf(value, conversion), precision ?? 6)
     case "e":
       return exponential(floatOf(value, conversion), precision ?? 6)
     case "E":
@@ -431,7 +448,8 @@ export const percentFormat = (format: string, values: unknown, escape: boolean):
       if (!Object.hasOwn(values, key)) throw new PythonError("KeyError", stringRepr(key))
       value = values[key]
     } else {
-      const all = Array.isArray(values) ? values : [values]
+      // only a tuple holds several values; a list is one value, as in Python
+      const all = values instanceof PyTuple ? values : [values]
       if (positional >= all.length) throw typeError("not enough arguments for format string")
       value = all[positional++]
     }
@@ -469,6 +487,19 @@ export const stripCharacters = (text: string, characters: unknown, start: boolea
 export const titleCase = (text: string): string =>
   text.replace(/\p{L}+/gu, (word) => word[0]!.toUpperCase() + word.slice(1).toLowerCase())
 
+/** `str.replace(old, new[, count])` */
+const replaceText = (text: string, old: string, replacement: string, count: unknown): string => {
+  const limit = typeof count === "number" && count >= 0 ? count : Infinity
+  if (old === "") {
+    const characters = Array.from(text)
+    const slots = Math.min(limit, characters.length + 1)
+    return characters.map((character, index) => (index < slots ? replacement : "") + character).join("") +
+      (slots > characters.length ? replacement : "")
+  }
+  const parts = text.split(old)
+  return parts.length - 1 <= limit ? parts.join(replacement) : parts.slice(0, limit + 1).join(replacement) + old + parts.slice(limit + 1).join(old)
+}
+
 /** `str.split()`: on runs of whitespace without a separator, else on the separator. */
 const split = (text: string, separator: unknown, limit: unknown): ReadonlyArray<string> => {
   const max = typeof limit === "number" && limit >= 0 ? limit : Infinity
@@ -499,32 +530,155 @@ const stringMethods: Record<string, (text: string) => (...args: ReadonlyArray<un
   rstrip: (text) => bound((characters?: unknown) => stripCharacters(text, characters, false, true)),
   startswith: (text) => bound((prefix: unknown) => text.startsWith(pythonStr(prefix))),
   endswith: (text) => bound((suffix: unknown) => text.endsWith(pythonStr(suffix))),
-  replace: (text) => bound((old: unknown, replacement: unknown) => text.replaceAll(pythonStr(old), pythonStr(replacement))),
+  replace: (text) => bound((old: unknown, replacement: unknown, count?: unknown) => replaceText(text, pythonStr(old), pythonStr(replacement), count)),
   split: (text) => bound((separator?: unknown, limit?: unknown) => split(text, separator, limit)),
   join: (text) => bound((items: unknown) => iterate(items).map(pythonStr).join(text)),
   find: (text) => bound((needle: unknown) => text.indexOf(pythonStr(needle))),
   count: (text) => bound((needle: unknown) => text.split(pythonStr(needle)).length - 1),
-  isdigit: (text) => bound(() => /^\d+$/.test(text)),
+  rfind: (text) => bound((needle: unknown) => text.lastIndexOf(pythonStr(needle))),
+  index: (text) => bound((needle: unknown) => {
+    const found = text.indexOf(pythonStr(needle))
+    if (found < 0) throw new PythonError("ValueError", "substring not found")
+    return found
+  }),
+  center: (text) => bound((width: unknown, fill: unknown = " ") => {
+    const padding = Math.max(0, Number(width) - text.length)
+    // Python puts the odd space on the right when the padding is odd and the text length even, else on the left
+    const left = Math.floor(padding / 2) + (padding % 2 & Number(width) % 2)
+    return pythonStr(fill).repeat(left) + text + pythonStr(fill).repeat(padding - left)
+  }),
+  ljust: (text) => bound((width: unknown, fill: unknown = " ") => text.padEnd(Number(width), pythonStr(fill))),
+  rjust: (text) => bound((width: unknown, fill: unknown = " ") => text.padStart(Number(width), pythonStr(fill))),
+  zfill: (text) => bound((width: unknown) => {
+    const sign = /^[+-]/.test(text) ? text[0]! : ""
+    return sign + text.slice(sign.length).padStart(Number(width) - sign.length, "0")
+  }),
+  swapcase: (text) => bound(() => Array.from(text, (c) => c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()).join("")),
+  casefold: (text) => bound(() => text.toLowerCase()),
+  splitlines: (text) => bound(() => text.split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/).filter((line, index, lines) => index < lines.length - 1 || line !== "")),
+  partition: (text) => bound((separator: unknown) => {
+    const at = text.indexOf(pythonStr(separator))
+    return at < 0 ? tuple([text, "", ""]) : tuple([text.slice(0, at), pythonStr(separator), text.slice(at + pythonStr(separator).length)])
+  }),
+  isdigit: (text) => bound(() => /^\p{Nd}+$/u.test(text)),
+  isalpha: (text) => bound(() => /^\p{L}+$/u.test(text)),
+  isalnum: (text) => bound(() => /^[\p{L}\p{N}]+$/u.test(text)),
+  isspace: (text) => bound(() => /^\s+$/.test(text)),
+  islower: (text) => bound(() => /\p{Ll}/u.test(text) && text === text.toLowerCase()),
+  isupper: (text) => bound(() => /\p{Lu}/u.test(text) && text === text.toUpperCase()),
   format: (text) => (...args) => formatMethod(text, withoutKeywords(args), args.at(-1))
 }
 
-/** `str.format()` with positional `{}`/`{0}` and named `{name}` fields (no format specs beyond plain text). */
+const FORMAT_SPEC = /^(?:(.)?([<>=^]))?([-+ ])?(#)?(0)?(\d+)?([,_])?(?:\.(\d+))?([bcdeEfFgGnosxX%])?$/
+
+/** Python's format-spec mini-language (`{:>5}`, `{:.2f}`, `{:,}`, …) for one value. */
+export const formatSpec = (value: unknown, spec: string): string => {
+  if (spec === "") return pythonStr(value)
+  const parts = FORMAT_SPEC.exec(spec)
+  if (parts === null) throw new PythonError("ValueError", `Invalid format specifier '${spec}'`)
+  const [, fill = " ", align, sign = "-", alternate, zero, width, grouping, precision, type] = parts
+  const numeric = typeof value === "number" || typeof value === "boolean"
+  let text: string
+  if (numeric && type !== "s") {
+    const number = Number(value)
+    const digits = precision === undefined ? null : Number(precision)
+    const body = (() => {
+      switch (type) {
+        case undefined:
+          return digits === null ? pythonStr(Math.abs(number)) : general(Math.abs(number), digits, false)
+        case "d":
+        case "n":
+          return String(Math.abs(Math.trunc(number)))
+        case "f":
+        case "F":
+          return fixed(Math.abs(number), digits ?? 6)
+        case "e":
+        case "E": {
+          const formatted = exponential(Math.abs(number), digits ?? 6)
+          return type === "E" ? formatted.toUpperCase() : formatted
+        }
+        case "g":
+        case "G": {
+          const formatted = general(Math.abs(number), digits ?? 6, alternate !== undefined)
+          return type === "G" ? formatted.toUpperCase() : formatted
+        }
+        case "%":
+          return `${fixed(Math.abs(number) * 100, digits ?? 6)}%`
+        case "x":
+        case "X": {
+          const formatted = (alternate ? "0x" : "") + Math.abs(Math.trunc(number)).toString(16)
+          return type === "X" ? formatted.toUpperCase() : formatted
+        }
+        case "o":
+          return (alternate ? "0o" : "") + Math.abs(Math.trunc(number)).toString(8)
+        case "b":
+          return (alternate ? "0b" : "") + Math.abs(Math.trunc(number)).toString(2)
+        case "c":
+          return String.fromCodePoint(number)
+      }
+      throw new PythonError("ValueError", `Unknown format code '${type}' for a number`)
+    })()
+    const grouped = grouping === undefined ? body : body.replace(/^\d+/, (whole) => whole.replace(/\B(?=(\d{3})+$)/g, grouping))
+    const signText = number < 0 || Object.is(number, -0) ? "-" : sign === "+" ? "+" : sign === " " ? " " : ""
+    text = signText + grouped
+    if (zero !== undefined && align === undefined && width !== undefined && text.length < Number(width)) {
+      return signText + grouped.padStart(Number(width) - signText.length, "0")
+    }
+  } else {
+    if (type !== undefined && type !== "s") {
+      throw new PythonError("ValueError", `Unknown format code '${type}' for object of type '${pythonTypeName(value)}'`)
+    }
+    text = pythonStr(value)
+    if (precision !== undefined) text = text.slice(0, Number(precision))
+  }
+  const size = Number(width ?? 0)
+  if (text.length >= size) return text
+  const padding = size - text.length
+  switch (align ?? (numeric ? ">" : "<")) {
+    case "<":
+      return text + fill.repeat(padding)
+    case ">":
+      return fill.repeat(padding) + text
+    case "^":
+      return fill.repeat(Math.floor(padding / 2)) + text + fill.repeat(Math.ceil(padding / 2))
+    default:
+      return /^[-+ ]/.test(text) ? text[0] + fill.repeat(padding) + text.slice(1) : fill.repeat(padding) + text
+  }
+}
+
+/** `str.format()`: positional `{}`/`{0}` and named `{name}` fields, attribute and index access, format specs. */
 const formatMethod = (text: string, args: ReadonlyArray<unknown>, last: unknown): string => {
   const named = isDict(last) && Object.hasOwn(last, "__keywords") ? last : {}
   let next = 0
-  return text.replace(/\{\{|\}\}|\{([^{}]*)\}/g, (whole, field: string | undefined) => {
+  return text.replace(/\{\{|\}\}|\{([^{}!:]*)(?:!([rsa]))?(?::([^{}]*))?\}/g, (whole, field: string, conversion: string | undefined, spec: string | undefined) => {
     if (whole === "{{") return "{"
     if (whole === "}}") return "}"
-    const name = field ?? ""
-    if (name === "") return pythonStr(args[next++])
-    if (/^\d+$/.test(name)) return pythonStr(args[Number(name)])
-    if (!Object.hasOwn(named, name)) throw new PythonError("KeyError", stringRepr(name))
-    return pythonStr(named[name])
+    const [head = "", ...path] = field.split(/(?=[.[])/)
+    let value: unknown
+    if (head === "") value = args[next++]
+    else if (/^\d+$/.test(head)) value = args[Number(head)]
+    else if (Object.hasOwn(named, head)) value = named[head]
+    else throw new PythonError("KeyError", stringRepr(head))
+    for (const step of path) {
+      value = step.startsWith(".")
+        ? getAttribute(value, step.slice(1), head, true)
+        : getAttribute(value, /^\[\d+\]$/.test(step) ? Number(step.slice(1, -1)) : step.slice(1, -1), head, false)
+    }
+    if (conversion === "r" || conversion === "a") value = pythonRepr(value)
+    else if (conversion === "s") value = pythonStr(value)
+    return formatSpec(value, spec ?? "")
   })
 }
 
+/** A Python method that would change a context value: the context is data the email is built from, never changed. */
+const unavailable = (owner: string, name: string) => () => () => {
+  throw new PythonError("TypeError", `${owner}.${name}() would change the context; templates cannot call it`)
+}
+
 const dictMethods: Record<string, (dict: Record<string, unknown>) => (...args: ReadonlyArray<unknown>) => unknown> = {
-  items: (dict) => bound(() => Object.entries(dict)),
+  ...Object.fromEntries(["clear", "pop", "popitem", "setdefault", "update"].map((name) => [name, unavailable("dict", name)])),
+  copy: (dict) => bound(() => ({ ...dict })),
+  items: (dict) => bound(() => Object.entries(dict).map((entry) => tuple(entry))),
   keys: (dict) => bound(() => Object.keys(dict)),
   values: (dict) => bound(() => Object.values(dict)),
   get: (dict) => bound((key: unknown, fallback: unknown = null) =>
@@ -532,6 +686,8 @@ const dictMethods: Record<string, (dict: Record<string, unknown>) => (...args: R
 }
 
 const listMethods: Record<string, (list: ReadonlyArray<unknown>) => (...args: ReadonlyArray<unknown>) => unknown> = {
+  ...Object.fromEntries(["append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"].map((name) => [name, unavailable("list", name)])),
+  copy: (list) => bound(() => [...list]),
   index: (list) => bound((item: unknown) => {
     const index = list.findIndex((element) => equals(element, item))
     if (index < 0) throw new PythonError("ValueError", `${pythonRepr(item)} is not in list`)
@@ -548,11 +704,12 @@ const at = <A>(sequence: ArrayLike<A>, index: number): A | undefined => {
 }
 
 /**
- * Jinja2's `obj.name` and `obj[key]` on context values: a dict's own key, then a dict method; a list or string
- * item by (negative) index; a string method; an imported template's macros. Anything else is Undefined, and an
- * attribute of Undefined is an error, as in Jinja2.
+ * Jinja2's `obj.name` (`attribute`: an attribute first, then an item) and `obj[key]` (an item first, then an
+ * attribute) on context values: a dict's own keys and Python's dict methods (so `d.items` is the method even when
+ * `d` has an "items" key, and `d["items"]` the key); a list or string item by (negative) index; string and list
+ * methods; an imported template's macros. Anything else is Undefined, and anything of Undefined is an error.
  */
-export const getAttribute = (target: unknown, key: unknown, what: string): unknown => {
+export const getAttribute = (target: unknown, key: unknown, what: string, attribute = false): unknown => {
   if (target === undefined) throw undefinedError(what)
   if (target === null) return undefined
   if (typeof key === "number") {
@@ -571,8 +728,9 @@ export const getAttribute = (target: unknown, key: unknown, what: string): unkno
     return Object.hasOwn(listMethods, name) ? listMethods[name]!(target) : undefined
   }
   if (isDict(target)) {
-    if (Object.hasOwn(target, name)) return target[name]
-    return Object.hasOwn(dictMethods, name) ? dictMethods[name]!(target) : undefined
+    const method = Object.hasOwn(dictMethods, name) ? dictMethods[name]!(target) : undefined
+    if (attribute && method !== undefined) return method
+    return Object.hasOwn(target, name) ? target[name] : method
   }
   // the engine's own objects (loop, cycler, joiner, caller): their own members only
   if (typeof target === "object" && Object.hasOwn(target, name)) {

@@ -12,6 +12,18 @@
 /** The tag each comment becomes; the compiler compiles it to nothing. */
 export const COMMENT_TAG = "__jinja_comment__"
 
+/** A comment or `{% raw %}` that never ends: Jinja2's TemplateSyntaxError, on the line where it starts. */
+export class UnclosedTag extends Error {
+  readonly lineno: number
+
+  constructor(message: string, lineno: number) {
+    super(message)
+    this.lineno = lineno
+  }
+}
+
+const lineOf = (source: string, index: number): number => source.slice(0, index).split("\n").length
+
 export interface WhitespaceOptions {
   readonly trimBlocks: boolean
   readonly lstripBlocks: boolean
@@ -70,13 +82,14 @@ export const jinjaSource = (text: string, options: WhitespaceOptions): string =>
     if (kind !== "{" && openingSign === "" && options.lstripBlocks) data = lstripped(data, index === 0 || source[index - 1] === "\n")
     result += data
     if (kind === "#") {
+      if (!tag.endsWith("#}") || tag.length < 4) throw new UnclosedTag("Missing end of comment tag", lineOf(source, open))
       const minus = (sign: string) => sign === "-" ? "-" : ""
       result += `{%${minus(openingSign)} ${COMMENT_TAG} ${tag.replace(/[^\n]/g, "")}${minus(closingSign)}%}`
-      index = end
+      index = closingSign === "-" ? end : afterTag(source, end, closingSign, options.trimBlocks)
     } else if (kind === "%" && RAW_START.test(tag)) {
       RAW_END.lastIndex = end
       const close = RAW_END.exec(source)
-      if (close === null) return result + source.slice(open)
+      if (close === null) throw new UnclosedTag("Missing end of raw directive", lineOf(source, open))
       let body = source.slice(end, close.index)
       if (closingSign === "-") body = body.trimStart()
       if (close[1] === "-") body = body.trimEnd()

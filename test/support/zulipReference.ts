@@ -1,0 +1,47 @@
+/**
+ * Zulip's own templates, catalogs and events (../shared/zulip, Zulip 2024-06, Apache-2.0), and Jinja2 configured as
+ * Zulip configures it (../shared/zulip/reference/render_jinja.py), for the tests that compare this worker's emails
+ * with Zulip's. Present on the CI machines; the tests that need it run only where it is.
+ */
+import { execFileSync } from "node:child_process"
+import { existsSync } from "node:fs"
+import * as path from "node:path"
+
+export const zulipDir = path.resolve(import.meta.dirname, "..", "..", "..", "shared", "zulip")
+export const zulipTemplatesDir = path.join(zulipDir, "templates")
+export const zulipLocaleDir = path.join(zulipDir, "locale")
+export const zulipEventsDir = path.join(zulipDir, "events")
+export const renderJinjaScript = path.join(zulipDir, "reference", "render_jinja.py")
+
+export const hasZulipReference = existsSync(renderJinjaScript)
+
+/** A Python that has Jinja2: the one on PATH, else Debian's (`.ci/run` installs `python3-jinja2` when neither has it). */
+export const pythonWithJinja = (): string => {
+  for (const python of ["python3", "/usr/bin/python3"]) {
+    try {
+      execFileSync(python, ["-c", "import jinja2"], { stdio: "ignore" })
+      return python
+    } catch {
+      // not this one
+    }
+  }
+  throw new Error("no python3 with Jinja2 (install Debian's python3-jinja2)")
+}
+
+export interface ReferenceCase {
+  readonly template: string
+  readonly language: string | null
+  readonly context: Readonly<Record<string, unknown>>
+}
+
+export type ReferenceResult = { readonly output: string } | { readonly error: string; readonly message: string }
+
+/** Renders many cases at once with Jinja2 as Zulip configures it (test/support/jinjaReference.py). */
+export const renderWithJinja = (cases: ReadonlyArray<ReferenceCase>): ReadonlyArray<ReferenceResult> =>
+  JSON.parse(
+    execFileSync(
+      pythonWithJinja(),
+      [path.join(import.meta.dirname, "jinjaReference.py"), renderJinjaScript, zulipTemplatesDir, zulipLocaleDir],
+      { input: JSON.stringify(cases), maxBuffer: 1 << 28 }
+    ).toString()
+  ) as ReadonlyArray<ReferenceResult>
