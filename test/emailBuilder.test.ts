@@ -392,27 +392,66 @@ describe("templates", () => {
       assert.include(missing._tag === "TemplateError" ? missing.file : null, "no_such_template.subject.txt")
     }))
 
-  it.effect("render in the event's language, else the first user's, else the default with Zulip's warning", () =>
+  it.effect("render in the event's language, else the first user's, else English with Zulip's warning", () =>
     Effect.gen(function*() {
       const dir = yield* templateTree({
-        "zerver/emails/hello.subject.txt": "Hello",
-        "zerver/emails/hello.txt": "Hello",
-        "de/zerver/emails/hello.subject.txt": "Hallo",
-        "de/zerver/emails/hello.txt": "Hallo"
+        "templates/zerver/emails/hello.subject.txt": "{{ _(\"Hello\") }}",
+        "templates/zerver/emails/hello.txt": "{% trans %}Hello {{ name }}{% endtrans %}",
+        "locale/de/LC_MESSAGES/django.po": [
+          "msgid \"\"",
+          "msgstr \"Content-Type: text/plain; charset=UTF-8\\n\"",
+          "",
+          "msgid \"Hello\"",
+          "msgstr \"Hallo\"",
+          "",
+          "msgid \"Hello %(name)s\"",
+          "msgstr \"Hallo %(name)s\""
+        ].join("\n")
       })
-      const buildHello = buildWith({ templatesDir: dir })
+      // LOCALE_DIR defaults to <TEMPLATES_DIR>/../locale, Zulip's own layout
+      const buildHello = buildWith({ templatesDir: `${dir}/templates` })
       const logs = captureLogs()
-      const hello = { template_prefix: "zerver/emails/hello", to_user_ids: [10] }
+      const hello = { template_prefix: "zerver/emails/hello", to_user_ids: [10], context: { name: "Hamlet" } }
       const fromEvent = yield* buildHello({ ...hello, language: "de" }, { realm, users: [hamlet] })
-      assert.strictEqual(fromEvent.subject, "Hallo")
+      assert.deepStrictEqual([fromEvent.subject, fromEvent.text], ["Hallo", "Hallo Hamlet"])
       const fromUser = yield* buildHello(hello, { realm, users: [{ ...hamlet, defaultLanguage: "de" }, othello] })
-      assert.strictEqual(fromUser.subject, "Hallo")
+      assert.deepStrictEqual([fromUser.subject, fromUser.text], ["Hallo", "Hallo Hamlet"])
+      const english = yield* buildHello({ ...hello, language: "en" }, { realm, users: [hamlet] })
+      assert.deepStrictEqual([english.subject, english.text], ["Hello", "Hello Hamlet"])
       assert.deepStrictEqual(logs.lines, [])
       const unknown = yield* buildHello(hello, { realm, users: [{ ...hamlet, defaultLanguage: null }] }).pipe(
         Effect.provide(logs.layer)
       )
       assert.strictEqual(unknown.subject, "Hello")
-      assert.deepStrictEqual(logs.lines, [{ level: "Warn", message: "Missing language for email template 'hello'" }])
+      assert.deepStrictEqual(logs.lines, [{ level: "Warn", message: "Missing language for email template 'zerver/emails/hello'" }])
+    }))
+
+  it.effect("fall back to English for a language without a catalog, saying so once per language", () =>
+    Effect.gen(function*() {
+      const dir = yield* templateTree({
+        "templates/zerver/emails/hello.subject.txt": "{{ _(\"Hello\") }}",
+        "templates/zerver/emails/hello.txt": "Hello",
+        "locale/.keep": ""
+      })
+      const logs = captureLogs()
+      const event = yield* decodeEmailEvent({ template_prefix: "zerver/emails/hello", to_emails: ["a@example.com"], language: "ja" })
+      // one builder, as the worker has: its catalogs are loaded once
+      const subjects = yield* Effect.gen(function*() {
+        const builder = yield* EmailBuilder
+        const first = yield* builder.build({ event, realm: null, users: [] })
+        const second = yield* builder.build({ event, realm: null, users: [] })
+        return [first.subject, second.subject]
+      }).pipe(Effect.provide(ZulipEmailBuilder.layer({ externalHost, templatesDir: `${dir}/templates` })), Effect.provide(logs.layer))
+      assert.deepStrictEqual(subjects, ["Hello", "Hello"])
+      assert.lengthOf(logs.lines, 1)
+      assert.include(logs.lines[0]!.message, "'ja'")
+    }))
+
+  it.effect("refuse a language that is not a language code, naming the field", () =>
+    Effect.gen(function*() {
+      const error = yield* failureOf(build({ ...invitation, language: "../../etc" }))
+      assert.strictEqual(error._tag, "InvalidEvent")
+      assert.strictEqual(error._tag === "InvalidEvent" ? error.field : null, "language")
     }))
 })
 
@@ -538,7 +577,7 @@ describe("logs", () => {
         Effect.provide(everything as Layer.Layer<never>)
       )
       assert.lengthOf(lines, 1)
-      assert.include(lines[0], "Missing language for email template 'notify_new_login'")
+      assert.include(lines[0], "Missing language for email template 'zerver/emails/notify_new_login'")
       assert.notInclude(lines.join("\n"), secret)
     }))
 })

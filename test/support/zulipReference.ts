@@ -45,3 +45,27 @@ export const renderWithJinja = (cases: ReadonlyArray<ReferenceCase>): ReadonlyAr
       { input: JSON.stringify(cases), maxBuffer: 1 << 28 }
     ).toString()
   ) as ReadonlyArray<ReferenceResult>
+
+export interface ParsedEmail {
+  readonly subject: string
+  readonly text: string
+  readonly html: string
+}
+
+/**
+ * Each raw message's decoded subject, text part and HTML part (lines ending in `\n`), read by Python's `email`
+ * package (which, unlike postal-mime, keeps the line break before a MIME boundary out of the part, as RFC 2046 says).
+ */
+export const parseEmails = (raws: ReadonlyArray<string>): ReadonlyArray<ParsedEmail> =>
+  JSON.parse(
+    execFileSync(pythonWithJinja(), ["-c", `
+import email, email.policy, json, sys
+parsed = []
+for raw in json.load(sys.stdin):
+    message = email.message_from_bytes(raw.encode("utf-8"), policy=email.policy.default)
+    # SMTP carries lines ending in CRLF; the rendered text has LF, as Zulip's templates do
+    parts = {part.get_content_type(): part.get_content().replace("\\r\\n", "\\n") for part in message.walk() if not part.is_multipart()}
+    parsed.append({"subject": str(message["subject"]), "text": parts.get("text/plain"), "html": parts.get("text/html")})
+json.dump(parsed, sys.stdout)
+`], { input: JSON.stringify(raws), maxBuffer: 1 << 28 }).toString()
+  ) as ReadonlyArray<ParsedEmail>
