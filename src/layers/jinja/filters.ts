@@ -211,7 +211,11 @@ const titleCaseOf = (char: string): string => {
   if (code >= 0x1f1 && code <= 0x1f3) return "\u01f2"
   if (code === 0x149) return "\u02bcN"
   const upper = char.toUpperCase()
-  if (code !== 0x345 && char.normalize("NFD").includes("\u0345")) return `${upper.slice(0, -1)}\u0345`.normalize("NFC")
+  if (code !== 0x345 && char.normalize("NFD").includes("\u0345")) {
+    // precomposed (ᾼ) where Unicode has the letter, else the uppercase letters and U+0345
+    const letters = upper.slice(0, -1)
+    return textLength(letters) === 1 ? `${letters}\u0345`.normalize("NFC") : `${letters}\u0345`
+  }
   const [head = "", ...tail] = codePoints(upper)
   return head + tail.join("").toLowerCase()
 }
@@ -459,7 +463,11 @@ const replace = define("replace", ["s", "old", "new", ["count", null]], function
 
 /** Jinja2's `indent`: every line but the first (unless `first`) and blank ones (unless `blank`) indented. */
 const indent = define("indent", ["s", ["width", 4], ["first", false], ["blank", false]], (s, width, first, blank) => {
-  let indention = isText(width) ? width : arithmetic("*", " ", width)
+  if (width === undefined) throw undefinedError()
+  if (!isText(width) && !(typeof width === "boolean" || Number.isInteger(width))) {
+    throw typeError(`can't multiply sequence by non-int of type '${pythonTypeName(width)}'`)
+  }
+  let indention = isText(width) ? width : " ".repeat(Math.max(0, Number(width)))
   let newline: string | Markup = "\n"
   if (isMarkup(s)) {
     indention = markup(pythonStr(indention))
@@ -1262,7 +1270,8 @@ const displayList = define("display_list", ["values", "display_limit"], (values,
   const listed = (stop: unknown) => iterate(slice(values, null, stop, null)).map(pythonStr).join(", ")
   if (compare(count, "<=", limit)) return `${listed(-1)} and ${pythonStr(itemAt(values, -1))}`
   const others = arithmetic("-", count, limit)
-  return `${listed(limit)} and ${pythonStr(others)} other${equals(count, add(limit, 1)) ? "" : "s"}`
+  // a slice bound must be an int (`values[:1.5]` is a TypeError)
+  return `${listed(toIndex(limit))} and ${pythonStr(others)} other${equals(count, add(limit, 1)) ? "" : "s"}`
 })
 
 type Filter = (this: FilterContext, ...args: ReadonlyArray<unknown>) => unknown
