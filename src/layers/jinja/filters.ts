@@ -40,12 +40,17 @@ import {
 /** The render context nunjucks passes as `this`: through it, the environment. */
 interface FilterContext {
   readonly env: {
-    /** Jinja2's `eval_ctx.autoescape` */
     readonly opts: { readonly autoescape: boolean }
     readonly filters: Readonly<Record<string, Function>>
     readonly tests: Readonly<Record<string, Function>>
   }
 }
+
+/**
+ * Jinja2's `eval_ctx.autoescape`, which `join`, `replace`, `urlize` and `xmlattr` follow: the environment's setting
+ * (nunjucks does not tell a filter about an enclosing `{% autoescape %}` block).
+ */
+const autoescapes = (context: FilterContext): boolean => context.env.opts.autoescape
 
 type Keywords = Record<string, unknown>
 
@@ -276,8 +281,8 @@ const parseIntText = (text: string, base: number): number | null => {
     literal = literal.slice(2)
     afterPrefix = true
   } else if (base === 0) {
-    // base 0 reads decimals as Python source does: no leading zeros
-    if (/^0+_?[1-9]/.test(literal.replace(/_/g, "")) || /^0[^_0]/.test(literal)) return null
+    // base 0 reads decimals as Python source does: no leading zero but in zero itself
+    if (literal.startsWith("0") && /[^0_]/.test(literal)) return null
     radix = 10
   }
   if (!(afterPrefix ? /^_?[0-9a-z]+(?:_[0-9a-z]+)*$/i : /^[0-9a-z]+(?:_[0-9a-z]+)*$/i).test(literal)) return null
@@ -291,7 +296,7 @@ const parseIntText = (text: string, base: number): number | null => {
 }
 
 /** Python's `int(value)` of a number. */
-const truncate = (value: unknown): number => {
+const intOf = (value: unknown): number => {
   if (value === undefined) throw undefinedError()
   if (!isNumeric(value)) {
     throw typeError(`int() argument must be a string, a bytes-like object or a real number, not '${pythonTypeName(value)}'`)
@@ -453,7 +458,7 @@ const center = define("center", ["value", ["width", 80]], (value, width) => {
  */
 const replace = define("replace", ["s", "old", "new", ["count", null]], function(s, old, replacement, count) {
   const limit = count === null ? -1 : toIndex(count)
-  if (!this.env.opts.autoescape) return replaceText(pythonStr(s), pythonStr(old), pythonStr(replacement), limit)
+  if (!autoescapes(this)) return replaceText(pythonStr(s), pythonStr(old), pythonStr(replacement), limit)
   const subject = isMarkup(old) || (isMarkup(replacement) && !isMarkup(s)) ? escapeHtml(s) : softStr(s)
   if (isMarkup(subject)) {
     return markup(replaceText(subject.toString(), pythonStr(old), escapeHtml(replacement).toString(), limit))
@@ -782,7 +787,7 @@ const urlize = define(
     const linked = escapeHtml(value).toString().split(SPACE_RUN)
       .map((word, index) => index % 2 === 1 ? word : linkWord(word, attributes, trimUrl, schemes))
       .join("")
-    return this.env.opts.autoescape ? markup(linked) : linked
+    return autoescapes(this) ? markup(linked) : linked
   }
 )
 
@@ -798,7 +803,7 @@ const xmlattr = define("xmlattr", ["d", ["autospace", true]], function(d, autosp
     })
     .join(" ")
   const text = truthy(autospace) && attributes !== "" ? ` ${attributes}` : attributes
-  return this.env.opts.autoescape ? markup(text) : text
+  return autoescapes(this) ? markup(text) : text
 })
 
 const JSON_ESCAPES: Record<string, string> = {
@@ -854,7 +859,7 @@ const abs = define("abs", ["x"], (x) => {
 /** Jinja2's `int`: Python's `int(value, base)` for text, else `int(value)`, then `int(float(value))`, else `default`. */
 const toInteger = define("int", ["value", ["default", 0], ["base", 10]], (value, fallback, base) => {
   try {
-    if (!isText(value)) return truncate(value)
+    if (!isText(value)) return intOf(value)
     const radix = toIndex(base)
     if (radix !== 0 && (radix < 2 || radix > 36)) throw valueError("int() base must be >= 2 and <= 36, or 0")
     const number = parseIntText(value.toString(), radix)
@@ -864,7 +869,7 @@ const toInteger = define("int", ["value", ["default", 0], ["base", 10]], (value,
     if (!raisedAs(error, "TypeError", "ValueError")) throw error
   }
   try {
-    return truncate(toFloat(value))
+    return intOf(toFloat(value))
   } catch (error) {
     if (!raisedAs(error, "TypeError", "ValueError", "OverflowError")) throw error
     return fallback
@@ -892,7 +897,7 @@ const round = define("round", ["value", ["precision", 0], ["method", "common"]],
     if (!isNumeric(value)) throw typeError(`type ${pythonTypeName(value)} doesn't define __round__ method`)
     const number = Number(value)
     // `round(x, None)` is an int: OverflowError and ValueError for the infinities and NaN
-    if (precision === null) return Number.isFinite(number) ? Number(roundDecimal(number, 0)) : truncate(number)
+    if (precision === null) return Number.isFinite(number) ? Number(roundDecimal(number, 0)) : intOf(number)
     const digits = toIndex(precision)
     return Number.isFinite(number) ? Number(roundDecimal(number, digits)) : number
   }
@@ -902,7 +907,7 @@ const round = define("round", ["value", ["precision", 0], ["method", "common"]],
   const exponent = Number(precision)
   const scale = Number.isInteger(exponent) ? powerOfTen(exponent) : 10 ** exponent
   const scaled = Number(value) * scale
-  return truncate(equals(method, "floor") ? Math.floor(scaled) : Math.ceil(scaled)) / scale
+  return intOf(equals(method, "floor") ? Math.floor(scaled) : Math.ceil(scaled)) / scale
 })
 
 const filesizeformat = define("filesizeformat", ["value", ["binary", false]], (value, binary) => {
@@ -912,14 +917,13 @@ const filesizeformat = define("filesizeformat", ["value", ["binary", false]], (v
     ? ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
     : ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
   if (bytes === 1) return "1 Byte"
-  if (bytes < base) return `${integerText(truncate(bytes))} Bytes`
+  if (bytes < base) return `${integerText(intOf(bytes))} Bytes`
+  const unitOf = (index: number): bigint => BigInt(base) ** BigInt(index + 2)
   // Python compares with the exact integer power, which a double may round
   const below = (unit: bigint) => Number.isInteger(bytes) ? BigInt(bytes) < unit : bytes < Number(unit)
-  for (const [index, prefix] of prefixes.entries()) {
-    const unit = BigInt(base) ** BigInt(index + 2)
-    if (below(unit) || index === prefixes.length - 1) return `${formatFixed((base * bytes) / Number(unit), 1)} ${prefix}`
-  }
-  throw new Error("unreachable")
+  const fitting = prefixes.findIndex((_, index) => below(unitOf(index)))
+  const index = fitting < 0 ? prefixes.length - 1 : fitting
+  return `${formatFixed((base * bytes) / Number(unitOf(index)), 1)} ${prefixes[index]}`
 })
 
 // ---- filters: sequences -------------------------------------------------------------------------------------------
@@ -994,7 +998,7 @@ const sum = define("sum", ["iterable", ["attribute", null], ["start", 0]], (iter
 /** Jinja2's `join`: items as `str()`; where output is escaped, Markup among them (or as separator) escapes the rest. */
 const join = define("join", ["value", ["d", ""], ["attribute", null]], function(value, separator, attribute) {
   const items = attribute === null ? iterate(value) : iterate(value).map(attributeGetter(attribute))
-  if (!this.env.opts.autoescape || (!isMarkup(separator) && !items.some(isMarkup))) {
+  if (!autoescapes(this) || (!isMarkup(separator) && !items.some(isMarkup))) {
     return items.map(pythonStr).join(pythonStr(separator))
   }
   return markup(items.map((item) => escapeHtml(item).toString()).join(escapeHtml(separator).toString()))
