@@ -27,6 +27,18 @@ type Expected = { readonly output: string } | { readonly error: string; readonly
  */
 const integralFloat = "JavaScript has one number type: a Python float with an integral value (JSON's `1.0`, `4 / 2`, " +
   "the literal `1.0`) prints as an int (`1`)"
+/** Jinja2's output with each integral float (`2.0`, `-0.0`, `1e+16`) written as the int JavaScript prints. */
+const withoutIntegralFloats = (output: string): string => output.replace(/(-?\d+)\.0(?!\d)/g, (_, whole: string) => whole === "-0" ? "0" : whole)
+
+/**
+ * Integral floats with further consequences than their printing: measured (`1.0|string|length`), tested
+ * (`1.0 is integer`), or printed in exponent form by Python (`1e+16`).
+ */
+const floatOnlyExceptions: ReadonlySet<string> = new Set(
+  ["filter-int-float-string", "filter-pluralize", "operator-arithmetic", "print-floats", "tests-is"]
+    .flatMap((name) => [`${name}/main.txt`, `${name}/main.html`])
+)
+
 const bothEnvironments = (name: string, reason: string) => ({ [`${name}/main.txt`]: reason, [`${name}/main.html`]: reason })
 
 const knownDifferences: Record<string, string> = {
@@ -37,6 +49,16 @@ const knownDifferences: Record<string, string> = {
   ...bothEnvironments("print-floats", integralFloat),
   ...bothEnvironments("print-list-dict-repr", integralFloat),
   ...bothEnvironments("i18n-trans-values-de", integralFloat),
+  ...bothEnvironments("filter-display-list", integralFloat),
+  ...bothEnvironments("filter-int-float-string", integralFloat),
+  ...bothEnvironments("filter-join", integralFloat),
+  ...bothEnvironments("filter-pluralize", integralFloat),
+  ...bothEnvironments("filter-round-abs", integralFloat),
+  ...bothEnvironments("filter-tojson", integralFloat),
+  ...bothEnvironments("tests-is", integralFloat),
+  "escape-markup-operations/main.html": "Jinja2 folds an expression of constants at compile time, and the folded " +
+    "`\"<i>\" ~ (\"<b>\"|safe)` loses its Markup (so both sides are escaped); here it is Markup joined with text, " +
+    "as the same expression with a variable is in Jinja2 too",
   "i18n-plural-count-types/float.txt": integralFloat,
   "i18n-plural-count-types-en/float.txt": integralFloat,
   ...bothEnvironments("print-integers", "JSON integers beyond 2^53 lose their last digits in JavaScript's numbers"),
@@ -77,6 +99,10 @@ describe("Jinja2 fixtures", () => {
             : rendered._tag === "Failure" && rendered.failure instanceof JinjaRenderError
           if (Object.hasOwn(knownDifferences, key)) {
             assert.isFalse(matches, `${key} now matches Jinja2: remove it from knownDifferences`)
+            if (knownDifferences[key] === integralFloat && "output" in want && !floatOnlyExceptions.has(key)) {
+              // the only difference: Jinja2's `2.0` is `2` here
+              assert.strictEqual(rendered._tag === "Success" ? rendered.success : String(rendered.failure), withoutIntegralFloats(want.output))
+            }
           } else if ("output" in want) {
             assert.strictEqual(rendered._tag === "Success" ? rendered.success : String(rendered.failure), want.output)
           } else {

@@ -28,7 +28,8 @@ const jinjaNodeTypes: ReadonlySet<string> = new Set([
   "JinjaSlice",
   "JinjaTuple",
   "JinjaLoopFilter",
-  "JinjaSetAttribute"
+  "JinjaSetAttribute",
+  "JinjaFilterBlock"
 ])
 
 type Children = Node & { readonly children: ReadonlyArray<Node> }
@@ -320,6 +321,12 @@ class JinjaCompiler extends Compiler {
     this.autoescape = id
     this.compile(node["body"] as Node, frame)
     this.autoescape = outer
+  }
+
+  compileJinjaFilterBlock(node: Node, frame: Frame): void {
+    this._emit(`${this.buffer} += env.jinja.written(`)
+    this.compile(node["filtered"] as Node, frame)
+    this._emitLine(");")
   }
 
   compileJinjaSetAttribute(node: Node, frame: Frame): void {

@@ -272,6 +272,8 @@ const runtimeHelpers = {
   unpack: Python.unpack,
   setAttribute: Python.setAttribute,
   captured: (text: string, autoescape: boolean) => autoescape ? Python.markup(text) : text,
+  /** a `{% filter %}` block's result: written as it is */
+  written: Python.pythonStr,
   importModule,
   locate,
   /** called on every value written into the output (see `checkSubjectValue`) */
@@ -368,6 +370,8 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
       dev: true
     })
     environment.addExtension(i18nExtensionName, transExtension)
+    // Jinja2's filters and tests only: nunjucks' own (`nl2br`, `dump`, `truthy`…) would render where Jinja2 refuses
+    Object.assign(environment, { filters: {}, tests: {} })
     for (const [name, filter] of Object.entries(jinjaFilters)) environment.addFilter(name, filter)
     environment.addFilter(TRUTH_FILTER, Python.truthy)
     environment.addFilter(ITERATE_FILTER, Python.iterate)

@@ -22,12 +22,14 @@ import {
   iterate,
   type Markup,
   markup,
+  namedTuple,
   percentFormat,
   PythonError,
   pythonRepr,
   pythonStr,
   PyTuple,
   pythonTypeName,
+  fixed,
   roundDecimal,
   slice,
   truthy,
@@ -313,10 +315,6 @@ const toIndex = (value: unknown): number => {
   if (typeof value === "number" && Number.isInteger(value)) return value
   throw typeError(`'${pythonTypeName(value)}' object cannot be interpreted as an integer`)
 }
-
-/** Python's `f"{value:.{digits}f}"`. */
-const formatFixed = (value: number, digits: number): string =>
-  Number.isNaN(value) ? "nan" : Number.isFinite(value) ? roundDecimal(value, digits) : value > 0 ? "inf" : "-inf"
 
 /** Python's `int` printed in full (beyond 10^16 too, where a float would print with an exponent). */
 const integerText = (value: number): string => BigInt(value).toString()
@@ -923,7 +921,7 @@ const filesizeformat = define("filesizeformat", ["value", ["binary", false]], (v
   const below = (unit: bigint) => Number.isInteger(bytes) ? BigInt(bytes) < unit : bytes < Number(unit)
   const fitting = prefixes.findIndex((_, index) => below(unitOf(index)))
   const index = fitting < 0 ? prefixes.length - 1 : fitting
-  return `${formatFixed((base * bytes) / Number(unitOf(index)), 1)} ${prefixes[index]}`
+  return `${fixed((base * bytes) / Number(unitOf(index)), 1)} ${prefixes[index]}`
 })
 
 // ---- filters: sequences -------------------------------------------------------------------------------------------
@@ -1056,7 +1054,7 @@ const groupby = define(
       else groups.push([itemKey, [item]])
     }
     const grouper = truthy(caseSensitive) ? null : attributeGetter(attribute, fallback)
-    return groups.map(([groupKey, items]) => tuple([grouper === null ? groupKey : grouper(items[0]), items]))
+    return groups.map(([groupKey, items]) => namedTuple(["grouper", "list"], [grouper === null ? groupKey : grouper(items[0]), items]))
   }
 )
 

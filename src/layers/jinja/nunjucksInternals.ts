@@ -71,6 +71,7 @@ export interface Nodes {
   readonly Import: NodeClass
   readonly FromImport: NodeClass
   readonly Is: NodeClass
+  readonly Not: NodeClass
 }
 
 export interface Lexer {
@@ -87,6 +88,12 @@ export interface Lexer {
   readonly TOKEN_RIGHT_PAREN: string
   readonly TOKEN_LEFT_BRACKET: string
   readonly TOKEN_RIGHT_BRACKET: string
+  readonly TOKEN_LEFT_CURLY: string
+  readonly TOKEN_RIGHT_CURLY: string
+  readonly TOKEN_NONE: string
+  readonly TOKEN_BOOLEAN: string
+  readonly TOKEN_VARIABLE_START: string
+  readonly TOKEN_BLOCK_START: string
 }
 
 /** The compiler's protected members a subclass uses. */

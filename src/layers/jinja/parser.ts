@@ -35,6 +35,8 @@ export const TupleNode = nodeType("JinjaTuple", ["children"])
 export const LoopFilterNode = nodeType("JinjaLoopFilter", ["name", "arr", "cond"])
 /** `{% set ns.attr = value %}` */
 export const SetAttributeNode = nodeType("JinjaSetAttribute", ["target", "value"])
+/** `{% filter a|b %}…{% endfilter %}`: the filters' result written as it is, never escaped again (Jinja2's FilterBlock) */
+export const FilterBlockNode = nodeType("JinjaFilterBlock", ["filtered"])
 
 const PYTHON_ESCAPES: Record<string, string> = {
   "\\": "\\",
@@ -78,9 +80,23 @@ const PYTHON_NUMBER = /^(\d[\d_]*)(\.\d[\d_]*)?([eE][+-]?\d+)?(?![\w.])/
 const jinjaTokens = (source: string, options: object): Tokenizer => {
   const tokens = lexer.lex(source, options) as Tokenizer
   const nunjucksToken = tokens.nextToken.bind(tokens)
+  // brackets open in the current tag: as in Jinja2, a `}}` while a `{` is open closes that `{` first
+  let open = 0
+  const counted = (token: Token | null): Token | null => {
+    if (token === null) return token
+    if (token.type === lexer.TOKEN_VARIABLE_START || token.type === lexer.TOKEN_BLOCK_START) open = 0
+    else if (token.type === lexer.TOKEN_LEFT_CURLY || token.type === lexer.TOKEN_LEFT_BRACKET || token.type === lexer.TOKEN_LEFT_PAREN) open++
+    else if (token.type === lexer.TOKEN_RIGHT_CURLY || token.type === lexer.TOKEN_RIGHT_BRACKET || token.type === lexer.TOKEN_RIGHT_PAREN) open--
+    return token
+  }
   tokens.nextToken = function(this: Tokenizer) {
+    if (this.in_code && open > 0 && this.str.startsWith("}}", this.index)) {
+      const [lineno, colno] = [this.lineno, this.colno]
+      this.forward()
+      return counted({ type: lexer.TOKEN_RIGHT_CURLY, value: "}", lineno, colno })
+    }
     const number = this.in_code ? PYTHON_NUMBER.exec(this.str.slice(this.index)) : null
-    if (number === null || (number[3] === undefined && !number[0].includes("_"))) return nunjucksToken()
+    if (number === null || (number[3] === undefined && !number[0].includes("_"))) return counted(nunjucksToken())
     const [lineno, colno] = [this.lineno, this.colno]
     for (let consumed = 0; consumed < number[0].length; consumed++) this.forward()
     const value = number[0].replaceAll("_", "")
@@ -242,6 +258,44 @@ class JinjaParser extends (NunjucksParser as unknown as new(tokens: Tokenizer) =
     return node
   }
 
+  /**
+   * `x is test`, `x is test(args)` and Jinja2's `x is test arg` (one argument without parentheses); `none`, `true`
+   * and `false` name tests there, as in Jinja2.
+   */
+  override parseIs(): Node {
+    const node = this.parseCompare()
+    const isToken = this.peekToken()
+    if (!this.skipSymbol("is")) return node
+    const negated = this.skipSymbol("not")
+    const nameToken = this.nextToken()!
+    if (![lexer.TOKEN_SYMBOL, lexer.TOKEN_NONE, lexer.TOKEN_BOOLEAN].includes(nameToken.type)) {
+      this.fail(`expected a test name after 'is', got ${nameToken.value}`, nameToken.lineno, nameToken.colno)
+    }
+    const name = new nodes.Symbol(nameToken.lineno, nameToken.colno, nameToken.value)
+    const next = this.peekToken()
+    let test: Node = name
+    if (next?.type === lexer.TOKEN_LEFT_PAREN) {
+      test = new nodes.FunCall(next.lineno, next.colno, name, this.parseSignature())
+    } else if (next !== null && TEST_ARGUMENT_START.has(next.type) && !["else", "or", "and", "if", "is", "not", "in"].includes(next.value)) {
+      test = new nodes.FunCall(next.lineno, next.colno, name, new nodes.NodeList(next.lineno, next.colno, [this.parsePostfix(this.parsePrimary(true))]))
+    }
+    const is = new nodes.Is(isToken!.lineno, isToken!.colno, node, test)
+    return negated ? new nodes.Not(isToken!.lineno, isToken!.colno, is) : is
+  }
+
+  /** `{% filter a(x)|b %}…{% endfilter %}`, several filters chained as in Jinja2. */
+  override parseFilterStatement(): Node {
+    const tag = this.nextToken()!
+    const placeholder = new nodes.Symbol(tag.lineno, tag.colno, CAPTURED)
+    const name = this.parseFilterName()
+    const first = new nodes.Filter(name.lineno, name.colno, name, new nodes.NodeList(name.lineno, name.colno, [placeholder, ...this.parseFilterArgs(name)]))
+    const filtered = this.parseFilter(first)
+    this.advanceAfterBlockEnd(tag.value)
+    const capture = new nodes.Capture(tag.lineno, tag.colno, this.parseUntilBlocks("endfilter"))
+    this.advanceAfterBlockEnd()
+    return new FilterBlockNode(tag.lineno, tag.colno, replacePlaceholder(filtered, capture))
+  }
+
   /** `{% include x [ignore missing] [with|without context] %}` */
   override parseInclude(): Node {
     const tag = this.nextToken()!
@@ -314,7 +368,19 @@ class JinjaParser extends (NunjucksParser as unknown as new(tokens: Tokenizer) =
   }
 }
 
-/** The name standing for a block set's captured text until the filters around it are built. */
+/** Tokens that can start the one argument of a test written without parentheses (`x is divisibleby 3`). */
+const TEST_ARGUMENT_START: ReadonlySet<string> = new Set([
+  lexer.TOKEN_SYMBOL,
+  lexer.TOKEN_STRING,
+  lexer.TOKEN_INT,
+  lexer.TOKEN_FLOAT,
+  lexer.TOKEN_NONE,
+  lexer.TOKEN_BOOLEAN,
+  lexer.TOKEN_LEFT_BRACKET,
+  lexer.TOKEN_LEFT_CURLY
+])
+
+/** The name standing for a block's captured text until the filters around it are built. */
 const CAPTURED = "__jinja_captured__"
 
 const replacePlaceholder = (filter: Node, capture: Node): Node => {
@@ -343,6 +409,11 @@ interface ParserBase {
   parseSignature(tolerant?: boolean, noParens?: boolean): Node
   parseAggregate(): Node | null
   parseFilter(node: Node): Node
+  parseFilterName(): Node
+  parseFilterArgs(node: Node): ReadonlyArray<Node>
+  parseCompare(): Node
+  parseIs(): Node
+  parseFilterStatement(): Node
   parseFor(): Node
   parseInclude(): Node
   parseWithContext(): boolean | null

@@ -50,6 +50,15 @@ export class PyTuple extends Array<unknown> {
 
 export const tuple = (items: ReadonlyArray<unknown>): PyTuple => Object.setPrototypeOf([...items], PyTuple.prototype) as PyTuple
 
+const fieldNames = new WeakMap<PyTuple, ReadonlyArray<string>>()
+
+/** A named tuple (`groupby`'s `(grouper, list)`): its items also read by name. */
+export const namedTuple = (names: ReadonlyArray<string>, items: ReadonlyArray<unknown>): PyTuple => {
+  const named = tuple(items)
+  fieldNames.set(named, names)
+  return named
+}
+
 /** Jinja2's `namespace(...)`: the one object `{% set ns.attr = value %}` may change, from any scope. */
 export class Namespace {
   readonly attributes: Record<string, unknown>
@@ -338,22 +347,9 @@ export const unary = (operator: "-" | "+", value: unknown): number => {
 
 const CONVERSION = /%(?:\(([^)]*)\))?([#0\- +]*)(\*|\d+)?(?:\.(\*|\d*))?[hlL]?([diouxXeEfFgGcrsa%])?/g
 
-/**
- * Python's `format(value, ".Nf")`: the value's exact binary expansion rounded half to even (JavaScript's `toFixed`
- * rounds a tie up: `2.25` gives `2.3` there, `2.2` in Python).
- */
-export const fixed = (value: number, precision: number): string => {
-  if (!Number.isFinite(value)) return Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf"
-  const exact = Math.abs(value).toFixed(Math.min(100, precision + 40))
-  const [whole, fraction = ""] = exact.split(".") as [string, string?]
-  const kept = whole + fraction.slice(0, precision)
-  const rest = fraction.slice(precision)
-  const up = rest[0] !== undefined && (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || Number(kept.at(-1)) % 2 === 1)))
-  const digits = up ? (BigInt(kept) + 1n).toString().padStart(kept.length, "0") : kept
-  const integerPart = digits.slice(0, digits.length - precision) || "0"
-  const sign = value < 0 || Object.is(value, -0) ? "-" : ""
-  return sign + integerPart + (precision > 0 ? "." + digits.slice(digits.length - precision) : "")
-}
+/** Python's `format(value, ".Nf")`: exact ties to even (`roundDecimal`), and `nan`/`inf` as Python writes them. */
+export const fixed = (value: number, precision: number): string =>
+  Number.isNaN(value) ? "nan" : Number.isFinite(value) ? roundDecimal(value, precision) : value > 0 ? "inf" : "-inf"
 
 const integerOf = (value: unknown, conversion: string): number => {
   if (isNumeric(value)) return Math.trunc(Number(value))
@@ -439,11 +435,13 @@ const pad = (text: string, flags: string, width: number, numeric: boolean): stri
  */
 export const percentFormat = (format: string, values: unknown, escape: boolean): string => {
   let positional = 0
+  let named = false
   const text = format.replace(CONVERSION, (whole, key: string | undefined, flags: string, width: string | undefined, precision: string | undefined, conversion: string | undefined) => {
     if (conversion === undefined) throw new PythonError("ValueError", "incomplete format")
     if (conversion === "%") return "%"
     let value: unknown
     if (key !== undefined) {
+      named = true
       if (!isDict(values)) throw typeError("format requires a mapping")
       if (!Object.hasOwn(values, key)) throw new PythonError("KeyError", stringRepr(key))
       value = values[key]
@@ -459,6 +457,9 @@ export const percentFormat = (format: string, values: unknown, escape: boolean):
     if (escape && !numeric) converted = isMarkup(value) && conversion === "s" ? converted : escapeText(converted)
     return pad(converted, flags, Number(width ?? 0), numeric)
   })
+  // Python refuses values left over, unless they came as a mapping (or the format only uses names)
+  const given = values instanceof PyTuple ? values.length : isDict(values) ? 0 : 1
+  if (!named && positional < given) throw typeError("not all arguments converted during string formatting")
   return text
 }
 
@@ -725,6 +726,8 @@ export const getAttribute = (target: unknown, key: unknown, what: string, attrib
   if (typeof target === "number") return name === "real" ? target : name === "imag" ? 0 : undefined
   if (Array.isArray(target)) {
     if (/^-?\d+$/.test(name)) return at(target, Number(name))
+    const field = target instanceof PyTuple ? fieldNames.get(target)?.indexOf(name) ?? -1 : -1
+    if (field >= 0) return target[field]
     return Object.hasOwn(listMethods, name) ? listMethods[name]!(target) : undefined
   }
   if (isDict(target)) {
