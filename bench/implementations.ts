@@ -8,6 +8,8 @@ export interface Implementation {
   readonly environment: Readonly<Record<string, string>>
   /** the raw baseline with the same number of SMTP connections, for email-senders rows */
   readonly rawBaseline?: string
+  /** the events it is given: pre-rendered (default), or from a template (`templates` scenario) */
+  readonly events?: "pre-rendered" | "template"
 }
 
 /**
@@ -52,6 +54,13 @@ export const implementations: ReadonlyArray<Implementation> = [
     script: "dist/main.js",
     environment: { NODE_OPTIONS: smallHeapOptions },
     rawBaseline: "raw"
+  },
+  {
+    name: "email-senders-templates",
+    description: "`node dist/main.js`, default settings, given events that name the shipped `invitation` template instead of pre-rendered ones",
+    script: "dist/main.js",
+    environment: {},
+    events: "template"
   },
   {
     name: "raw",

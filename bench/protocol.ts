@@ -56,3 +56,22 @@ export const eventFor = (run: string, index: number): string =>
     to_emails: [recipientOf(index)],
     message_id: messageIdOf(run, index)
   })
+
+/**
+ * The same email from a Zulip-dialect template: the shipped `invitation` (extends its base, imports its macros and
+ * its stylesheet into a `<style>` block, `{% trans %}` blocks, CSS inlined), as Zulip's invitation producer sends it.
+ */
+export const templateEventFor = (run: string, index: number): string =>
+  JSON.stringify({
+    template_prefix: "zerver/emails/invitation",
+    to_emails: [recipientOf(index)],
+    language: "en",
+    context: {
+      referrer_full_name: "Iago Example",
+      referrer_email: "iago@chat.example.com",
+      referrer_realm_name: "Example Chat",
+      activate_url: `https://chat.example.com/join/${index}-invitation-key/`,
+      corporate_enabled: false
+    },
+    message_id: messageIdOf(run, index)
+  })

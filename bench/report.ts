@@ -187,6 +187,12 @@ const targetsOf = (results: ReadonlyArray<ScenarioResults>): ReadonlyArray<Targe
       format: ratio
     },
     {
+      description: "templates: email-senders rendering a Zulip-dialect template ≥ 0.85 × its pre-rendered throughput",
+      measured: emailsPerSecond(results, "templates", "email-senders-templates") / emailsPerSecond(results, "templates", "email-senders"),
+      threshold: 0.85,
+      format: ratio
+    },
+    {
       description: "451 mix: email-senders' healthy emails ≥ 0.9 × its no-failure throughput",
       measured: refuseRuns === undefined
         ? Number.NaN
@@ -262,7 +268,7 @@ export const renderResults = (results: ReadonlyArray<ScenarioResults>, machine: 
     "",
     "```sh",
     "npm run bench                                  # builds, runs everything (~15 min), writes bench/RESULTS.md",
-    "npm run bench -- nodelay delay20               # only these scenarios (nodelay, coldstart, delay20, refuse451, backlog)",
+    "npm run bench -- nodelay delay20               # only these scenarios (nodelay, coldstart, templates, delay20, refuse451, backlog)",
     "BENCH_WARMUP=0 npm run bench -- nodelay        # the no-delay burst without warm-up events (default 3,000)",
     "BENCH_N=1000 BENCH_RUNS=1 npm run bench        # fewer events / runs (BENCH_BACKLOG_N for the backlog)",
     "BENCH_IMPLS=email-senders,raw npm run bench    # only these implementations",

@@ -14,7 +14,15 @@ import { cpus, loadavg, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type ChannelModel, connect } from "amqplib"
-import { eventFor, indexOfMessageId, type SinkMessage, type SinkReport, type SinkRequest, wallClockMillis } from "./protocol.ts"
+import {
+  eventFor,
+  indexOfMessageId,
+  type SinkMessage,
+  type SinkReport,
+  type SinkRequest,
+  templateEventFor,
+  wallClockMillis
+} from "./protocol.ts"
 import { type Implementation, implementations } from "./implementations.ts"
 import { type RunResult, renderResults, type Scenario, type ScenarioResults } from "./report.ts"
 
@@ -28,7 +36,8 @@ const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8
 const countFor = (fallback: number): number => Number(process.env["BENCH_N"] ?? fallback)
 const everyImplementation = implementations.map((implementation) => implementation.name)
 // heap flags matter where the CPU and the heap are busy, not where SMTP replies set the pace
-const withoutSmallHeap = everyImplementation.filter((name) => name !== "email-senders-small-heap")
+const withoutSmallHeap = everyImplementation.filter((name) => name !== "email-senders-small-heap" && name !== "email-senders-templates")
+const preRendered = everyImplementation.filter((name) => name !== "email-senders-templates")
 
 const scenarios: ReadonlyArray<Scenario> = [
   {
@@ -39,7 +48,19 @@ const scenarios: ReadonlyArray<Scenario> = [
     count: countFor(3000),
     warmup: Number(process.env["BENCH_WARMUP"] ?? "3000"),
     backlog: false,
-    implementations: everyImplementation,
+    implementations: preRendered,
+    runs
+  },
+  {
+    // the same worker given template events and pre-rendered ones, runs alternating
+    name: "templates",
+    title: "no delay, events rendered from a Zulip-dialect template",
+    replyDelayMillis: 0,
+    refusePercent: 0,
+    count: countFor(3000),
+    warmup: Number(process.env["BENCH_WARMUP"] ?? "3000"),
+    backlog: false,
+    implementations: ["email-senders", "email-senders-templates"],
     runs
   },
   {
@@ -227,14 +248,16 @@ const publish = async (
   queue: string,
   run: string,
   [from, to]: readonly [number, number],
-  publishedAt: Float64Array
+  publishedAt: Float64Array,
+  implementation: Implementation
 ) => {
+  const event = implementation.events === "template" ? templateEventFor : eventFor
   const channel = await connection.createConfirmChannel()
   const window = 500
   for (let start = from; start < to; start += window) {
     for (let index = start; index < Math.min(to, start + window); index++) {
       publishedAt[index] = wallClockMillis()
-      const sent = channel.sendToQueue(queue, Buffer.from(eventFor(run, index)), { persistent: true })
+      const sent = channel.sendToQueue(queue, Buffer.from(event(run, index)), { persistent: true })
       if (!sent) await new Promise((resolve) => channel.once("drain", resolve))
     }
     await channel.waitForConfirms()
@@ -333,7 +356,7 @@ const runOnce = async (
   try {
     if (scenario.backlog) {
       log(`  publishing ${scenario.count} events before the worker starts`)
-      await publish(connection, queue, run, measuredEvents, publishedAt)
+      await publish(connection, queue, run, measuredEvents, publishedAt, implementation)
     }
     worker = startWorker(implementation, environment, logFile)
     const pid = worker.pid!
@@ -352,12 +375,12 @@ const runOnce = async (
         return sink.accepted().distinct >= distinct
       }, runTimeoutMillis, 50)
     if (scenario.warmup > 0) {
-      await publish(connection, queue, run, [scenario.count, scenario.count + scenario.warmup], publishedAt)
+      await publish(connection, queue, run, [scenario.count, scenario.count + scenario.warmup], publishedAt, implementation)
       if (!(await accepted(scenario.warmup))) throw new Error(`${implementation.name} did not deliver the warm-up events in time`)
     }
     const before = cpuUsage(pid)
     const startMillis = scenario.backlog ? undefined : wallClockMillis()
-    if (!scenario.backlog) await publish(connection, queue, run, measuredEvents, publishedAt)
+    if (!scenario.backlog) await publish(connection, queue, run, measuredEvents, publishedAt, implementation)
     const complete = await accepted(scenario.warmup + scenario.count)
     const after = cpuUsage(pid)
     const finalPeakRssBytes = peakRssBytesOf(pid)

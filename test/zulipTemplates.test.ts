@@ -10,6 +10,7 @@ import fc from "fast-check"
 import { readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { JinjaRenderError, makeJinjaEngine } from "../src/layers/jinja/environment.ts"
+import { inlineDocument, makeStyleInliner } from "../src/layers/styleInliner.ts"
 import { checkTemplates } from "../src/layers/TemplateRenderer.ts"
 import { englishTranslations, makeCatalogs } from "../src/layers/Translations.ts"
 import {
@@ -100,5 +101,42 @@ describe.runIf(hasZulipReference)("Zulip's email templates", () => {
       }
       assert.isAbove(expected.filter((result) => "output" in result).length, cases.length / 2)
       assert.deepStrictEqual(differences.slice(0, 5), [])
+    }), { timeout: 120_000 })
+
+  it.effect("inline their CSS from reused skeletons exactly as inlining each email", () =>
+    Effect.gen(function*() {
+      const names = contextNames()
+      const contexts = fc.sample(fc.dictionary(fc.constantFrom(...names), value, { maxKeys: 60 }), { numRuns: 12, seed: 99 })
+      const catalogs = yield* makeCatalogs(zulipLocaleDir)
+      const engine = makeJinjaEngine({ templatesDir: zulipTemplatesDir, reload: false, globals: { support_email: "support@zulip.example.com" } })
+      let inlined = 0
+      const styles = yield* makeStyleInliner((html) => {
+        inlined++
+        return inlineDocument(html)
+      })
+      const templates = readdirSync(emailsDir).filter((name) => name.endsWith(".html") && readFileSync(path.join(emailsDir, name), "utf8").includes("extends"))
+      let emails = 0
+      for (const language of ["de", "fr"]) {
+        const catalog = yield* catalogs.forLanguage(language)
+        for (const template of templates) {
+          for (const context of contexts) {
+            const full = { ...context, support_email: "support@zulip.example.com", email_images_base_url: "https://x.example/img", physical_address: "" }
+            let html: string
+            try {
+              html = engine.render(`zerver/emails/${template}`, catalog, full)
+            } catch {
+              continue
+            }
+            const expected = yield* Effect.try(() => inlineDocument(html)).pipe(Effect.result)
+            if (expected._tag === "Failure") continue
+            emails++
+            const got = yield* styles.inline(html, engine.renderSkeleton(`zerver/emails/${template}`, catalog, full))
+            assert.strictEqual(got, expected.success, `${template} ${language} ${JSON.stringify(context).slice(0, 500)}`)
+          }
+        }
+      }
+      // skeletons were reused for a good part of the emails
+      assert.isAbove(emails, 100)
+      assert.isBelow(inlined, emails)
     }), { timeout: 120_000 })
 })

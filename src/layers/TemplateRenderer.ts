@@ -16,6 +16,7 @@ import { controlCharacterIn } from "../domain/addresses.ts"
 import type { JsonObject } from "../domain/EmailEvent.ts"
 import { InvalidEvent, TemplateError } from "../domain/errors.ts"
 import { type Catalog, JinjaRenderError, makeJinjaEngine } from "./jinja/environment.ts"
+import type { Skeleton } from "./jinja/skeleton.ts"
 
 export interface TemplateRendererOptions {
   /** `TEMPLATES_DIR` */
@@ -33,6 +34,8 @@ export interface RenderedTemplate {
   readonly html: string | null
   /** where the HTML came from, for errors raised while finishing it */
   readonly htmlFile: string | null
+  /** the HTML's skeleton, for CSS inlining (`styleInliner.ts`), when the render has one */
+  readonly htmlSkeleton: Skeleton | null
 }
 
 export interface TemplateRenderer {
@@ -111,8 +114,18 @@ export const makeTemplateRenderer = (options: TemplateRendererOptions): Template
     return new TemplateError({ message: `template ${template}: ${reason}`, template, file: null, line: null })
   }
 
-  const renderFile = (template: string, name: string, catalog: Catalog, context: JsonObject) =>
-    Effect.try({ try: () => engine.render(name, catalog, context), catch: toTemplateError(template) })
+  /** The triplet's files rendered, one after the other (a render is synchronous: nothing else runs meanwhile). */
+  const renderTriplet = (prefix: string, triplet: ResolvedTriplet, catalog: Catalog, context: JsonObject) =>
+    Effect.try({
+      try: (): RenderedTemplate => ({
+        subject: engine.render(triplet.subject, catalog, context),
+        text: triplet.text === null ? null : engine.render(triplet.text, catalog, context),
+        html: triplet.html === null ? null : engine.render(triplet.html, catalog, context),
+        htmlFile: triplet.html === null ? null : path.join(templatesDir, triplet.html),
+        htmlSkeleton: triplet.html === null ? null : engine.renderSkeleton(triplet.html, catalog, context)
+      }),
+      catch: toTemplateError(prefix)
+    })
 
   const resolveTriplet = Effect.fnUntraced(function*(prefix: string) {
     const file = (suffix: string) => path.join(templatesDir, prefix + suffix)
@@ -145,24 +158,17 @@ export const makeTemplateRenderer = (options: TemplateRendererOptions): Template
       : Effect.tap(resolveTriplet(prefix), (triplet) => Effect.sync(() => resolved.set(prefix, triplet)))
   }
 
-  const render = Effect.fnUntraced(function*(templatePrefix: string, catalog: Catalog, context: JsonObject) {
+  const render = (templatePrefix: string, catalog: Catalog, context: JsonObject) => {
     if (!isSafePrefix(templatePrefix)) {
-      return yield* new InvalidEvent({
-        message: `invalid email event: template_prefix ${JSON.stringify(templatePrefix)} must be a relative path of plain names`,
-        field: "template_prefix"
-      })
+      return Effect.fail(
+        new InvalidEvent({
+          message: `invalid email event: template_prefix ${JSON.stringify(templatePrefix)} must be a relative path of plain names`,
+          field: "template_prefix"
+        })
+      )
     }
-    const triplet = yield* cachedTriplet(templatePrefix)
-    const subject = yield* renderFile(templatePrefix, triplet.subject, catalog, context)
-    const text = triplet.text === null ? null : yield* renderFile(templatePrefix, triplet.text, catalog, context)
-    const html = triplet.html === null ? null : yield* renderFile(templatePrefix, triplet.html, catalog, context)
-    return {
-      subject,
-      text,
-      html,
-      htmlFile: triplet.html === null ? null : path.join(templatesDir, triplet.html)
-    } satisfies RenderedTemplate
-  })
+    return Effect.flatMap(cachedTriplet(templatePrefix), (triplet) => renderTriplet(templatePrefix, triplet, catalog, context))
+  }
 
   return { render }
 }

@@ -9,7 +9,6 @@
  */
 import { Clock, Config, Effect, Exit, Layer, Option } from "effect"
 import { compile as compileHtmlToText } from "html-to-text"
-import { inline as inlineStyles } from "@css-inline/css-inline"
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import {
@@ -28,9 +27,11 @@ import { InvalidEvent, TemplateError } from "../domain/errors.ts"
 import { messageIdFor } from "../domain/MessageId.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import type { Realm, User } from "../domain/Realm.ts"
+import { withEventSpan } from "../programs/eventSpan.ts"
 import { type BuildRequest, EmailBuilder } from "../services/EmailBuilder.ts"
 import type { Catalog } from "./jinja/environment.ts"
 import { defaultTemplatesDir, makeTemplateRenderer, type TemplateRenderer } from "./TemplateRenderer.ts"
+import { makeStyleInliner } from "./styleInliner.ts"
 import { type CatalogError, englishTranslations, type InvalidLanguage, makeCatalogs } from "./Translations.ts"
 
 /** Zulip's settings, under Zulip's names; every one has Zulip's default. */
@@ -212,12 +213,13 @@ const templateStep = (
   }
 }
 
-/**
- * The `<style>` rules inlined as Zulip does (`css_inline.CSSInliner()`, the same Rust library), except that a
- * `<link>`ed stylesheet is not fetched: a worker does not make network requests on a template's behalf.
- */
-const inlineCss = (template: string, htmlFile: string | null, html: string): Exit.Exit<string, TemplateError> =>
-  templateStep(template, htmlFile, "inlining the CSS of the HTML", () => inlineStyles(html, { loadRemoteStylesheets: false }))
+const inliningFailed = (template: string, htmlFile: string | null) => (error: unknown) =>
+  new TemplateError({
+    message: `template ${template}: inlining the CSS of the HTML failed: ${error instanceof Error ? error.message : String(error)}`,
+    template,
+    file: htmlFile,
+    line: null
+  })
 
 /** The text part as given, else derived from the HTML (Zulip always ships a `.txt`; we do not require one). */
 const textPart = (
@@ -250,6 +252,7 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     globals: { support_email: settings.support.address }
   })
   const catalogs = yield* makeCatalogs(options.localeDir ?? path.join(templatesDir, "..", "locale"))
+  const styles = yield* makeStyleInliner()
 
   /** The catalog of `language` (Django's `override_language`), or English with Zulip's warning when there is none. */
   const catalogFor = (templatePrefix: string, language: string | null): Effect.Effect<Catalog, TemplateError | InvalidEvent> =>
@@ -284,7 +287,7 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
     return { subject: subject.trim(), text, html: content.html } satisfies Content
   })
 
-  const renderTemplate = Effect.fn("EmailBuilder.renderTemplate")(function*(
+  const renderTemplate = Effect.fnUntraced(function*(
     template: string,
     templatePrefix: string,
     language: string | null,
@@ -297,10 +300,12 @@ export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOption
       cleanRenderedSubject(rendered.subject),
       `the rendered subject of template ${template}`
     )
-    const html = rendered.html === null ? null : yield* inlineCss(template, rendered.htmlFile, rendered.html)
+    const html = rendered.html === null
+      ? null
+      : yield* Effect.mapError(styles.inline(rendered.html, rendered.htmlSkeleton), inliningFailed(template, rendered.htmlFile))
     const text = yield* textPart(template, rendered.htmlFile, rendered.text, html)
     return { subject, text, html } satisfies Content
-  }, (effect, template) => Effect.annotateLogs(effect, { template }))
+  }, (effect, template) => Effect.annotateLogs(effect, { template }), withEventSpan("EmailBuilder.renderTemplate"))
 
   const dateFor = (date: string | null): Effect.Effect<string, InvalidEvent> => {
     if (date === null) return Effect.map(Clock.currentTimeMillis, formatEmailDate)

@@ -23,6 +23,7 @@ import { jinjaFilters, jinjaTests } from "./filters.ts"
 import { type Catalog, gettextGlobals, transExtension } from "./i18n.ts"
 import { type Frame as FrameType, Frame, type Node, nodes } from "./nunjucksInternals.ts"
 import { parseTemplate } from "./parser.ts"
+import { guarded, type Skeleton, SkeletonRecorder, SkeletonUnusable } from "./skeleton.ts"
 import { jinjaSource, type WhitespaceOptions } from "./source.ts"
 import * as Python from "./python.ts"
 
@@ -31,13 +32,16 @@ export type { Catalog } from "./i18n.ts"
 /** How a template file is compiled: Zulip's HTML engine for `.html`, its plaintext engine for anything else. */
 type CompileKind = "text" | "html"
 
-/** The environment a template renders in: the subject is plain text whose values are also checked (`checkSubjectValue`). */
-export type TemplateKind = CompileKind | "subject"
+/**
+ * The environment a template renders in: the subject is plain text whose values are also checked
+ * (`checkSubjectValue`); the skeleton is HTML with its plain values marked (`skeleton.ts`).
+ */
+export type TemplateKind = CompileKind | "subject" | "skeleton"
 
 export const kindOf = (name: string): TemplateKind =>
   name.endsWith(".html") ? "html" : name.endsWith(".subject.txt") ? "subject" : "text"
 
-const compileKindOf = (kind: TemplateKind): CompileKind => kind === "html" ? "html" : "text"
+const compileKindOf = (kind: TemplateKind): CompileKind => kind === "html" || kind === "skeleton" ? "html" : "text"
 
 /** A template failed to compile or render: where (template name and line, when known) and why. */
 export class JinjaRenderError extends Error {
@@ -78,6 +82,11 @@ export interface JinjaEngine {
    * by name exists and compiles, and every filter and test it uses exists. Returns the problems found.
    */
   readonly check: (name: string) => ReadonlyArray<JinjaRenderError>
+  /**
+   * An `.html` template's skeleton (`skeleton.ts`) for the same render, or null when this render cannot have one
+   * (it computes with a value, or fails: the real render reports why).
+   */
+  readonly renderSkeleton: (name: string, catalog: Catalog, context: Readonly<Record<string, unknown>>) => Skeleton | null
 }
 
 /** Zulip's plaintext engine has `trim_blocks` and `lstrip_blocks`; its HTML engine has neither. */
@@ -277,8 +286,28 @@ const runtimeHelpers = {
   importModule,
   locate,
   /** called on every value written into the output (see `checkSubjectValue`) */
-  checkValue: (_value: unknown): void => undefined
+  checkValue: (_value: unknown): void => undefined,
+  /** a translation's variables, as its message formats them (the skeleton environment marks them) */
+  formatValues: (_message: string, variables: Record<string, unknown>): Record<string, unknown> => variables
 }
+
+/**
+ * The skeleton environment's helpers: plain values written as markers into the recorder `current()` gives, and
+ * everything that would compute with marked text refusing to (`SkeletonUnusable`).
+ */
+const skeletonHelpers = (current: () => SkeletonRecorder): Partial<typeof runtimeHelpers> => ({
+  output: (value, autoescape) => current().output(value, autoescape),
+  formatValues: (message, variables) => current().formatValues(message, variables),
+  getAttribute: guarded(Python.getAttribute),
+  compare: guarded(Python.compare),
+  contains: guarded(Python.contains),
+  arithmetic: guarded(Python.arithmetic),
+  unary: guarded(Python.unary),
+  iterate: guarded(Python.iterate),
+  slice: guarded(Python.slice),
+  unpack: guarded(Python.unpack),
+  changeTracker: () => guarded(changeTracker())
+})
 
 /** The subject environment's helpers: every value written is checked before it is. */
 const subjectHelpers = (check: (text: string) => string | null): Partial<typeof runtimeHelpers> => {
@@ -365,7 +394,7 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
   const makeEnvironment = (kind: TemplateKind, catalog: Catalog): nunjucks.Environment => {
     const compileKind = compileKindOf(kind)
     const environment = new nunjucks.Environment(new TemplatesLoader(compileKind) as unknown as nunjucks.ILoader, {
-      autoescape: kind === "html",
+      autoescape: compileKind === "html",
       // keeps the error `locate` made as the `cause` of the one nunjucks throws
       dev: true
     })
@@ -389,7 +418,16 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
       environment.addGlobal(name, value)
     }
     const subject = kind === "subject" && options.checkSubjectValue !== undefined ? subjectHelpers(options.checkSubjectValue) : {}
-    Object.assign(environment, { jinja: { ...runtimeHelpers, ...subject, catalog } })
+    const skeleton = kind === "skeleton" ? skeletonHelpers(currentRecorder) : {}
+    Object.assign(environment, { jinja: { ...runtimeHelpers, ...subject, ...skeleton, catalog } })
+    if (kind === "skeleton") {
+      const guardedEnvironment = environment as unknown as Record<"filters" | "tests", Record<string, (...args: Array<unknown>) => unknown>>
+      for (const table of ["filters", "tests"] as const) {
+        for (const [name, f] of Object.entries(guardedEnvironment[table])) {
+          if (name !== TRUTH_FILTER) guardedEnvironment[table][name] = guarded(f)
+        }
+      }
+    }
     return environment
   }
 
@@ -401,7 +439,8 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
       pair = {
         text: makeEnvironment("text", catalog),
         subject: makeEnvironment("subject", catalog),
-        html: makeEnvironment("html", catalog)
+        html: makeEnvironment("html", catalog),
+        skeleton: makeEnvironment("skeleton", catalog)
       }
       environments.set(catalog, pair)
     }
@@ -414,6 +453,26 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
       return environment.getTemplate(name).render(context)
     } catch (error) {
       throw unwrap(error, name)
+    }
+  }
+
+  // the skeleton render under way: renders are synchronous, so there is at most one, and it ends in `renderSkeleton`
+  let recorder: SkeletonRecorder | null = null
+  const currentRecorder = (): SkeletonRecorder => {
+    if (recorder === null) throw new SkeletonUnusable("no skeleton render is under way")
+    return recorder
+  }
+
+  const renderSkeleton = (name: string, catalog: Catalog, context: Readonly<Record<string, unknown>>): Skeleton | null => {
+    const environment = environmentFor("skeleton", catalog)
+    const recording = new SkeletonRecorder()
+    recorder = recording
+    try {
+      return { html: environment.getTemplate(name).render(context), values: recording.values }
+    } catch {
+      return null
+    } finally {
+      recorder = null
     }
   }
 
@@ -474,5 +533,5 @@ export const makeJinjaEngine = (options: JinjaEngineOptions): JinjaEngine => {
     return problems
   }
 
-  return { render, check }
+  return { render, check, renderSkeleton }
 }

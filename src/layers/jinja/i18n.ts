@@ -20,7 +20,11 @@ export interface Catalog {
 interface TemplateContext {
   readonly env: {
     readonly opts: { readonly autoescape: boolean }
-    readonly jinja: { readonly catalog: Catalog; readonly checkValue: (value: unknown) => void }
+    readonly jinja: {
+      readonly catalog: Catalog
+      readonly checkValue: (value: unknown) => void
+      readonly formatValues: (message: string, variables: Record<string, unknown>) => Record<string, unknown>
+    }
   }
 }
 
@@ -28,7 +32,7 @@ interface TemplateContext {
 const formatted = (context: TemplateContext, message: string, variables: Record<string, unknown>): unknown => {
   for (const value of Object.values(variables)) context.env.jinja.checkValue(value)
   const autoescape = context.env.opts.autoescape
-  const text = percentFormat(message, variables, autoescape)
+  const text = percentFormat(message, context.env.jinja.formatValues(message, variables), autoescape)
   return autoescape ? markup(text) : text
 }
 

@@ -433,7 +433,35 @@ const pad = (text: string, flags: string, width: number, numeric: boolean): stri
  * Python's `format % values` where `values` is a dict (or a single value), as gettext's newstyle `rv % variables`
  * and Jinja2's `%` operator do. With `escape`, the format is Markup and each value is escaped as markupsafe does.
  */
-export const percentFormat = (format: string, values: unknown, escape: boolean): string => {
+export const percentFormat = (format: string, values: unknown, escape: boolean): string =>
+  isDict(values) ? namedFormat(format, values, escape) ?? fullFormat(format, values, escape) : fullFormat(format, values, escape)
+
+/**
+ * The common case of `percentFormat`, what `{% trans %}` blocks make: only `%(name)s` and `%%` with a dict, read in
+ * one pass; null when the format has anything else (the full reader handles it).
+ */
+const namedFormat = (format: string, values: Record<string, unknown>, escape: boolean): string | null => {
+  let text = ""
+  let from = 0
+  for (let at = format.indexOf("%"); at >= 0; at = format.indexOf("%", from)) {
+    text += format.slice(from, at)
+    if (format[at + 1] === "%") {
+      text += "%"
+      from = at + 2
+      continue
+    }
+    const close = format[at + 1] === "(" ? format.indexOf(")", at + 2) : -1
+    if (close < 0 || format[close + 1] !== "s") return null
+    const key = format.slice(at + 2, close)
+    if (!Object.hasOwn(values, key)) return null
+    const value = values[key]
+    text += escape && !isMarkup(value) ? escapeText(pythonStr(value)) : pythonStr(value)
+    from = close + 2
+  }
+  return text + format.slice(from)
+}
+
+const fullFormat = (format: string, values: unknown, escape: boolean): string => {
   let positional = 0
   let named = false
   const text = format.replace(CONVERSION, (whole, key: string | undefined, flags: string, width: string | undefined, precision: string | undefined, conversion: string | undefined) => {
