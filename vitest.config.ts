@@ -23,6 +23,8 @@ class PlainSummary implements Reporter {
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // installs what a fresh machine lacks (Chromium, Python's Jinja2, msgfmt) before any test runs
+    globalSetup: ["test/support/systemPackages.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ["default", new PlainSummary()]

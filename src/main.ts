@@ -12,6 +12,7 @@ import { reportFailure } from "./commands/reportFailure.ts"
 import { statsCommand } from "./commands/stats.ts"
 import { templatesCommand } from "./commands/templates.ts"
 import * as Logging from "./layers/Logging.ts"
+import { packageVersion } from "./packageInfo.ts"
 import * as Tracing from "./layers/Tracing.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
@@ -20,7 +21,7 @@ const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe
 )
 
 emailSenders.pipe(
-  Command.run({ version: "0.1.0" }),
+  Command.run({ version: packageVersion }),
   Effect.provide([NodeServices.layer, Logging.layerConfig, Tracing.layerConfig]),
   reportFailure,
   NodeRuntime.runMain({

@@ -8,13 +8,12 @@
  * every render so an edited template is picked up at once.
  */
 import { Config, Effect, Result } from "effect"
-import { existsSync } from "node:fs"
 import { readdir, stat } from "node:fs/promises"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { controlCharacterIn } from "../domain/addresses.ts"
 import type { JsonObject } from "../domain/EmailEvent.ts"
 import { InvalidEvent, TemplateError } from "../domain/errors.ts"
+import { packageDirectory } from "../packageInfo.ts"
 import { type Catalog, JinjaRenderError, makeJinjaEngine } from "./jinja/environment.ts"
 import type { Skeleton } from "./jinja/skeleton.ts"
 
@@ -46,21 +45,8 @@ export interface TemplateRenderer {
   ) => Effect.Effect<RenderedTemplate, TemplateError | InvalidEvent>
 }
 
-/** The nearest directory at or above `directory` with a `package.json`: this package's own. */
-const packageDirectoryOf = (directory: string): string => {
-  if (existsSync(path.join(directory, "package.json"))) return directory
-  const parent = path.dirname(directory)
-  return parent === directory ? directory : packageDirectoryOf(parent)
-}
-
-/**
- * The templates shipped with this package, found from the module's own place, so it works from `src/`, `dist/`,
- * the bundled `dist/main.js` and `node_modules`.
- */
-export const defaultTemplatesDir: string = path.join(
-  packageDirectoryOf(path.dirname(fileURLToPath(import.meta.url))),
-  "templates"
-)
+/** The templates shipped with this package. */
+export const defaultTemplatesDir: string = path.join(packageDirectory, "templates")
 
 const SUBJECT_SUFFIX = ".subject.txt"
 const TEXT_SUFFIX = ".txt"
