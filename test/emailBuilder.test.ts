@@ -171,6 +171,35 @@ describe("settings", () => {
     }))
 })
 
+describe("the templates and catalogs directories", () => {
+  const startFailure = (options: ZulipEmailBuilder.ZulipEmailBuilderOptions) =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(Layer.build(ZulipEmailBuilder.layer(options)))
+      const reason = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+      return reason?._tag === "Die" ? (reason.defect as Error).message : "started"
+    }).pipe(Effect.scoped)
+
+  it.effect("stop the layer at start-up, naming the setting and the path, when missing, unreadable or empty", () =>
+    Effect.gen(function*() {
+      const dir = yield* templateTree({ "templates/zerver/emails/a.subject.txt": "A", "templates/zerver/emails/a.txt": "A", "empty/readme.txt": "x" })
+      const missing = yield* startFailure({ templatesDir: `${dir}/nowhere` })
+      assert.include(missing, "TEMPLATES_DIR")
+      assert.include(missing, `${dir}/nowhere`)
+      const empty = yield* startFailure({ templatesDir: `${dir}/empty` })
+      assert.include(empty, "TEMPLATES_DIR")
+      assert.include(empty, "no email templates")
+      const locale = yield* startFailure({ templatesDir: `${dir}/templates`, localeDir: `${dir}/no-locale` })
+      assert.include(locale, "LOCALE_DIR")
+      assert.include(locale, `${dir}/no-locale`)
+      // without LOCALE_DIR and without locale/ beside the templates: English, said once
+      const logs = captureLogs()
+      const started = yield* startFailure({ templatesDir: `${dir}/templates` }).pipe(Effect.provide(logs.layer))
+      assert.strictEqual(started, "started")
+      assert.deepStrictEqual(logs.lines.map((line) => line.level), ["Warn"])
+      assert.include(logs.lines[0]!.message, "LOCALE_DIR")
+    }))
+})
+
 describe("recipients", () => {
   it.effect("use to_emails as given and put the bare addresses on the envelope", () =>
     Effect.gen(function*() {

@@ -10,6 +10,7 @@
 import { Clock, Config, Effect, Exit, Layer, Option } from "effect"
 import { compile as compileHtmlToText } from "html-to-text"
 import { randomBytes } from "node:crypto"
+import { readdir } from "node:fs/promises"
 import * as path from "node:path"
 import {
   formatAddrSpec,
@@ -242,16 +243,39 @@ const catalogFailure = (error: CatalogError | InvalidLanguage): TemplateError | 
     ? invalid("language", `language ${error.message}`)
     : new TemplateError({ message: `translations: ${error.message}`, template: "", file: error.file, line: error.line })
 
+const unusable = (message: string) => Effect.die(new Error(message))
+
+/**
+ * `TEMPLATES_DIR` must be a readable directory holding templates, and a `LOCALE_DIR` given must be a readable
+ * directory: checked at start, so that a wrong path stops the worker naming it instead of failing every email.
+ * Without a `LOCALE_DIR` and with no `locale/` beside the templates, every email is in English, which is said once.
+ */
+const checkDirectories = Effect.fnUntraced(function*(templatesDir: string, localeDir: string, localeDirGiven: boolean) {
+  const files = yield* Effect.promise(() => readdir(templatesDir, { recursive: true }).then((names) => names, (error: NodeJS.ErrnoException) => error))
+  if (files instanceof Error) return yield* unusable(`TEMPLATES_DIR ${templatesDir} cannot be read (${files.code ?? files.message})`)
+  if (!files.some((name) => name.endsWith(".subject.txt"))) {
+    return yield* unusable(`TEMPLATES_DIR ${templatesDir} holds no email templates (no <name>.subject.txt in it)`)
+  }
+  const catalogs = yield* Effect.promise(() => readdir(localeDir).then((names) => names, (error: NodeJS.ErrnoException) => error))
+  if (!(catalogs instanceof Error)) return
+  if (localeDirGiven || catalogs.code !== "ENOENT") {
+    return yield* unusable(`LOCALE_DIR ${localeDir} cannot be read (${catalogs.code ?? catalogs.message})`)
+  }
+  yield* Effect.logWarning(`no translations: ${localeDir} (LOCALE_DIR) does not exist, so every email is in English`)
+})
+
 export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions = {}) {
   const settings = yield* resolveSettings(options)
   const templatesDir = options.templatesDir ?? defaultTemplatesDir
+  const localeDir = options.localeDir ?? path.join(templatesDir, "..", "locale")
+  yield* checkDirectories(templatesDir, localeDir, options.localeDir !== undefined)
   const renderer: TemplateRenderer = makeTemplateRenderer({
     templatesDir,
     reload: options.templatesReload ?? false,
     // Zulip's environments have `support_email` as a global, so macros imported without context see it too
     globals: { support_email: settings.support.address }
   })
-  const catalogs = yield* makeCatalogs(options.localeDir ?? path.join(templatesDir, "..", "locale"))
+  const catalogs = yield* makeCatalogs(localeDir)
   const styles = yield* makeStyleInliner()
 
   /** The catalog of `language` (Django's `override_language`), or English with Zulip's warning when there is none. */
