@@ -2,7 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as path from "node:path"
 import { checkTemplates, defaultTemplatesDir, makeTemplateRenderer } from "../src/layers/TemplateRenderer.ts"
+import { makeJinjaEngine } from "../src/layers/jinja/environment.ts"
 import { englishTranslations, makeCatalogs } from "../src/layers/Translations.ts"
+import { hasZulipReference, renderWithJinja } from "./support/zulipReference.ts"
 import { rewriteTemplate, templateTree } from "./support/templateTree.ts"
 
 const triplet = (prefix: string, subject: string, text: string, html: string) => ({
@@ -58,6 +60,49 @@ describe("the shipped templates", () => {
       assert.notMatch(rendered.text ?? "", / [.,:]| $|\(\)/m)
       assert.notMatch(rendered.html ?? "", /<b>\s*<\/b>|href=""/)
     }))
+})
+
+describe.runIf(hasZulipReference)("the shipped templates, against Jinja2", () => {
+  it.effect("render as Jinja2 configured as Zulip's renders them, in English, German and French", () =>
+    Effect.gen(function*() {
+      const context = (variant: number) => ({
+        support_email: "support@zulip.example",
+        email_images_base_url: "https://x.example/img",
+        physical_address: variant % 2 === 0 ? "" : "1 Main St <b>",
+        ...(variant % 3 === 0 ? {} : { realm_name: "Acme <Corp>", realm_url: "https://acme.example", email: "a&b@acme.example" }),
+        reset_url: variant % 2 === 0 ? "https://acme.example/reset?a=1&b=2" : "",
+        user_deactivated: variant === 3,
+        active_accounts_in_other_realms: variant === 5 ? [{ realm: { url: "https://other.example" } }, { realm: { url: "https://b.example" } }] : [],
+        referrer_full_name: "Iago \"the\" Admin",
+        referrer_email: "iago@acme.example",
+        referrer_realm_name: "Acme",
+        activate_url: "https://acme.example/join/x",
+        old_email: "old@acme.example",
+        new_email: variant % 2 === 0 ? "new@acme.example" : "",
+        user_name: variant % 2 === 0 ? "Hamlet" : "",
+        login_time: "today",
+        device_browser: "Firefox",
+        device_os: variant % 2 === 0 ? "Linux" : "",
+        device_ip: "203.0.113.7",
+        unsubscribe_link: variant % 2 === 0 ? "https://acme.example/unsubscribe" : ""
+      })
+      const cases = ["invitation", "confirm_new_email", "password_reset", "notify_new_login"].flatMap((name) =>
+        [null, "de", "fr"].flatMap((language) =>
+          [0, 1, 3, 5].flatMap((variant) =>
+            [".subject.txt", ".txt", ".html"].map((suffix) => ({ template: `zerver/emails/${name}${suffix}`, language, context: context(variant) }))
+          )
+        )
+      )
+      const expected = renderWithJinja(cases, defaultTemplatesDir, shippedLocaleDir)
+      const engine = makeJinjaEngine({ templatesDir: defaultTemplatesDir, reload: false, globals: { support_email: "support@zulip.example" } })
+      const catalogs = yield* makeCatalogs(shippedLocaleDir)
+      for (const [index, testCase] of cases.entries()) {
+        const catalog = testCase.language === null ? englishTranslations : yield* catalogs.forLanguage(testCase.language)
+        const want = expected[index]!
+        assert.isTrue("output" in want, `${testCase.template}: Jinja2 failed: ${JSON.stringify(want)}`)
+        if ("output" in want) assert.strictEqual(engine.render(testCase.template, catalog, testCase.context), want.output, `${testCase.template} ${testCase.language}`)
+      }
+    }), { timeout: 60_000 })
 })
 
 describe("checkTemplates", () => {

@@ -36,12 +36,19 @@ export interface ReferenceCase {
 
 export type ReferenceResult = { readonly output: string } | { readonly error: string; readonly message: string }
 
-/** Renders many cases at once with Jinja2 as Zulip configures it (test/support/jinjaReference.py). */
-export const renderWithJinja = (cases: ReadonlyArray<ReferenceCase>): ReadonlyArray<ReferenceResult> =>
+/**
+ * Renders many cases at once with Jinja2 as Zulip configures it (test/support/jinjaReference.py), from Zulip's
+ * templates and catalogs unless others are given.
+ */
+export const renderWithJinja = (
+  cases: ReadonlyArray<ReferenceCase>,
+  templatesDir = zulipTemplatesDir,
+  localeDir = zulipLocaleDir
+): ReadonlyArray<ReferenceResult> =>
   JSON.parse(
     execFileSync(
       pythonWithJinja(),
-      [path.join(import.meta.dirname, "jinjaReference.py"), renderJinjaScript, zulipTemplatesDir, zulipLocaleDir],
+      [path.join(import.meta.dirname, "jinjaReference.py"), renderJinjaScript, templatesDir, localeDir],
       { input: JSON.stringify(cases), maxBuffer: 1 << 28 }
     ).toString()
   ) as ReadonlyArray<ReferenceResult>

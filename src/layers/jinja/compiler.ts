@@ -53,8 +53,19 @@ class JinjaCompiler extends Compiler {
   }
 
   /** Where the emitted code is: runtime errors report the innermost template and line (`env.jinja.locate`). */
-  private at(node: Node): void {
-    this._emit(`(lineno = ${node.lineno}, colno = ${node.colno}, `)
+  /**
+   * `env.jinja.<helper>(…)` at `node`'s line (for errors): each argument compiled when it is a node, written as it is
+   * when it is code, `null` when absent.
+   */
+  private helper(node: Node, helper: string, args: ReadonlyArray<Node | string | null>, frame: Frame): void {
+    this._emit(`(lineno = ${node.lineno}, colno = ${node.colno}, env.jinja.${helper}(`)
+    args.forEach((argument, index) => {
+      if (index > 0) this._emit(", ")
+      if (argument === null) this._emit("null")
+      else if (typeof argument === "string") this._emit(argument)
+      else this.compile(argument, frame)
+    })
+    this._emit("))")
   }
 
   compileSymbol(node: Node, frame: Frame): void {
@@ -66,12 +77,8 @@ class JinjaCompiler extends Compiler {
 
   compileLookupVal(node: Node, frame: Frame): void {
     const target = node["target"] as Node
-    this.at(node)
-    this._emit("env.jinja.getAttribute(")
-    this._compileExpression(target, frame)
-    this._emit(",")
-    this._compileExpression(node["val"] as Node, frame)
-    this._emit(`, ${quoted(this._getNodeName(target))}, ${node["attribute"] === true}))`)
+    const what = quoted(this._getNodeName(target))
+    this.helper(node, "getAttribute", [target, node["val"] as Node, what, String(node["attribute"] === true)], frame)
   }
 
   compileOutput(node: Node, frame: Frame): void {
@@ -142,7 +149,7 @@ class JinjaCompiler extends Compiler {
       if (operand["type"] === "===" || operand["type"] === "!==") this.fail("unexpected '='", operand.lineno, operand.colno)
     }
     const values = [this._tmpid(), ...operands.map(() => this._tmpid())]
-    this.at(node)
+    this._emit(`(lineno = ${node.lineno}, colno = ${node.colno}, `)
     this._emit(`(function(${values.join(", ")}) { return `)
     this._emit(operands.map((operand, index) =>
       `env.jinja.compare(${values[index]}, ${quoted(operand["type"] as string)}, ${values[index + 1]})`
@@ -157,40 +164,21 @@ class JinjaCompiler extends Compiler {
   }
 
   compileIn(node: Node, frame: Frame): void {
-    this.at(node)
-    this._emit("env.jinja.contains(")
-    this.compile(node["right"] as Node, frame)
-    this._emit(", ")
-    this.compile(node["left"] as Node, frame)
-    this._emit("))")
+    this.helper(node, "contains", [node["right"] as Node, node["left"] as Node], frame)
   }
 
   compileAdd(node: Node, frame: Frame): void {
-    this.at(node)
-    this._emit("env.jinja.add(")
-    this.compile(node["left"] as Node, frame)
-    this._emit(", ")
-    this.compile(node["right"] as Node, frame)
-    this._emit("))")
+    this.helper(node, "add", [node["left"] as Node, node["right"] as Node], frame)
   }
 
   /** `~` escapes only in an autoescaping scope (Jinja2's `markup_join` there, `str_join` elsewhere). */
   compileConcat(node: Node, frame: Frame): void {
-    this.at(node)
-    this._emit("env.jinja.concat(")
-    this.compile(node["left"] as Node, frame)
-    this._emit(", ")
-    this.compile(node["right"] as Node, frame)
-    this._emit(`, ${this.autoescape}))`)
+    this.helper(node, "concat", [node["left"] as Node, node["right"] as Node, this.autoescape], frame)
   }
 
   private arithmetic(node: Node, frame: Frame): void {
-    this.at(node)
-    this._emit(`env.jinja.arithmetic(${quoted(arithmeticOperators[node.typename]!)}, `)
-    this.compile(node["left"] as Node, frame)
-    this._emit(", ")
-    this.compile(node["right"] as Node, frame)
-    this._emit("))")
+    const operator = quoted(arithmeticOperators[node.typename]!)
+    this.helper(node, "arithmetic", [operator, node["left"] as Node, node["right"] as Node], frame)
   }
 
   compileSub(node: Node, frame: Frame): void {
@@ -218,10 +206,7 @@ class JinjaCompiler extends Compiler {
   }
 
   private unary(node: Node, frame: Frame, operator: string): void {
-    this.at(node)
-    this._emit(`env.jinja.unary(${quoted(operator)}, `)
-    this.compile(node["target"] as Node, frame)
-    this._emit("))")
+    this.helper(node, "unary", [quoted(operator), node["target"] as Node], frame)
   }
 
   compileNeg(node: Node, frame: Frame): void {
@@ -271,15 +256,8 @@ class JinjaCompiler extends Compiler {
   }
 
   compileJinjaSlice(node: Node, frame: Frame): void {
-    this.at(node)
-    this._emit("env.jinja.slice(")
-    this.compile(node["target"] as Node, frame)
-    for (const part of ["start", "stop", "step"]) {
-      this._emit(", ")
-      if (node[part] === null) this._emit("null")
-      else this.compile(node[part] as Node, frame)
-    }
-    this._emit("))")
+    const parts = ["target", "start", "stop", "step"].map((part) => node[part] as Node | null)
+    this.helper(node, "slice", parts, frame)
   }
 
   compileJinjaTuple(node: Node, frame: Frame): void {
