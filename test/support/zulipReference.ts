@@ -1,13 +1,16 @@
 /**
  * Zulip's own templates, catalogs and events (../shared/zulip, Zulip 2024-06, Apache-2.0), and Jinja2 configured as
  * Zulip configures it (../shared/zulip/reference/render_jinja.py), for the tests that compare this worker's emails
- * with Zulip's. Present on the CI machines; the tests that need it run only where it is.
+ * with Zulip's. Present beside the checkout on the CI machines (`ZULIP_REFERENCE_DIR` points elsewhere); the tests that
+ * need it run only where it is, and `.ci/run` says which.
  */
 import { execFileSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import * as path from "node:path"
 
-export const zulipDir = path.resolve(import.meta.dirname, "..", "..", "..", "shared", "zulip")
+export const zulipDir = path.resolve(
+  process.env["ZULIP_REFERENCE_DIR"] ?? path.join(import.meta.dirname, "..", "..", "..", "shared", "zulip")
+)
 export const zulipTemplatesDir = path.join(zulipDir, "templates")
 export const zulipLocaleDir = path.join(zulipDir, "locale")
 export const zulipEventsDir = path.join(zulipDir, "events")
