@@ -79,9 +79,28 @@ export const parseMailbox = (input: string): Mailbox | null => {
   }
 }
 
+/** RFC 5321 §4.5.3.1.1: the longest local part, in octets as sent (quotes included) */
+const MAX_LOCAL_PART_OCTETS = 64
+
+/**
+ * Why a mailbox the grammar reads is still not one the worker sends to, or null: an address literal
+ * (`a@[127.0.0.1]`) would let an event pick the server its email goes to, a label that starts or ends with a
+ * hyphen is no host name (RFC 1123), and a longer local part is refused by SMTP servers after the email is built.
+ */
+const undeliverableReason = (mailbox: Mailbox): string | null => {
+  if (mailbox.domain.startsWith("[")) return "has an address literal for its domain; only domain names are accepted"
+  const label = mailbox.domain.split(".").find((part) => part.startsWith("-") || part.endsWith("-"))
+  if (label !== undefined) return `has the domain label ${JSON.stringify(label)}, which starts or ends with a hyphen`
+  const localOctets = Buffer.byteLength(mailbox.address.slice(0, mailbox.address.lastIndexOf("@")), "utf8")
+  return localOctets > MAX_LOCAL_PART_OCTETS
+    ? `has a local part of ${localOctets} octets; at most ${MAX_LOCAL_PART_OCTETS} are allowed`
+    : null
+}
+
 /**
  * Parses one address of the event, synchronously (the result is an `Exit`); fails with `InvalidEvent` naming the
- * field and the address. `withName: false` accepts only a bare address (`from_address`, a user's delivery email), as
+ * field and the address. Beyond the grammar, the address must be one to deliver to (`undeliverableReason`).
+ * `withName: false` accepts only a bare address (`from_address`, a user's delivery email), as
  * Zulip's `Address(addr_spec=...)` does.
  */
 export const parseAddressField = (
@@ -96,6 +115,12 @@ export const parseAddressField = (
   if (mailbox === null) {
     return Exit.fail(
       new InvalidEvent({ message: `invalid email event: ${what} ${displayValue(value)} is not a valid email address`, field })
+    )
+  }
+  const undeliverable = undeliverableReason(mailbox)
+  if (undeliverable !== null) {
+    return Exit.fail(
+      new InvalidEvent({ message: `invalid email event: ${what} ${displayValue(value)} ${undeliverable}`, field })
     )
   }
   if (!options.withName && mailbox.name !== "") {
