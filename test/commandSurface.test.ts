@@ -20,6 +20,12 @@ beforeAll(buildCli, 120_000)
 
 const scratchDirectory = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "command-surface-" }))
 
+/** A queue and a scratch directory of the test's own, both removed at the end. */
+const queueAndDirectory = Effect.gen(function*() {
+  const admin = yield* makeAdmin
+  return { admin, queue: yield* admin.declareQueue(), directory: yield* scratchDirectory }
+})
+
 const writeFile = (file: string, content: string) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) => fs.writeFileString(file, content)).pipe(Effect.orDie)
 
@@ -94,9 +100,7 @@ describe("commands whose stdout is their output log to stderr", () => {
   // stats logs nothing today; this guards stdout, which a Nagios check parses
   it.live("stats: one Nagios line on stdout", () =>
     Effect.gen(function*() {
-      const admin = yield* makeAdmin
-      const queue = yield* admin.declareQueue()
-      const directory = yield* scratchDirectory
+      const { directory, queue } = yield* queueAndDirectory
       const stats = yield* stdoutIsOutputOnly(
         ["stats"],
         { QUEUE_NAME: queue, QUEUE_STATS_DIR: directory },
@@ -108,9 +112,7 @@ describe("commands whose stdout is their output log to stderr", () => {
 
   it.live("replay --dry-run and replay: their report on stdout, the skipped record's warning on stderr", () =>
     Effect.gen(function*() {
-      const admin = yield* makeAdmin
-      const queue = yield* admin.declareQueue()
-      const directory = yield* scratchDirectory
+      const { admin, directory, queue } = yield* queueAndDirectory
       const errorsFile = join(directory, "email_senders.errors")
       yield* writeFile(
         errorsFile,
@@ -155,9 +157,7 @@ const succeeded = (result: CliResult) => assert.strictEqual(result.exitCode, 0, 
 describe("Message-IDs given by publish and replay", () => {
   it.live("are <32 hex digits@EXTERNAL_HOST without its port>, as the worker makes them, and differ per event", () =>
     Effect.gen(function*() {
-      const admin = yield* makeAdmin
-      const queue = yield* admin.declareQueue()
-      const directory = yield* scratchDirectory
+      const { admin, directory, queue } = yield* queueAndDirectory
       const env = { QUEUE_NAME: queue, EXTERNAL_HOST: "chat.zulip.example:9991" }
       const event = { subject: "Hi", text: "t", to_emails: ["a@zulip.example"] }
       succeeded(yield* runCli(["publish"], env, { stdin: JSON.stringify(event) }))
@@ -199,9 +199,7 @@ const statusFor = (port: number, path: string, host: string) =>
 describe("a worker process", () => {
   it.live("logs to stdout; answers its endpoint only for its own names; records bad header values, sends the rest", () =>
     Effect.gen(function*() {
-      const admin = yield* makeAdmin
-      const queue = yield* admin.declareQueue()
-      const directory = yield* scratchDirectory
+      const { admin, directory, queue } = yield* queueAndDirectory
       const smtp = yield* smtpServer()
       const port = yield* freePort
       const worker = yield* startCli(["worker"], {
