@@ -60,7 +60,8 @@ describe("date", () => {
     "Fri, 21 Nov 97 09:55:06 EST",
     "Thu, 13 Feb 1969 23:32:54 Z",
     "Sat, 29 Feb 2024 00:00:60 UT",
-    "Mon, 04 Mar 2025  16 : 09 : 25   PDT"
+    "Mon, 04 Mar 2025  16 : 09 : 25   PDT",
+    "Wed, 02 Dec 2026 23:32:03 +0000 (UTC)"
   ])("accepts %j", (date) => {
     assert.isUndefined(dateProblem(date))
   })
@@ -76,6 +77,8 @@ describe("date", () => {
     ["Tue, 04 Mrz 2025 16:09:25 +0000", "is not an RFC 2822 date"],
     ["Xyz, 04 Mar 2025 16:09:25 +0000", "is not an RFC 2822 date"],
     ["(c) 04 Mar 2025 16:09:25 +0000", "is not an RFC 2822 date"],
+    ["Wed, 02 Dec 2026 23:32:03 +0000 (UTC) junk", "is not an RFC 2822 date"],
+    ["Wed, 02 Dec 2026 23:32:03 +0000 (a (nested) comment)", "is not an RFC 2822 date"],
     ["Sat, 30 Feb 2024 10:00:00 +0000", "there is no 30 Feb 2024"],
     ["Sat, 00 Feb 2024 10:00:00 +0000", "there is no 00 Feb 2024"],
     ["Sat, 29 Feb 2023 10:00:00 +0000", "there is no 29 Feb 2023"],

@@ -29,10 +29,14 @@ export interface Mailbox {
 /** C0, DEL and C1 controls, plus the Unicode line and paragraph separators some parsers treat as line breaks. */
 const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029]/u
 
+/** A character as `U+000D`, for an error message that must not carry the character itself. */
+export const codePointName = (character: string): string =>
+  `U+${character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+
 /** The first control character in `value` as `U+000D`, or null when the value is one clean line. */
 export const controlCharacterIn = (value: string): string | null => {
   const found = CONTROL_CHARACTER.exec(value)
-  return found === null ? null : `U+${found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+  return found === null ? null : codePointName(found[0])
 }
 
 /** A value as it may appear in an error message: escaped, and short enough for a log line. */

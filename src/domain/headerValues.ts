@@ -6,15 +6,15 @@
  */
 import { Buffer } from "node:buffer"
 import { Schema } from "effect"
-import { controlCharacterIn, displayValue } from "./addresses.ts"
+import { codePointName, controlCharacterIn, displayValue } from "./addresses.ts"
 
 /** RFC 5322 §2.1.1: a line, and so a header value, is at most 998 octets. */
 const MAX_HEADER_OCTETS = 998
 
 /** The first character outside printable ASCII (a space, a control character, anything non-ASCII) as `U+0020`. */
 const notPrintableAsciiIn = (value: string): string | null => {
-  const found = /[^\x21-\x7e]/.exec(value)
-  return found === null ? null : `U+${found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+  const found = /[^\x21-\x7e]/u.exec(value)
+  return found === null ? null : codePointName(found[0])
 }
 
 // ---- Message-ID ------------------------------------------------------------------------------------------------
@@ -50,15 +50,21 @@ const MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "se
 const OBSOLETE_ZONES = "UT|GMT|[ECMP][SD]T|[A-IK-Z]"
 
 /**
- * RFC 2822 §3.3 `date-time`: `[day-of-week ","] day month year hour ":" minute [":" second] zone`, with folding
- * white space between the parts (spaces and tabs: a header value is one line) and the obsolete two- and
- * three-digit years and named zones. Names are case-insensitive, as ABNF strings are.
+ * RFC 2822 §3.3 `date-time`: `[day-of-week ","] day month year hour ":" minute [":" second] zone [CFWS]`, with
+ * folding white space between the parts (spaces and tabs: a header value is one line), the obsolete two- and
+ * three-digit years and named zones, and a trailing comment such as MTAs write (`+0000 (UTC)`; not nested).
+ * Names are case-insensitive, as ABNF strings are.
  */
-const DATE_TIME = new RegExp(
-  `^[ \\t]*(?:(${DAY_NAMES.join("|")})[ \\t]*,[ \\t]*)?(\\d{1,2})[ \\t]+(${MONTH_NAMES.join("|")})[ \\t]+(\\d{2,})` +
-    `[ \\t]+(\\d{2})[ \\t]*:[ \\t]*(\\d{2})(?:[ \\t]*:[ \\t]*(\\d{2}))?[ \\t]+(?:[+-]\\d{2}(\\d{2})|${OBSOLETE_ZONES})[ \\t]*$`,
-  "i"
-)
+const DATE_TIME = (() => {
+  const blanks = "[ \\t]*"
+  const dayOfWeek = `(?:(${DAY_NAMES.join("|")})${blanks},${blanks})?`
+  const date = `(\\d{1,2})[ \\t]+(${MONTH_NAMES.join("|")})[ \\t]+(\\d{2,})`
+  const time = `(\\d{2})${blanks}:${blanks}(\\d{2})(?:${blanks}:${blanks}(\\d{2}))?`
+  const zone = `(?:[+-]\\d{2}(\\d{2})|${OBSOLETE_ZONES})`
+  // ctext: printable ASCII but parentheses and backslash
+  const comment = `(?:${blanks}\\([ \\t\\x21-\\x27\\x2a-\\x5b\\x5d-\\x7e]*\\))?`
+  return new RegExp(`^${blanks}${dayOfWeek}${date}[ \\t]+${time}[ \\t]+${zone}${comment}${blanks}$`, "i")
+})()
 
 /** RFC 2822 §4.3: a two-digit year below 50 is 20xx, others 19xx; a three-digit year is 1900 + it. */
 const fullYear = (digits: string): number => {
