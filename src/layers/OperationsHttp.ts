@@ -277,7 +277,11 @@ const portConfig = Config.schema(Schema.Int.check(Schema.isBetween({ minimum: 0,
 )
 
 /** A host name or an IP address (IPv6 with or without brackets), blanks around it allowed. */
-const AllowedHost = Schema.String.check(Schema.isPattern(/^\s*(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?)\s*$/))
+const AllowedHost = Schema.String.check(
+  Schema.isPattern(/^\s*(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?)\s*$/, {
+    message: "expected comma-separated host names or IP addresses, without ports"
+  })
+)
 
 /** `HTTP_ALLOWED_HOSTS`: comma-separated host names the endpoint also answers for (default none). */
 const allowedHostsConfig = Config.Array(AllowedHost, "HTTP_ALLOWED_HOSTS").pipe(
