@@ -22,7 +22,8 @@ const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe
 
 emailSenders.pipe(
   Command.run({ version: packageVersion }),
-  Effect.provide([NodeServices.layer, Logging.layerConfig, Tracing.layerConfig]),
+  // every command logs to stderr, its stdout being its output; the worker's log is its stdout (`runLiveWorker`)
+  Effect.provide([NodeServices.layer, Logging.layerConfig("stderr"), Tracing.layerConfig]),
   reportFailure,
   NodeRuntime.runMain({
     disableErrorReporting: true,

@@ -46,7 +46,7 @@ describe("jsonLines", () => {
       const messagesOf = (text: string | undefined) =>
         (text ?? "").split("\n").map((line) => (JSON.parse(line) as { message: string }).message)
       yield* Effect.scoped(Effect.gen(function*() {
-        const logged = Effect.provide(Logger.layer([yield* batchedJsonLines]))
+        const logged = Effect.provide(Logger.layer([yield* batchedJsonLines("stdout")]))
         yield* logged(Effect.logInfo("one"))
         yield* logged(Effect.logWarning("two"))
         assert.deepStrictEqual(writes, [])

@@ -21,6 +21,7 @@ import {
 import { HttpServer } from "effect/http"
 import { TestClock } from "effect/testing"
 import { SqlClient } from "effect/sql"
+import { request } from "node:http"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -242,7 +243,7 @@ describe("operations endpoint next to a live worker", () => {
 })
 
 /** The endpoint alone, with a broker that is up and SMTP captured: only the database decides. */
-const endpointWithRealms = <E>(realms: Layer.Layer<RealmRepository, E>) =>
+const endpointWithRealms = <E>(realms: Layer.Layer<RealmRepository, E>, allowedHosts: ReadonlyArray<string> = []) =>
   Effect.gen(function*() {
     const directory = yield* Effect.acquireRelease(
       Effect.promise(() => mkdtemp(join(tmpdir(), "ops-http-"))),
@@ -254,7 +255,13 @@ const endpointWithRealms = <E>(realms: Layer.Layer<RealmRepository, E>) =>
         RabbitMq.RabbitMqConnection.of({ connected, keepSession: () => Effect.die("no session in this test") }))
     )
     const context = yield* Layer.build(
-      OperationsHttp.layer({ port: 0, checkDatabase: true, probeTimeout: "15 seconds" }).pipe(
+      OperationsHttp.layer({
+        port: 0,
+        checkDatabase: true,
+        probeTimeout: "15 seconds",
+        capturedEmailsDirectory: directory,
+        allowedHosts
+      }).pipe(
         Layer.provide(Layer.mergeAll(broker, DevelopmentCapture.layer({ directory }), realms))
       )
     )
@@ -292,6 +299,49 @@ describe("/readyz and the database", () => {
         status: "ready",
         checks: { broker: "ok", smtp: "ok", database: "ok" }
       })
+    }))
+})
+
+/** A GET over real HTTP with the given `Host` header (fetch would write its own). */
+const getAs = (base: string, path: string, host: string): Effect.Effect<Reply> =>
+  Effect.callback<Reply>((resume) => {
+    const url = new URL(path, base)
+    const outgoing = request({ hostname: url.hostname, port: url.port, path: url.pathname, headers: { host } }, (response) => {
+      let body = ""
+      response.setEncoding("utf8").on("data", (chunk: string) => {
+        body += chunk
+      }).on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, body })))
+    })
+    outgoing.on("error", (error) => resume(Effect.die(error)))
+    outgoing.end()
+  })
+
+describe("the Host a request is addressed to (DNS rebinding)", () => {
+  const paths = ["/emails", "/metrics", "/readyz", "/healthz", "/no-such-path"]
+
+  it.live("any other name is answered 421 on every path, and nothing of the page is sent", () =>
+    Effect.gen(function*() {
+      const base = yield* endpointWithRealms(InMemoryRealms.layer({ realms: [], users: [] }))
+      const port = new URL(base).port
+      for (const path of paths) {
+        for (const host of ["evil.example", `evil.example:${port}`, "127.0.0.1.evil.example", "localhost.", "[::2]"]) {
+          const reply = yield* getAs(base, path, host)
+          assert.strictEqual(reply.status, 421, `${path} as ${host}`)
+          assert.match(reply.body, /^Misdirected Request: /)
+        }
+      }
+    }))
+
+  it.live("the bind address, loopback names and HTTP_ALLOWED_HOSTS are answered, with or without a port", () =>
+    Effect.gen(function*() {
+      const base = yield* endpointWithRealms(InMemoryRealms.layer({ realms: [], users: [] }), ["ops.internal", "::5"])
+      const port = new URL(base).port
+      const hosts = ["127.0.0.1", "localhost", "LocalHost", "[::1]", "ops.internal", "OPS.internal", "[::5]"]
+      for (const host of hosts.flatMap((name) => [name, `${name}:${port}`])) {
+        assert.strictEqual((yield* getAs(base, "/emails", host)).status, 200, host)
+        assert.strictEqual((yield* getAs(base, "/healthz", host)).status, 200, host)
+        assert.strictEqual((yield* getAs(base, "/no-such-path", host)).status, 404, host)
+      }
     }))
 })
 

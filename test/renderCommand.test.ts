@@ -4,7 +4,7 @@
  */
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option, Stdio, Stream } from "effect"
+import { ConfigProvider, Effect, Layer, Logger, Option, Stdio, Stream } from "effect"
 import { Command } from "effect/cli"
 import { TestConsole } from "effect/testing"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
@@ -56,7 +56,9 @@ const runCli = <Name extends string, Input, E, R>(
     Effect.andThen(TestConsole.logLines),
     Effect.provide(Layer.mergeAll(
       ConfigProvider.layer(ConfigProvider.fromUnknown(env)),
-      Stdio.layerTest({ stdin: Stream.make(new TextEncoder().encode(stdin)) })
+      Stdio.layerTest({ stdin: Stream.make(new TextEncoder().encode(stdin)) }),
+      // as main.ts has every command but the worker log
+      Layer.succeed(Logger.LogToStderr, true)
     )),
     Effect.provide(NodeServices.layer)
   )

@@ -59,6 +59,6 @@ export const publishCommand = Command.make("publish", { file: eventFileFlag, ...
     yield* decodeEmailEvent(event)
     yield* (yield* QueuePublisher).publishEmail(event as JsonObject)
     yield* Effect.logInfo("event published")
-  }).pipe(Effect.provide(RabbitMqPublisher.layerConfig))).pipe(
+  }).pipe(Effect.provide(RabbitMqPublisher.layerConfig()))).pipe(
     Command.withDescription("Validate one email_senders event and enqueue it with a publisher confirm")
   )

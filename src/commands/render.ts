@@ -60,12 +60,6 @@ export const renderEvent = Effect.fn("renderEvent")(function*(json: unknown, ove
   return formatEmail(yield* buildEmail(event))
 })
 
-/** Runs `effect` with its log lines on stderr, so that standard output carries the email alone. */
-const loggingToStderr = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Console.consoleWith((console) =>
-    Effect.provideService(effect, Console.Console, Object.assign(Object.create(console), { log: console.error }))
-  )
-
 export const renderCommand = Command.make("render", {
   file: eventFileFlag,
   userIds: Flag.Int("user-id").pipe(
@@ -77,8 +71,7 @@ export const renderCommand = Command.make("render", {
   Effect.gen(function*() {
     const json = yield* readEventJson(file)
     const email = yield* renderEvent(json, { userIds, realmId }).pipe(
-      Effect.provide(Layer.mergeAll(ZulipEmailBuilder.layerConfig, RealmsLive)),
-      loggingToStderr
+      Effect.provide(Layer.mergeAll(ZulipEmailBuilder.layerConfig, RealmsLive))
     )
     yield* Console.log(email)
   })).pipe(

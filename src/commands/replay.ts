@@ -1,4 +1,4 @@
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as RabbitMqConnection from "../layers/RabbitMqConnection.ts"
 import * as RabbitMqPublisher from "../layers/RabbitMqPublisher.ts"
@@ -12,9 +12,6 @@ const summaryLine = (file: string, queue: string, dryRun: boolean, summary: Repl
 
 const optional = <A>(flag: Flag.Flag<A>, description: string) =>
   flag.pipe(Flag.withDescription(description), Flag.optional)
-
-const publisherTo = (queueName: string) =>
-  RabbitMqPublisher.layerNoDeps({ queueName }).pipe(Layer.provide(RabbitMqConnection.layerConfig))
 
 /** Zulip's `enqueue_file` for an `.errors` file, with filters, a dry run, and a sidecar so nothing is sent twice. */
 export const replayCommand = Command.make("replay", {
@@ -50,7 +47,7 @@ export const replayCommand = Command.make("replay", {
       : yield* Effect.gen(function*() {
         const publisher = yield* QueuePublisher
         return yield* replayFailures({ file, filters, target: { _tag: "Publish", publishEmail: publisher.publishEmail } })
-      }).pipe(Effect.provide(publisherTo(queueName)))
+      }).pipe(Effect.provide(RabbitMqPublisher.layerConfig(queueName)))
     yield* Console.log(summaryLine(file, queueName, dryRun, summary))
     if (!dryRun) yield* Console.log(`replayed events are marked in ${replayedMarksPath(file)}`)
   })).pipe(

@@ -1,6 +1,7 @@
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { Command } from "effect/cli"
 import { WorkerServicesLive } from "../layers/LiveServices.ts"
+import * as Logging from "../layers/Logging.ts"
 import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import { redactUrl } from "../layers/RabbitMqConnection.ts"
 import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
@@ -31,7 +32,8 @@ const logEffectiveConfiguration = Effect.gen(function*() {
 /**
  * The worker on the live services from the environment, with its operations endpoint (`HTTP_PORT`) alongside: the
  * endpoint starts before the first delivery and closes after the worker has drained. First of all, the process
- * gets a heap that suits the worker (`workerHeap.ts`), which may restart it.
+ * gets a heap that suits the worker (`workerHeap.ts`), which may restart it. Its log goes to stdout, unlike the
+ * other commands'.
  */
 export const runLiveWorker = Effect.andThen(
   sizeWorkerHeap,
@@ -40,6 +42,6 @@ export const runLiveWorker = Effect.andThen(
     Effect.andThen(runWorker),
     Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive)))
   )
-)
+).pipe(Effect.provide(Logging.layerConfig("stdout")))
 
 export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(Command.withDescription("Consume the queue and deliver emails until SIGTERM (the default command)"))

@@ -7,6 +7,7 @@
  */
 import { Effect, Schema } from "effect"
 import { InvalidEvent } from "./errors.ts"
+import { DateValue, MessageIdValue, unsubscribeLinkCheck } from "./headerValues.ts"
 
 export type JsonObject = { readonly [key: string]: unknown }
 
@@ -29,14 +30,14 @@ const EmailEventFields = Schema.Struct({
   reply_to_email: optionalNullable(Schema.String),
   language: optionalNullable(Schema.String),
   /** the `Date` header (RFC 2822), usually the enqueue time */
-  date: optionalNullable(Schema.String),
-  context: optionalNullable(Schema.Record(Schema.String, Schema.Unknown)),
+  date: optionalNullable(DateValue),
+  context: optionalNullable(Schema.Record(Schema.String, Schema.Unknown).check(unsubscribeLinkCheck)),
   realm_id: optionalNullable(Schema.Int),
   failed_tries: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
   /** take the recipients off the Amazon SES suppression list before sending (`SuppressionList`) */
   remove_suppressed_destination: optionalNullable(Schema.Boolean),
   /** beyond Zulip: a producer-chosen Message-ID, kept across redeliveries */
-  message_id: optionalNullable(Schema.NonEmptyString),
+  message_id: optionalNullable(MessageIdValue),
   /** beyond Zulip: pre-rendered content instead of `template_prefix` */
   subject: Schema.optionalKey(Schema.String),
   text: Schema.optionalKey(Schema.String),

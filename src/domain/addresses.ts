@@ -29,10 +29,14 @@ export interface Mailbox {
 /** C0, DEL and C1 controls, plus the Unicode line and paragraph separators some parsers treat as line breaks. */
 const CONTROL_CHARACTER = /[\p{Cc}\u2028\u2029]/u
 
+/** A character as `U+000D`, for an error message that must not carry the character itself. */
+export const codePointName = (character: string): string =>
+  `U+${character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+
 /** The first control character in `value` as `U+000D`, or null when the value is one clean line. */
 export const controlCharacterIn = (value: string): string | null => {
   const found = CONTROL_CHARACTER.exec(value)
-  return found === null ? null : `U+${found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`
+  return found === null ? null : codePointName(found[0])
 }
 
 /** A value as it may appear in an error message: escaped, and short enough for a log line. */
@@ -79,9 +83,28 @@ export const parseMailbox = (input: string): Mailbox | null => {
   }
 }
 
+/** RFC 5321 §4.5.3.1.1: the longest local part, in octets as sent (quotes included) */
+const MAX_LOCAL_PART_OCTETS = 64
+
+/**
+ * Why a mailbox the grammar reads is still not one the worker sends to, or null: an address literal
+ * (`a@[127.0.0.1]`) would let an event pick the server its email goes to, a label that starts or ends with a
+ * hyphen is no host name (RFC 1123), and a longer local part is refused by SMTP servers after the email is built.
+ */
+const undeliverableReason = (mailbox: Mailbox): string | null => {
+  if (mailbox.domain.startsWith("[")) return "has an address literal for its domain; only domain names are accepted"
+  const label = mailbox.domain.split(".").find((part) => part.startsWith("-") || part.endsWith("-"))
+  if (label !== undefined) return `has the domain label ${JSON.stringify(label)}, which starts or ends with a hyphen`
+  const localOctets = Buffer.byteLength(mailbox.address.slice(0, mailbox.address.lastIndexOf("@")), "utf8")
+  return localOctets > MAX_LOCAL_PART_OCTETS
+    ? `has a local part of ${localOctets} octets; at most ${MAX_LOCAL_PART_OCTETS} are allowed`
+    : null
+}
+
 /**
  * Parses one address of the event, synchronously (the result is an `Exit`); fails with `InvalidEvent` naming the
- * field and the address. `withName: false` accepts only a bare address (`from_address`, a user's delivery email), as
+ * field and the address. Beyond the grammar, the address must be one to deliver to (`undeliverableReason`).
+ * `withName: false` accepts only a bare address (`from_address`, a user's delivery email), as
  * Zulip's `Address(addr_spec=...)` does.
  */
 export const parseAddressField = (
@@ -96,6 +119,12 @@ export const parseAddressField = (
   if (mailbox === null) {
     return Exit.fail(
       new InvalidEvent({ message: `invalid email event: ${what} ${displayValue(value)} is not a valid email address`, field })
+    )
+  }
+  const undeliverable = undeliverableReason(mailbox)
+  if (undeliverable !== null) {
+    return Exit.fail(
+      new InvalidEvent({ message: `invalid email event: ${what} ${displayValue(value)} ${undeliverable}`, field })
     )
   }
   if (!options.withName && mailbox.name !== "") {

@@ -30,21 +30,32 @@ export const jsonLines: Logger.Logger<unknown, void> = Logger.withConsoleLog(jso
 export const logWriteWindow = Duration.millis(20)
 
 /**
- * `jsonLine` gathered over `logWriteWindow` and written with one `console.log`: a line per email written on its
- * own cost a `write(2)` each, ~5 % of the worker's CPU at full speed (bench/FINDINGS.md). What is buffered is
- * written when the logger's scope closes (a stop or a failure exit), and lost only if the process is killed
- * outright (SIGKILL, out of memory): at most `logWriteWindow` of lines.
+ * Where log lines go: standard output for the worker, whose output is its log, and standard error for every
+ * command whose standard output is its result (`render`, `stats`, `replay`, ...), so that the result can be piped.
  */
-export const batchedJsonLines: Effect.Effect<Logger.Logger<unknown, void>, never, Scope.Scope> = Logger.batched(
-  jsonLine,
-  { window: logWriteWindow, flush: (lines) => Console.log(lines.join("\n")) }
-)
+export type LogStream = "stdout" | "stderr"
 
-export const layerConfig = Layer.unwrap(Effect.gen(function*() {
-  const format = yield* Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json" as const))
-  const level = yield* Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as const))
-  return Layer.mergeAll(
-    Logger.layer([format === "json" ? batchedJsonLines : Logger.consolePretty()]),
-    Layer.succeed(References.MinimumLogLevel, level)
-  )
-}))
+/**
+ * `jsonLine` gathered over `logWriteWindow` and written with one `console.log` (or `console.error`): a line per
+ * email written on its own cost a `write(2)` each, ~5 % of the worker's CPU at full speed (bench/FINDINGS.md).
+ * What is buffered is written when the logger's scope closes (a stop or a failure exit), and lost only if the
+ * process is killed outright (SIGKILL, out of memory): at most `logWriteWindow` of lines.
+ */
+export const batchedJsonLines = (stream: LogStream): Effect.Effect<Logger.Logger<unknown, void>, never, Scope.Scope> =>
+  Logger.batched(jsonLine, {
+    window: logWriteWindow,
+    flush: (lines) => (stream === "stdout" ? Console.log : Console.error)(lines.join("\n"))
+  })
+
+/** `LOG_FORMAT` and `LOG_LEVEL`, written to `stream`. */
+export const layerConfig = (stream: LogStream) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const format = yield* Config.Literals(["json", "pretty"], "LOG_FORMAT").pipe(Config.withDefault("json" as const))
+    const level = yield* Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as const))
+    return Layer.mergeAll(
+      Logger.layer([format === "json" ? batchedJsonLines(stream) : Logger.consolePretty()]),
+      // where the pretty logger writes
+      Layer.succeed(Logger.LogToStderr, stream === "stderr"),
+      Layer.succeed(References.MinimumLogLevel, level)
+    )
+  }))

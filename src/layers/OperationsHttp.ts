@@ -3,10 +3,12 @@
  * `/readyz` (broker, SMTP and database can be reached), `/metrics` (Prometheus text of `programs/metrics.ts`, with
  * Effect's own serialiser) and, while emails are captured instead of sent, Zulip's development `/emails` page.
  * Bound to loopback by default: it is meant for a local Prometheus, supervisor or developer, not the internet.
+ * Every path answers only requests addressed to one of its own host names (`Host`), so a web page whose name an
+ * attacker points at 127.0.0.1 (DNS rebinding) cannot read it from a browser.
  */
 import { NodeFileSystem, NodeHttpServer } from "@effect/platform-node"
 import { Clock, Config, Duration, Effect, FileSystem, Layer, Metric, Schema, SubscriptionRef } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 import { basename, join, resolve } from "node:path"
@@ -37,6 +39,11 @@ export interface OperationsHttpOptions {
   readonly port: number
   /** default `127.0.0.1` */
   readonly host?: string | undefined
+  /**
+   * host names (or addresses) requests may be addressed to besides `host`, `localhost`, `127.0.0.1` and `[::1]`;
+   * any other `Host` is answered 421
+   */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** the development capture directory when that backend is active; `/emails` is served only then */
   readonly capturedEmailsDirectory?: string | undefined
   /** `/readyz` also checks the database (a realm lookup), for when `DATABASE_URL` is configured */
@@ -229,8 +236,38 @@ const makeRoutes = (options: OperationsHttpOptions) =>
     ]
   })
 
+/** A name or address as `Host` writes it: lowercase, an IPv6 address in brackets. */
+const asHostName = (host: string): string => (host.includes(":") && !host.startsWith("[") ? `[${host}]` : host).toLowerCase()
+
+/** The name part of a `Host` value (`name`, `name:port`, `[v6]`, `[v6]:port`), as `asHostName` writes it; else null. */
+const requestedHostName = (header: string): string | null => {
+  const match = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::\d{1,5})?$/.exec(header)
+  return match === null ? null : match[1]!.toLowerCase()
+}
+
+const misdirected = HttpServerResponse.text(
+  "Misdirected Request: this endpoint answers only requests addressed to its own host names (see HTTP_ALLOWED_HOSTS)\n",
+  { status: 421 }
+)
+
+/** Answers 421 on every path, unknown ones included, unless `Host` names one of `allowed`. */
+const hostCheck = (allowed: ReadonlySet<string>) =>
+  HttpRouter.middleware((app) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const name = requestedHostName(request.headers["host"] ?? "")
+      return name !== null && allowed.has(name) ? app : Effect.succeed(misdirected)
+    }), { global: true })
+
 export const layer = (options: OperationsHttpOptions) =>
-  HttpRouter.serve(HttpRouter.addAll(makeRoutes(options)), { disableLogger: true }).pipe(
+  HttpRouter.serve(
+    Layer.merge(
+      HttpRouter.addAll(makeRoutes(options)),
+      hostCheck(
+        new Set([options.host ?? "127.0.0.1", "localhost", "127.0.0.1", "::1", ...(options.allowedHosts ?? [])].map(asHostName))
+      )
+    ),
+    { disableLogger: true }
+  ).pipe(
     Layer.provideMerge(NodeHttpServer.layerServer(createServer, { port: options.port, host: options.host ?? "127.0.0.1" })),
     Layer.provide(NodeFileSystem.layer)
   )
@@ -239,8 +276,22 @@ const portConfig = Config.schema(Schema.Int.check(Schema.isBetween({ minimum: 0,
   Config.withDefault(9100)
 )
 
+/** A host name or an IP address (IPv6 with or without brackets), blanks around it allowed. */
+const AllowedHost = Schema.String.check(
+  Schema.isPattern(/^\s*(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?)\s*$/, {
+    message: "expected comma-separated host names or IP addresses, without ports"
+  })
+)
+
+/** `HTTP_ALLOWED_HOSTS`: comma-separated host names the endpoint also answers for (default none). */
+const allowedHostsConfig = Config.Array(AllowedHost, "HTTP_ALLOWED_HOSTS").pipe(
+  Config.map((hosts) => hosts.map((host) => host.trim())),
+  Config.withDefault([])
+)
+
 /**
- * `HTTP_PORT` (default 9100; `0` turns the endpoint off) on `HTTP_HOST` (default `127.0.0.1`). `/emails` is served
+ * `HTTP_PORT` (default 9100; `0` turns the endpoint off) on `HTTP_HOST` (default `127.0.0.1`), answering for
+ * `HTTP_HOST`, loopback names and `HTTP_ALLOWED_HOSTS`. `/emails` is served
  * when `EMAIL_HOST` is unset (capture to `EMAIL_LOG_DIR`), the database is checked when `DATABASE_URL` is set, and
  * `READY_SMTP_CHECK_AGE` (default 5 s) is how old the latest SMTP check may be before `/readyz` runs a new one.
  */
@@ -250,6 +301,7 @@ export const layerConfig = Layer.unwrap(Effect.gen(function*() {
   return layer({
     port,
     host: yield* Config.String("HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
+    allowedHosts: yield* allowedHostsConfig,
     capturedEmailsDirectory: (yield* capturesEmails)
       ? resolve(yield* EmailLogDirectorySetting)
       : undefined,

@@ -1,5 +1,6 @@
 /** Config readers shared by every layer's settings. */
 import { Config, Duration, Schema } from "effect"
+import { hostWithoutPort } from "../domain/addresses.ts"
 
 /** A duration: a plain number of seconds (Zulip's style, `EMAIL_TIMEOUT=15`) or a string like `500 millis`. */
 export const DurationSetting = (name: string): Config.Config<Duration.Duration> =>
@@ -25,4 +26,10 @@ export const StatsDirectorySetting: Config.Config<string> = Config.String("QUEUE
 /** `EMAIL_LOG_DIR`: where the development capture writes each email. */
 export const EmailLogDirectorySetting: Config.Config<string> = Config.String("EMAIL_LOG_DIR").pipe(
   Config.withDefault("var/emails")
+)
+
+/** The right-hand side of the Message-IDs the worker makes: `EXTERNAL_HOST` (default `localhost`) without its port. */
+export const MessageIdHostSetting: Config.Config<string> = Config.String("EXTERNAL_HOST").pipe(
+  Config.withDefault("localhost"),
+  Config.map(hostWithoutPort)
 )
