@@ -221,6 +221,27 @@ describe("consumeBatch", () => {
       assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 1)
     }).pipe(withSettings({ maxEventBytes: 1000 }), Effect.provide(inMemoryLayer)))
 
+  it.effect("a body nested deeper than MAX_EVENT_DEPTH is refused right after parsing, naming its depth, and kept as its text", () =>
+    Effect.gen(function*() {
+      // 5,000 levels in the context (10 KB), and a top-level array 100,000 levels deep (200 KB): both used to die
+      // in the Message-ID hash or the failure record
+      const deepContext = JSON.stringify({ ...confirmNewEmail, context: { a: "PLACEHOLDER" } })
+        .replace("\"PLACEHOLDER\"", "[".repeat(5_000) + "]".repeat(5_000))
+      const deepArray = "[".repeat(100_000) + "]".repeat(100_000)
+      // the event, its context and 62 arrays: 64 levels, the limit itself
+      const atTheLimit = { ...confirmNewEmail, context: { a: JSON.parse("[".repeat(62) + "]".repeat(62)) as unknown } }
+      const deliveries = yield* publishAndTake([deepContext, confirmNewEmail, deepArray, atTheLimit])
+      const settlements = yield* consumeBatch(deliveries)
+      assert.deepStrictEqual(settlements.map((s) => s.outcome), ["failed", "sent", "failed", "sent"])
+      const records = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(records.map((r) => [r.reason.tag, r.reason.message]), [
+        ["InvalidEvent", "invalid email event: the body nests 5002 levels deep, over MAX_EVENT_DEPTH (64)"],
+        ["InvalidEvent", "invalid email event: the body nests 100000 levels deep, over MAX_EVENT_DEPTH (64)"]
+      ])
+      assert.deepStrictEqual(records.map((r) => r.event), [deepContext, deepArray], "recorded as the raw text")
+      assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 4)
+    }).pipe(Effect.provide(inMemoryLayer)))
+
   it.effect("log lines about a redelivered event say so: it may have been sent before", () => {
     const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
     const keepLines = Logger.layer([Logger.make(({ fiber, message }) => {
@@ -400,10 +421,13 @@ describe("consumeBatch", () => {
       const fiber = yield* Effect.forkChild(consumeBatch(deliveries.map((d) => ({ ...d, release: Effect.sync(() => void released.push(d.body)) }))).pipe(
         Effect.provide(flakyStore)
       ))
+      const retrying = Effect.map(Metric.value(Metrics.deliveriesRetryingFailureStore), (gauge) => gauge.value)
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [], "not acked while the record is not written")
+      assert.strictEqual(yield* retrying, 1, "the stuck slot is counted once, whatever the retries")
       for (let second = 0; second < 60; second++) yield* TestClock.adjust("1 second")
       const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(yield* retrying, 0)
       assert.strictEqual(settlement!.outcome, "failed")
       assert.strictEqual(calls, 4)
       assert.deepStrictEqual(released, [], "never handed back in a loop")

@@ -69,7 +69,7 @@ describe("reading .errors lines", () => {
   })
 
   it("filters by reason tag, time range and template (full prefix or short name)", () => {
-    const record: ErrorsRecord = { time: new Date(2025, 2, 4, 16, 0, 0), events: [], reasonTag: "Rejected" }
+    const record: ErrorsRecord = { time: new Date(2025, 2, 4, 16, 0, 0), events: [], reasonTag: "Rejected", cutBody: null }
     const selected = (filters: ReplayFilters) => recordSelected(record, filters)
     assert.isTrue(selected({}))
     assert.isTrue(selected({ tag: "Rejected", since: new Date(2025, 2, 4, 16, 0, 0), until: new Date(2025, 2, 4, 16, 0, 0) }))

@@ -5,6 +5,7 @@
  */
 import { Cause, Clock, Effect, Metric } from "effect"
 import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
+import { checkEventDepth } from "../domain/jsonDepth.ts"
 import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
 import { type FailureReason, FailureStore } from "../services/FailureStore.ts"
@@ -14,7 +15,7 @@ import { SmtpConnection } from "../services/SmtpConnection.ts"
 import type { SuppressionList } from "../services/SuppressionList.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { withEventSpan } from "./eventSpan.ts"
-import { countFailure, eventsConsumed, eventsRequeued, eventsSettled } from "./metrics.ts"
+import { countFailure, deliveriesRetryingFailureStore, eventsConsumed, eventsRequeued, eventsSettled } from "./metrics.ts"
 import { requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
 import {
   annotatedAsNow,
@@ -45,12 +46,24 @@ const settleQuietly = (operation: string, effect: Effect.Effect<void, { readonly
 /**
  * Record the event as failed, then ack. A failure store that cannot be written (disk full) is an outage like any
  * other: the delivery stays unacked while the record is retried with backoff, so nothing is lost and nothing loops.
+ * Meanwhile the delivery is counted in `deliveriesRetryingFailureStore`, which makes `/readyz` say not ready.
+ * Nothing about the event itself can fail the store (it cuts what it cannot keep whole), so only the file is retried.
  */
 const recordFailure = Effect.fnUntraced(function*(delivery: Delivery, event: unknown, reason: FailureReason) {
   const settings = yield* WorkerSettings
-  yield* (yield* FailureStore).record({ event, reason }).pipe(
-    Effect.tapError((error) => Effect.logError(`could not record a failed event, trying again: ${error.message}`)),
+  // this delivery's own flag: set on its first failed write, so the gauge counts each stuck delivery once
+  let retrying = false
+  const countRetrying = Effect.suspend(() => {
+    if (retrying) return Effect.void
+    retrying = true
+    return Metric.modify(deliveriesRetryingFailureStore, 1)
+  })
+  yield* (yield* FailureStore).record({ event, reason, body: delivery.body }).pipe(
+    Effect.tapError((error) =>
+      Effect.andThen(Effect.logError(`could not record a failed event, trying again: ${error.message}`), countRetrying)
+    ),
     Effect.retry(storeOutageSchedule(settings)),
+    Effect.ensuring(Effect.suspend(() => retrying ? Metric.modify(deliveriesRetryingFailureStore, -1) : Effect.void)),
     // the schedule never gives up: the error cannot get here
     Effect.orDie
   )
@@ -144,18 +157,27 @@ const rejectInvalid = (delivery: Delivery, event: unknown, error: InvalidEvent) 
     Effect.andThen(recordFailure(delivery, event, { tag: error._tag, message: error.message, attempts: 0, smtpCode: null }))
   )
 
-/** What the failure record keeps of a body: its JSON when it parses, else the raw text. */
-const recordableEvent = (body: string) =>
-  Effect.result(parseJsonBody(body)).pipe(Effect.map((json) => json._tag === "Success" ? json.success : body))
+/** A body parsed and no deeper than `MAX_EVENT_DEPTH`, or why not. */
+const parseShallowBody = (body: string, maxEventDepth: number) =>
+  parseJsonBody(body).pipe(Effect.tap((json) => checkEventDepth(json, maxEventDepth)))
+
+/** What the failure record keeps of a body: its JSON when it parses within the depth limit, else the raw text. */
+const recordableEvent = Effect.fnUntraced(function*(body: string) {
+  const { maxEventDepth } = yield* WorkerSettings
+  const json = yield* Effect.result(parseShallowBody(body, maxEventDepth))
+  return json._tag === "Success" ? json.success : body
+})
 
 const settle = Effect.fnUntraced(function*(delivery: Delivery) {
-  const { maxEventBytes } = yield* WorkerSettings
+  const { maxEventBytes, maxEventDepth } = yield* WorkerSettings
   const size = Buffer.byteLength(delivery.body)
   if (size > maxEventBytes) {
+    // the store keeps its JSON when that fits in MAX_EVENT_BYTES, else the start of its text, cut to fit
     const message = `invalid email event: the body is ${size} bytes, over MAX_EVENT_BYTES (${maxEventBytes})`
     return yield* rejectInvalid(delivery, yield* recordableEvent(delivery.body), new InvalidEvent({ message, field: null }))
   }
-  const json = yield* Effect.result(parseJsonBody(delivery.body))
+  // a body too deep is recorded as its text: the parsed value is what nothing after this point could walk
+  const json = yield* Effect.result(parseShallowBody(delivery.body, maxEventDepth))
   if (json._tag === "Failure") return yield* rejectInvalid(delivery, delivery.body, json.failure)
   const event = yield* Effect.result(decodeEmailEvent(json.success))
   if (event._tag === "Failure") return yield* rejectInvalid(delivery, json.success, event.failure)
