@@ -4,7 +4,7 @@
  */
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { identityOf, type Published, recordedValue } from "./support/ledger.ts"
+import { failureIdentity, identitiesOfBody, type Published } from "./support/ledger.ts"
 import { goodEvent, makeScenario } from "./support/scenario.ts"
 
 const perKind = 30
@@ -51,8 +51,8 @@ it.live("550 recipients: one attempt, recorded once; 451-once recipients: requeu
     const counts = yield* scenario.account(published)
     const failures = scenario.failures.read()
     const problems = expectations.flatMap(({ event, messageId, rcpt, deliveries, failureLines }) => {
-      const identity = identityOf(recordedValue(event.body))
-      const lines = failures.filter((line) => identityOf(line.event) === identity)
+      const identities = identitiesOfBody(event.body)
+      const lines = failures.filter((line) => identities.includes(failureIdentity(line)))
       return [
         ...rcpt.flatMap(([address, attempts]) =>
           scenario.sink.rcptAttempts(address) === attempts ? [] : [`${event.label}: ${scenario.sink.rcptAttempts(address)} RCPT TO ${address}, expected ${attempts}`]
