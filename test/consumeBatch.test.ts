@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, References } from "effect"
 import { TestClock } from "effect/testing"
+import { createHash } from "node:crypto"
 import { NotDelivered, QueueError, Rejected, StoreError, TimeoutError, Unavailable } from "../src/domain/errors.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
 import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
@@ -23,6 +24,8 @@ const notDelivered = new NotDelivered({ message: "451 try again later", smtpCode
 /** dropped before the server replied: retried in process, unlike a 4xx reply */
 const connectionLost = new NotDelivered({ message: "Connection closed unexpectedly", smtpCode: null, response: null })
 const rejected = new Rejected({ message: "550 no such user", smtpCode: 550, response: "550 5.1.1 User unknown", recipients: ["hamlet@zulip.example"] })
+
+const sha12 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 12)
 
 const withSettings = (overrides: Partial<WorkerSettingsShape>) =>
   Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, ...overrides })
@@ -356,22 +359,91 @@ describe("consumeBatch", () => {
       assert.strictEqual(error.stage, "attempt")
     }))
 
-  it.effect("a partly accepted message is sent, and the refused recipients are recorded", () =>
+  it.effect("a partly accepted message: a copy for the 4xx recipients is requeued, the 5xx ones recorded, nobody sent twice", () =>
     Effect.gen(function*() {
-      const deliveries = yield* publishAndTake([{ ...confirmNewEmail, to_emails: ["a@zulip.example", "b@zulip.example"] }])
+      const smtp = yield* InMemorySmtp
+      const event = {
+        ...confirmNewEmail,
+        to_emails: ["a@zulip.example", "B <b@zulip.example>", "c@zulip.example", "d@zulip.example", "e@zulip.example"]
+      }
+      const deliveries = yield* publishAndTake([event])
       const [settlement] = yield* consumeBatch(deliveries)
       assert.strictEqual(settlement!.outcome, "sent")
-      const [record] = yield* (yield* InMemoryFailures).records
+      const [sent] = yield* smtp.sent
+      const original = sent!.messageId
+      const [left, right] = original.slice(1, -1).split("@") as [string, string]
+
+      const [record, ...others] = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(others, [])
       assert.strictEqual(record!.reason.tag, "Rejected")
       assert.strictEqual(record!.reason.smtpCode, 550)
-      assert.include(record!.reason.message, "b@zulip.example")
-      assert.notInclude(record!.reason.message, "a@zulip.example")
+      assert.strictEqual(record!.reason.message, "recipients refused: b@zulip.example (550 550 User unknown)")
+      assert.deepStrictEqual(record!.event, {
+        ...confirmNewEmail,
+        to_emails: ["B <b@zulip.example>"],
+        message_id: `<${left}.rcpt-${sha12("b@zulip.example")}@${right}>`
+      }, "a copy for the refused recipient alone, so a replay sends only to them")
+
+      const [requeued, ...more] = yield* (yield* InMemoryQueue).requeued
+      assert.deepStrictEqual(more, [])
+      assert.deepStrictEqual(requeued!.event, {
+        ...confirmNewEmail,
+        to_emails: ["c@zulip.example", "d@zulip.example"],
+        message_id: `<${left}.rcpt-${sha12("c@zulip.example\nd@zulip.example")}@${right}>`,
+        failed_tries: 1
+      })
+      assert.strictEqual(requeued!.delayMillis, 30_000)
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [JSON.stringify(event)], "acked once, by the requeue")
+
+      // the copy comes back after REQUEUE_DELAY and goes to the deferred recipients only
+      yield* TestClock.adjust("30 seconds")
+      const [copy] = yield* (yield* QueueConsumer).take.pipe(Effect.map((delivery) => [delivery]))
+      yield* consumeBatch([copy!])
+      const resent = (yield* smtp.sent)[1]!
+      assert.deepStrictEqual(resent.envelope.to, ["c@zulip.example", "d@zulip.example"])
+      assert.strictEqual(resent.messageId, (requeued!.event as { message_id: string }).message_id)
+    }).pipe(
+      Effect.provide(Layer.effect(SmtpConnection, Effect.gen(function*() {
+        const smtp = yield* InMemorySmtp
+        const memory = yield* SmtpConnection
+        // the first message: a accepted, b refused for good, c and d deferred, e accepted; then all accepted
+        return SmtpConnection.of({
+          ...memory,
+          send: (message) =>
+            Effect.flatMap(smtp.sent, (before) =>
+              Effect.map(memory.send(message), (report) =>
+                before.length > 0 ? report : {
+                  accepted: ["a@zulip.example", "e@zulip.example"],
+                  rejected: [
+                    { address: "b@zulip.example", smtpCode: 550, response: "550 User unknown" },
+                    { address: "c@zulip.example", smtpCode: 452, response: "452 Too many recipients" },
+                    { address: "d@zulip.example", smtpCode: 451, response: "451 Try later" }
+                  ],
+                  response: "250 OK"
+                }))
+        })
+      }))),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  it.effect("deferred recipients past MAX_REQUEST_RETRIES are recorded as NotDelivered, for them alone", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake([{ ...confirmNewEmail, to_emails: ["a@zulip.example", "c@zulip.example"], failed_tries: 3 }])
+      const [settlement] = yield* consumeBatch(deliveries)
+      assert.strictEqual(settlement!.outcome, "sent")
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).requeued, [])
+      const [record] = yield* (yield* InMemoryFailures).records
+      assert.strictEqual(record!.reason.tag, "NotDelivered")
+      assert.strictEqual(record!.reason.smtpCode, 452)
+      assert.deepStrictEqual((record!.event as { to_emails: unknown }).to_emails, ["c@zulip.example"])
+      assert.strictEqual((record!.event as { failed_tries: unknown }).failed_tries, 3)
+      assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 1)
     }).pipe(
       Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({
         send: () =>
           Effect.succeed({
             accepted: ["a@zulip.example"],
-            rejected: [{ address: "b@zulip.example", smtpCode: 550, response: "550 User unknown" }],
+            rejected: [{ address: "c@zulip.example", smtpCode: 452, response: "452 Too many recipients" }],
             response: "250 OK"
           }),
         healthCheck: Effect.void,
