@@ -426,6 +426,28 @@ describe("consumeBatch", () => {
       Effect.provide(inMemoryLayer)
     ))
 
+  it.effect("an event that named users: the copy for a refused user names that user, so realm and language stay", () =>
+    Effect.gen(function*() {
+      const event = { ...confirmNewEmail, to_emails: undefined, to_user_ids: [hamlet.id, othello.id] }
+      const deliveries = yield* publishAndTake([event])
+      yield* consumeBatch(deliveries)
+      const [record] = yield* (yield* InMemoryFailures).records
+      const { to_emails, to_user_ids } = record!.event as { to_emails?: unknown; to_user_ids?: unknown }
+      assert.deepStrictEqual([to_emails, to_user_ids], [undefined, [othello.id]])
+    }).pipe(
+      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({
+        send: () =>
+          Effect.succeed({
+            accepted: [hamlet.deliveryEmail],
+            rejected: [{ address: othello.deliveryEmail.toUpperCase(), smtpCode: 550, response: "550 User unknown" }],
+            response: "250 OK"
+          }),
+        healthCheck: Effect.void,
+        close: Effect.void
+      }))),
+      Effect.provide(inMemoryLayer)
+    ))
+
   it.effect("deferred recipients past MAX_REQUEST_RETRIES are recorded as NotDelivered, for them alone", () =>
     Effect.gen(function*() {
       const deliveries = yield* publishAndTake([{ ...confirmNewEmail, to_emails: ["a@zulip.example", "c@zulip.example"], failed_tries: 3 }])

@@ -26,15 +26,22 @@ export const recipientsMessageId = (messageId: string, addresses: ReadonlyArray<
 
 /**
  * The event's JSON sent to `addresses` (bare envelope addresses) only, with the Message-ID for them. An event that
- * named its recipients by email keeps their entries as written (display names included); one that named users
- * gets their addresses, as the server saw them.
+ * named users keeps naming users (so their realm and language stay) when `userIds` knows each address's user; an
+ * event that named its recipients by email keeps their entries as written (display names included); otherwise the
+ * copy names the addresses as the server saw them.
  */
 export const eventForRecipients = (
   event: EmailEvent,
   messageId: string,
-  addresses: ReadonlyArray<string>
+  addresses: ReadonlyArray<string>,
+  userIds: ReadonlyMap<string, number> = new Map()
 ): JsonObject => {
   const { to_email: _email, to_emails: _emails, to_user_id: _userId, to_user_ids: _userIds, ...rest } = event.original
+  const message_id = recipientsMessageId(messageId, addresses)
+  const ids = addresses.map((address) => userIds.get(address.toLowerCase()))
+  if (event.recipients._tag === "UserIds" && ids.every((id) => id !== undefined)) {
+    return { ...rest, to_user_ids: [...new Set(ids)], message_id }
+  }
   const written = event.recipients._tag === "Emails" ? event.recipients.emails : []
   const entries = addresses.map((address) =>
     written.find((entry) => {
@@ -42,5 +49,5 @@ export const eventForRecipients = (
       return mailbox !== null && sameAddress(mailbox.address, address)
     }) ?? address
   )
-  return { ...rest, to_emails: entries, message_id: recipientsMessageId(messageId, addresses) }
+  return { ...rest, to_emails: entries, message_id }
 }

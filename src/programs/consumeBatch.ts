@@ -6,6 +6,7 @@
 import { Cause, Clock, Effect, Metric } from "effect"
 import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
 import { checkEventDepth } from "../domain/jsonDepth.ts"
+import { parseMailbox } from "../domain/addresses.ts"
 import type { DeliveryReport } from "../domain/OutgoingEmail.ts"
 import { eventForRecipients } from "../domain/recipientCopy.ts"
 import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
@@ -92,10 +93,36 @@ const describeRefusals = (refusals: ReadonlyArray<Refusal>): string => {
 /** Only a 5xx is final; a 4xx (or a refusal without a code) may pass later, as for a whole message. */
 const isPermanentRefusal = (refusal: Refusal): boolean => refusal.smtpCode !== null && refusal.smtpCode >= 500
 
+/**
+ * The user id of each address of an event that named users (lower-cased), so a copy for some of them names them
+ * too. Looked up again, only when a message was partly refused; without an answer the copy names addresses.
+ */
+const userIdsByAddress = Effect.fnUntraced(function*(event: EmailEvent) {
+  if (event.recipients._tag !== "UserIds") return new Map<string, number>()
+  const users = yield* (yield* RealmRepository).usersByIds(event.recipients.userIds).pipe(Effect.orElseSucceed(() => []))
+  return new Map(users.flatMap((user) => {
+    const mailbox = parseMailbox(user.deliveryEmail)
+    return mailbox === null ? [] : [[mailbox.address.toLowerCase(), user.id] as const]
+  }))
+})
+
+/** The event's JSON for `refusals`' recipients alone. */
+const copyFor = (event: EmailEvent, sent: SentEmail, refusals: ReadonlyArray<Refusal>) =>
+  Effect.map(
+    userIdsByAddress(event),
+    (userIds) => eventForRecipients(event, sent.message.messageId, refusals.map((r) => r.address), userIds)
+  )
+
 /** A copy of the event for the refused recipients only, recorded with the reason (replaying it sends only to them). */
-const recordRefusals = (event: EmailEvent, sent: SentEmail, refusals: ReadonlyArray<Refusal>, tag: string, attempts: number) =>
-  writeFailure({
-    event: eventForRecipients(event, sent.message.messageId, refusals.map((r) => r.address)),
+const recordRefusals = Effect.fnUntraced(function*(
+  event: EmailEvent,
+  sent: SentEmail,
+  refusals: ReadonlyArray<Refusal>,
+  tag: string,
+  attempts: number
+) {
+  yield* writeFailure({
+    event: yield* copyFor(event, sent, refusals),
     reason: {
       tag,
       message: `recipients refused: ${describeRefusals(refusals)}`,
@@ -103,6 +130,7 @@ const recordRefusals = (event: EmailEvent, sent: SentEmail, refusals: ReadonlyAr
       smtpCode: refusals[0]?.smtpCode ?? null
     }
   })
+})
 
 /**
  * The recipients the server deferred (4xx) while accepting the others get a copy of the event for them alone,
@@ -119,7 +147,7 @@ const requeueDeferred = Effect.fnUntraced(function*(
   const settings = yield* WorkerSettings
   const failedTries = event.failedTries + 1
   if (failedTries <= settings.maxRequestRetries) {
-    const copy = eventForRecipients(event, sent.message.messageId, deferred.map((r) => r.address))
+    const copy = yield* copyFor(event, sent, deferred)
     yield* Effect.logWarning(
       `${deferred.length} recipient(s) deferred: ${describeRefusals(deferred)}; a copy for them is requeued (failed_tries=${failedTries})`
     )
