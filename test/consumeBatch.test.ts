@@ -245,6 +245,19 @@ describe("consumeBatch", () => {
       assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 4)
     }).pipe(Effect.provide(inMemoryLayer)))
 
+  it.effect("at MAX_EVENT_DEPTH's ceiling (1,000) every stage still walks the event: Message-ID hash, requeue, failure record", () =>
+    Effect.gen(function*() {
+      // the event, its context and 998 arrays
+      const deepest = { ...confirmNewEmail, context: { a: JSON.parse("[".repeat(998) + "]".repeat(998)) as unknown } }
+      yield* (yield* InMemorySmtp).failNext(1, notDelivered)
+      yield* (yield* InMemorySmtp).failNext(1, rejected)
+      yield* (yield* InMemoryQueue).publish(deepest)
+      yield* runUntilSettled
+      assert.deepStrictEqual((yield* (yield* InMemoryQueue).requeued).map((r) => r.event), [{ ...deepest, failed_tries: 1 }])
+      const records = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(records.map((r) => [r.reason.tag, r.event]), [["Rejected", { ...deepest, failed_tries: 1 }]])
+    }).pipe(withSettings({ maxEventDepth: 1000, sendAttempts: 1 }), Effect.provide(inMemoryLayer)))
+
   it.effect("log lines about a redelivered event say so: it may have been sent before", () => {
     const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
     const keepLines = Logger.layer([Logger.make(({ fiber, message }) => {
