@@ -149,4 +149,14 @@ describe("ErrorsFile", () => {
       assert.match(reason.message, /^550 5\.1\.1 no such user; the event is over MAX_EVENT_BYTES \(1000\): the body was cut, the record keeps its first \d+ of 30000 bytes \(sha256 [0-9a-f]{64}\)$/)
       assert.isAtMost(text.length, 1000 + 1024)
     }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("keeps a reason's message to 600 characters, saying how much more there was", () =>
+    Effect.gen(function*() {
+      const { store, lines } = yield* setup
+      const message = `invalid email event: ${"to_emails: Expected string; ".repeat(1_000)}`
+      yield* store.record({ event: { a: 1 }, reason: { ...rejected, message } })
+      const [line] = (yield* lines).map(parse)
+      const kept = (line!.reason as FailureReason).message
+      assert.strictEqual(kept, `${message.slice(0, 600)}… (${message.length - 600} more characters)`)
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 })

@@ -38,6 +38,14 @@ const serialised = (value: unknown): string | undefined => {
   }
 }
 
+/** A reason's message is kept to this many characters, so a record's overhead stays under about 1 KB. */
+const MAX_REASON_CHARS = 600
+
+const boundedMessage = (message: string): string =>
+  message.length <= MAX_REASON_CHARS
+    ? message
+    : `${message.slice(0, MAX_REASON_CHARS)}… (${message.length - MAX_REASON_CHARS} more characters)`
+
 /**
  * The record's events field and what it says about the body: the event as is when it serialises within
  * `maxEventBytes`; else the body's text (or the event's JSON text) cut to fit, with the whole body's size and
@@ -45,18 +53,19 @@ const serialised = (value: unknown): string | undefined => {
  */
 const eventsField = (failure: FailureRecord, maxEventBytes: number): { readonly field: string; readonly reason: FailureReason } => {
   const event = serialised(failure.event)
-  if (event !== undefined && Buffer.byteLength(event) <= maxEventBytes) return { field: `[${event}]`, reason: failure.reason }
+  const reason = { ...failure.reason, message: boundedMessage(failure.reason.message) }
+  if (event !== undefined && Buffer.byteLength(event) <= maxEventBytes) return { field: `[${event}]`, reason }
   const why = event === undefined ? "the event cannot be serialised" : `the event is over MAX_EVENT_BYTES (${maxEventBytes})`
   const whole = failure.body ?? event
   if (whole === undefined) {
-    return { field: "[]", reason: { ...failure.reason, message: `${failure.reason.message}; ${why}, and there is no body to keep` } }
+    return { field: "[]", reason: { ...reason, message: `${reason.message}; ${why}, and there is no body to keep` } }
   }
   const kept = cutToFit(whole, maxEventBytes)
   const body = digestBody(whole, kept)
   const message = isCut(body)
-    ? `${failure.reason.message}; ${why}: the body was cut, the record keeps its first ${body.keptBytes} of ${body.bytes} bytes (sha256 ${body.sha256})`
-    : `${failure.reason.message}; ${why}: the record keeps the body's text (${body.bytes} bytes, sha256 ${body.sha256})`
-  return { field: `[${JSON.stringify(kept)}]`, reason: { ...failure.reason, message, body } }
+    ? `${reason.message}; ${why}: the body was cut, the record keeps its first ${body.keptBytes} of ${body.bytes} bytes (sha256 ${body.sha256})`
+    : `${reason.message}; ${why}: the record keeps the body's text (${body.bytes} bytes, sha256 ${body.sha256})`
+  return { field: `[${JSON.stringify(kept)}]`, reason: { ...reason, message, body } }
 }
 
 /** One line: JSON escapes every newline inside the event and the reason, so the record cannot span lines. */
