@@ -4,12 +4,12 @@
  * rest of its batch on a non-retryable error; this does not).
  */
 import { Cause, Clock, Effect, Metric } from "effect"
-import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
-import { checkEventDepth } from "../domain/jsonDepth.ts"
 import { parseMailbox } from "../domain/addresses.ts"
+import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
+import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
+import { checkEventDepth } from "../domain/jsonDepth.ts"
 import type { DeliveryReport } from "../domain/OutgoingEmail.ts"
 import { eventForRecipients } from "../domain/recipientCopy.ts"
-import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
 import { EmailBuilder } from "../services/EmailBuilder.ts"
 import { type FailureReason, type FailureRecord, FailureStore } from "../services/FailureStore.ts"
 import type { Delivery } from "../services/QueueConsumer.ts"
