@@ -50,7 +50,7 @@ it.live("bodies nested 5,000 and 100,000 levels deep among good events, CONCURRE
       return failures.filter((line) => identities.includes(failureIdentity(line))).length
     })
     const goodDelivered = good.filter((event) => scenario.sink.deliveries.get(JSON.parse(event.body).message_id) === 1).length
-    const longestLine = Math.max(...failures.map((line) => line.bytes))
+    const longestLine = Math.max(0, ...failures.map((line) => line.bytes))
     scenario.report(task, "deep nesting", counts, `${deep.length} deep bodies, CONCURRENCY=2; longest errors line ${longestLine} bytes`)
 
     assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
