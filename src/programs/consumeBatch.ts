@@ -257,9 +257,9 @@ const settle = Effect.fnUntraced(function*(delivery: Delivery) {
   const { maxEventBytes, maxEventDepth } = yield* WorkerSettings
   const size = Buffer.byteLength(delivery.body)
   if (size > maxEventBytes) {
-    // the store keeps its JSON when that fits in MAX_EVENT_BYTES, else the start of its text, cut to fit
+    // not parsed (it may be megabytes, nested at any depth): the store keeps the start of its text, cut to fit
     const message = `invalid email event: the body is ${size} bytes, over MAX_EVENT_BYTES (${maxEventBytes})`
-    return yield* rejectInvalid(delivery, yield* recordableEvent(delivery.body), new InvalidEvent({ message, field: null }))
+    return yield* rejectInvalid(delivery, delivery.body, new InvalidEvent({ message, field: null }))
   }
   // a body too deep is recorded as its text: the parsed value is what nothing after this point could walk
   const json = yield* Effect.result(parseShallowBody(delivery.body, maxEventDepth))
