@@ -3,6 +3,7 @@ import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, References } 
 import { TestClock } from "effect/testing"
 import { createHash } from "node:crypto"
 import { NotDelivered, QueueError, Rejected, StoreError, TimeoutError, Unavailable } from "../src/domain/errors.ts"
+import type { DeliveryReport } from "../src/domain/OutgoingEmail.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
 import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
@@ -24,6 +25,14 @@ const notDelivered = new NotDelivered({ message: "451 try again later", smtpCode
 /** dropped before the server replied: retried in process, unlike a 4xx reply */
 const connectionLost = new NotDelivered({ message: "Connection closed unexpectedly", smtpCode: null, response: null })
 const rejected = new Rejected({ message: "550 no such user", smtpCode: 550, response: "550 5.1.1 User unknown", recipients: ["hamlet@zulip.example"] })
+
+/** An SMTP server that accepts every message for `accepted` and refuses it for `refused`. */
+const partlyAccepting = (accepted: ReadonlyArray<string>, refused: DeliveryReport["rejected"][number]) =>
+  Layer.succeed(SmtpConnection, SmtpConnection.of({
+    send: () => Effect.succeed({ accepted, rejected: [refused], response: "250 OK" }),
+    healthCheck: Effect.void,
+    close: Effect.void
+  }))
 
 const sha12 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 12)
 
@@ -448,16 +457,11 @@ describe("consumeBatch", () => {
       const { to_emails, to_user_ids } = record!.event as { to_emails?: unknown; to_user_ids?: unknown }
       assert.deepStrictEqual([to_emails, to_user_ids], [undefined, [othello.id]])
     }).pipe(
-      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({
-        send: () =>
-          Effect.succeed({
-            accepted: [hamlet.deliveryEmail],
-            rejected: [{ address: othello.deliveryEmail.toUpperCase(), smtpCode: 550, response: "550 User unknown" }],
-            response: "250 OK"
-          }),
-        healthCheck: Effect.void,
-        close: Effect.void
-      }))),
+      Effect.provide(partlyAccepting([hamlet.deliveryEmail], {
+        address: othello.deliveryEmail.toUpperCase(),
+        smtpCode: 550,
+        response: "550 User unknown"
+      })),
       Effect.provide(inMemoryLayer)
     ))
 
@@ -474,16 +478,11 @@ describe("consumeBatch", () => {
       assert.strictEqual((record!.event as { failed_tries: unknown }).failed_tries, 3)
       assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 1)
     }).pipe(
-      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({
-        send: () =>
-          Effect.succeed({
-            accepted: ["a@zulip.example"],
-            rejected: [{ address: "c@zulip.example", smtpCode: 452, response: "452 Too many recipients" }],
-            response: "250 OK"
-          }),
-        healthCheck: Effect.void,
-        close: Effect.void
-      }))),
+      Effect.provide(partlyAccepting(["a@zulip.example"], {
+        address: "c@zulip.example",
+        smtpCode: 452,
+        response: "452 Too many recipients"
+      })),
       Effect.provide(inMemoryLayer)
     ))
 
