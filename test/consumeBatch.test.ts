@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, References } from "effect"
 import { TestClock } from "effect/testing"
+import { createHash } from "node:crypto"
 import { NotDelivered, QueueError, Rejected, StoreError, TimeoutError, Unavailable } from "../src/domain/errors.ts"
+import type { DeliveryReport } from "../src/domain/OutgoingEmail.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
 import { InMemoryQueue } from "../src/layers/InMemoryQueue.ts"
 import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
@@ -23,6 +25,16 @@ const notDelivered = new NotDelivered({ message: "451 try again later", smtpCode
 /** dropped before the server replied: retried in process, unlike a 4xx reply */
 const connectionLost = new NotDelivered({ message: "Connection closed unexpectedly", smtpCode: null, response: null })
 const rejected = new Rejected({ message: "550 no such user", smtpCode: 550, response: "550 5.1.1 User unknown", recipients: ["hamlet@zulip.example"] })
+
+/** An SMTP server that accepts every message for `accepted` and refuses it for `refused`. */
+const partlyAccepting = (accepted: ReadonlyArray<string>, refused: DeliveryReport["rejected"][number]) =>
+  Layer.succeed(SmtpConnection, SmtpConnection.of({
+    send: () => Effect.succeed({ accepted, rejected: [refused], response: "250 OK" }),
+    healthCheck: Effect.void,
+    close: Effect.void
+  }))
+
+const sha12 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 12)
 
 const withSettings = (overrides: Partial<WorkerSettingsShape>) =>
   Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, ...overrides })
@@ -217,9 +229,43 @@ describe("consumeBatch", () => {
       const [record] = yield* (yield* InMemoryFailures).records
       assert.strictEqual(record!.reason.tag, "InvalidEvent")
       assert.match(record!.reason.message, /the body is \d+ bytes, over MAX_EVENT_BYTES \(1000\)/)
-      assert.deepStrictEqual(record!.event, big, "recorded as its JSON, ready for a replay once it is fixed")
+      assert.strictEqual(record!.event, JSON.stringify(big), "recorded as its text, which the store cuts to MAX_EVENT_BYTES")
       assert.strictEqual((yield* (yield* InMemorySmtp).sent).length, 1)
     }).pipe(withSettings({ maxEventBytes: 1000 }), Effect.provide(inMemoryLayer)))
+
+  it.effect("a body nested deeper than MAX_EVENT_DEPTH is refused right after parsing, naming its depth, and kept as its text", () =>
+    Effect.gen(function*() {
+      // 5,000 levels in the context (10 KB), and a top-level array 100,000 levels deep (200 KB): both used to die
+      // in the Message-ID hash or the failure record
+      const deepContext = JSON.stringify({ ...confirmNewEmail, context: { a: "PLACEHOLDER" } })
+        .replace("\"PLACEHOLDER\"", "[".repeat(5_000) + "]".repeat(5_000))
+      const deepArray = "[".repeat(100_000) + "]".repeat(100_000)
+      // the event, its context and 62 arrays: 64 levels, the limit itself
+      const atTheLimit = { ...confirmNewEmail, context: { a: JSON.parse("[".repeat(62) + "]".repeat(62)) as unknown } }
+      const deliveries = yield* publishAndTake([deepContext, confirmNewEmail, deepArray, atTheLimit])
+      const settlements = yield* consumeBatch(deliveries)
+      assert.deepStrictEqual(settlements.map((s) => s.outcome), ["failed", "sent", "failed", "sent"])
+      const records = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(records.map((r) => [r.reason.tag, r.reason.message]), [
+        ["InvalidEvent", "invalid email event: the body nests 5002 levels deep, over MAX_EVENT_DEPTH (64)"],
+        ["InvalidEvent", "invalid email event: the body nests 100000 levels deep, over MAX_EVENT_DEPTH (64)"]
+      ])
+      assert.deepStrictEqual(records.map((r) => r.event), [deepContext, deepArray], "recorded as the raw text")
+      assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 4)
+    }).pipe(Effect.provide(inMemoryLayer)))
+
+  it.effect("at MAX_EVENT_DEPTH's ceiling (1,000) every stage still walks the event: Message-ID hash, requeue, failure record", () =>
+    Effect.gen(function*() {
+      // the event, its context and 998 arrays
+      const deepest = { ...confirmNewEmail, context: { a: JSON.parse("[".repeat(998) + "]".repeat(998)) as unknown } }
+      yield* (yield* InMemorySmtp).failNext(1, notDelivered)
+      yield* (yield* InMemorySmtp).failNext(1, rejected)
+      yield* (yield* InMemoryQueue).publish(deepest)
+      yield* runUntilSettled
+      assert.deepStrictEqual((yield* (yield* InMemoryQueue).requeued).map((r) => r.event), [{ ...deepest, failed_tries: 1 }])
+      const records = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(records.map((r) => [r.reason.tag, r.event]), [["Rejected", { ...deepest, failed_tries: 1 }]])
+    }).pipe(withSettings({ maxEventDepth: 1000, sendAttempts: 1 }), Effect.provide(inMemoryLayer)))
 
   it.effect("log lines about a redelivered event say so: it may have been sent before", () => {
     const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
@@ -335,27 +381,108 @@ describe("consumeBatch", () => {
       assert.strictEqual(error.stage, "attempt")
     }))
 
-  it.effect("a partly accepted message is sent, and the refused recipients are recorded", () =>
+  it.effect("a partly accepted message: a copy for the 4xx recipients is requeued, the 5xx ones recorded, nobody sent twice", () =>
     Effect.gen(function*() {
-      const deliveries = yield* publishAndTake([{ ...confirmNewEmail, to_emails: ["a@zulip.example", "b@zulip.example"] }])
+      const smtp = yield* InMemorySmtp
+      const event = {
+        ...confirmNewEmail,
+        to_emails: ["a@zulip.example", "B <b@zulip.example>", "c@zulip.example", "d@zulip.example", "e@zulip.example"]
+      }
+      const deliveries = yield* publishAndTake([event])
       const [settlement] = yield* consumeBatch(deliveries)
       assert.strictEqual(settlement!.outcome, "sent")
-      const [record] = yield* (yield* InMemoryFailures).records
+      const [sent] = yield* smtp.sent
+      const original = sent!.messageId
+      const [left, right] = original.slice(1, -1).split("@") as [string, string]
+
+      const [record, ...others] = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(others, [])
       assert.strictEqual(record!.reason.tag, "Rejected")
       assert.strictEqual(record!.reason.smtpCode, 550)
-      assert.include(record!.reason.message, "b@zulip.example")
-      assert.notInclude(record!.reason.message, "a@zulip.example")
+      assert.strictEqual(record!.reason.message, "recipients refused: b@zulip.example (550 550 User unknown)")
+      assert.deepStrictEqual(record!.event, {
+        ...confirmNewEmail,
+        to_emails: ["B <b@zulip.example>"],
+        message_id: `<${left}.rcpt-${sha12("b@zulip.example")}@${right}>`
+      }, "a copy for the refused recipient alone, so a replay sends only to them")
+
+      const [requeued, ...more] = yield* (yield* InMemoryQueue).requeued
+      assert.deepStrictEqual(more, [])
+      assert.deepStrictEqual(requeued!.event, {
+        ...confirmNewEmail,
+        to_emails: ["c@zulip.example", "d@zulip.example"],
+        message_id: `<${left}.rcpt-${sha12("c@zulip.example\nd@zulip.example")}@${right}>`,
+        failed_tries: 1
+      })
+      assert.strictEqual(requeued!.delayMillis, 30_000)
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [JSON.stringify(event)], "acked once, by the requeue")
+
+      // the copy comes back after REQUEUE_DELAY and goes to the deferred recipients only
+      yield* TestClock.adjust("30 seconds")
+      const [copy] = yield* (yield* QueueConsumer).take.pipe(Effect.map((delivery) => [delivery]))
+      yield* consumeBatch([copy!])
+      const resent = (yield* smtp.sent)[1]!
+      assert.deepStrictEqual(resent.envelope.to, ["c@zulip.example", "d@zulip.example"])
+      assert.strictEqual(resent.messageId, (requeued!.event as { message_id: string }).message_id)
     }).pipe(
-      Effect.provide(Layer.succeed(SmtpConnection, SmtpConnection.of({
-        send: () =>
-          Effect.succeed({
-            accepted: ["a@zulip.example"],
-            rejected: [{ address: "b@zulip.example", smtpCode: 550, response: "550 User unknown" }],
-            response: "250 OK"
-          }),
-        healthCheck: Effect.void,
-        close: Effect.void
+      Effect.provide(Layer.effect(SmtpConnection, Effect.gen(function*() {
+        const smtp = yield* InMemorySmtp
+        const memory = yield* SmtpConnection
+        // the first message: a accepted, b refused for good, c and d deferred, e accepted; then all accepted
+        return SmtpConnection.of({
+          ...memory,
+          send: (message) =>
+            Effect.flatMap(smtp.sent, (before) =>
+              Effect.map(memory.send(message), (report) =>
+                before.length > 0 ? report : {
+                  accepted: ["a@zulip.example", "e@zulip.example"],
+                  rejected: [
+                    { address: "b@zulip.example", smtpCode: 550, response: "550 User unknown" },
+                    { address: "c@zulip.example", smtpCode: 452, response: "452 Too many recipients" },
+                    { address: "d@zulip.example", smtpCode: 451, response: "451 Try later" }
+                  ],
+                  response: "250 OK"
+                }))
+        })
       }))),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  it.effect("an event that named users: the copy for a refused user names that user, so realm and language stay", () =>
+    Effect.gen(function*() {
+      const event = { ...confirmNewEmail, to_emails: undefined, to_user_ids: [hamlet.id, othello.id] }
+      const deliveries = yield* publishAndTake([event])
+      yield* consumeBatch(deliveries)
+      const [record] = yield* (yield* InMemoryFailures).records
+      const { to_emails, to_user_ids } = record!.event as { to_emails?: unknown; to_user_ids?: unknown }
+      assert.deepStrictEqual([to_emails, to_user_ids], [undefined, [othello.id]])
+    }).pipe(
+      Effect.provide(partlyAccepting([hamlet.deliveryEmail], {
+        address: othello.deliveryEmail.toUpperCase(),
+        smtpCode: 550,
+        response: "550 User unknown"
+      })),
+      Effect.provide(inMemoryLayer)
+    ))
+
+  it.effect("deferred recipients past MAX_REQUEST_RETRIES are recorded as NotDelivered, for them alone", () =>
+    Effect.gen(function*() {
+      const deliveries = yield* publishAndTake([{ ...confirmNewEmail, to_emails: ["a@zulip.example", "c@zulip.example"], failed_tries: 3 }])
+      const [settlement] = yield* consumeBatch(deliveries)
+      assert.strictEqual(settlement!.outcome, "sent")
+      assert.deepStrictEqual(yield* (yield* InMemoryQueue).requeued, [])
+      const [record] = yield* (yield* InMemoryFailures).records
+      assert.strictEqual(record!.reason.tag, "NotDelivered")
+      assert.strictEqual(record!.reason.smtpCode, 452)
+      assert.deepStrictEqual((record!.event as { to_emails: unknown }).to_emails, ["c@zulip.example"])
+      assert.strictEqual((record!.event as { failed_tries: unknown }).failed_tries, 3)
+      assert.strictEqual((yield* (yield* InMemoryQueue).acked).length, 1)
+    }).pipe(
+      Effect.provide(partlyAccepting(["a@zulip.example"], {
+        address: "c@zulip.example",
+        smtpCode: 452,
+        response: "452 Too many recipients"
+      })),
       Effect.provide(inMemoryLayer)
     ))
 
@@ -400,10 +527,13 @@ describe("consumeBatch", () => {
       const fiber = yield* Effect.forkChild(consumeBatch(deliveries.map((d) => ({ ...d, release: Effect.sync(() => void released.push(d.body)) }))).pipe(
         Effect.provide(flakyStore)
       ))
+      const retrying = Effect.map(Metric.value(Metrics.deliveriesRetryingFailureStore), (gauge) => gauge.value)
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(yield* (yield* InMemoryQueue).acked, [], "not acked while the record is not written")
+      assert.strictEqual(yield* retrying, 1, "the stuck slot is counted once, whatever the retries")
       for (let second = 0; second < 60; second++) yield* TestClock.adjust("1 second")
       const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(yield* retrying, 0)
       assert.strictEqual(settlement!.outcome, "failed")
       assert.strictEqual(calls, 4)
       assert.deepStrictEqual(released, [], "never handed back in a loop")

@@ -2,6 +2,7 @@ import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem } from "effect"
 import { TestClock } from "effect/testing"
+import { createHash } from "node:crypto"
 import { join } from "node:path"
 import * as ErrorsFile from "../src/layers/ErrorsFile.ts"
 import { FailureStore, type FailureReason } from "../src/services/FailureStore.ts"
@@ -102,11 +103,60 @@ describe("ErrorsFile", () => {
       assert.isTrue(written.every(([event]) => event.padding === padding))
     }))
 
-  it.effect("fails with StoreError naming the file when the event cannot be serialised", () =>
+  it.effect("an event that cannot be serialised is not an outage: the record keeps the body's text, size and SHA-256", () =>
     Effect.gen(function*() {
-      const { store, path } = yield* setup
-      const error = yield* Effect.flip(store.record({ event: { size: 1n }, reason: rejected }))
-      assert.strictEqual(error._tag, "StoreError")
-      assert.strictEqual(error.path, path)
+      const { store, lines } = yield* setup
+      let deep: unknown = []
+      for (let level = 0; level < 100_000; level++) deep = [deep]
+      const body = "[".repeat(100_001) + "]".repeat(100_001)
+      yield* store.record({ event: deep, reason: rejected, body })
+      yield* store.record({ event: { size: 1n }, reason: rejected })
+      const [deepLine, bigIntLine] = (yield* lines).map(parse)
+      assert.deepStrictEqual(deepLine!.events, [body])
+      const reason = deepLine!.reason as FailureReason
+      assert.deepStrictEqual(reason.body, {
+        bytes: body.length,
+        sha256: createHash("sha256").update(body).digest("hex"),
+        keptBytes: body.length
+      })
+      assert.include(reason.message, "the event cannot be serialised: the record keeps the body's text (200002 bytes")
+      assert.deepStrictEqual(bigIntLine!.events, [])
+      assert.include((bigIntLine!.reason as FailureReason).message, "cannot be serialised, and there is no body to keep")
     }))
+
+  it.effect("keeps at most MAX_EVENT_BYTES of a body, escapes included, with its full size and SHA-256", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const root = yield* fs.makeTempDirectoryScoped({ prefix: "es-errors-" })
+      const store = yield* FailureStore.pipe(
+        Effect.provide(ErrorsFile.layer({ directory: root, queueName: "q", maxEventBytes: 1000 }))
+      )
+      // a control character is six bytes once escaped: the cut counts those, not the body's own bytes
+      const body = "\u0001é".repeat(10_000)
+      yield* store.record({ event: body, reason: rejected, body })
+      const text = yield* fs.readFileString(join(root, "q.errors"))
+      const record = parse(text.trimEnd())
+      const kept = (record.events as Array<string>)[0]!
+      assert.isTrue(body.startsWith(kept))
+      assert.isAtMost(Buffer.byteLength(JSON.stringify(kept)), 1000)
+      assert.isAbove(kept.length, 100)
+      const reason = record.reason as FailureReason
+      assert.deepStrictEqual(reason.body, {
+        bytes: Buffer.byteLength(body),
+        sha256: createHash("sha256").update(body).digest("hex"),
+        keptBytes: Buffer.byteLength(kept)
+      })
+      assert.match(reason.message, /^550 5\.1\.1 no such user; the event is over MAX_EVENT_BYTES \(1000\): the body was cut, the record keeps its first \d+ of 30000 bytes \(sha256 [0-9a-f]{64}\)$/)
+      assert.isAtMost(text.length, 1000 + 1024)
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("keeps a reason's message to 600 characters, saying how much more there was", () =>
+    Effect.gen(function*() {
+      const { store, lines } = yield* setup
+      const message = `invalid email event: ${"to_emails: Expected string; ".repeat(1_000)}`
+      yield* store.record({ event: { a: 1 }, reason: { ...rejected, message } })
+      const [line] = (yield* lines).map(parse)
+      const kept = (line!.reason as FailureReason).message
+      assert.strictEqual(kept, `${message.slice(0, 600)}… (${message.length - 600} more characters)`)
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 })

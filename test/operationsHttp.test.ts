@@ -14,6 +14,7 @@ import {
   Logger,
   Metric,
   Redacted,
+  Ref,
   References,
   Schedule,
   SubscriptionRef
@@ -25,7 +26,7 @@ import { request } from "node:http"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { NotDelivered, Rejected, Unavailable } from "../src/domain/errors.ts"
+import { NotDelivered, Rejected, StoreError, Unavailable } from "../src/domain/errors.ts"
 import * as DevelopmentCapture from "../src/layers/DevelopmentCapture.ts"
 import * as InMemoryEmailBuilder from "../src/layers/InMemoryEmailBuilder.ts"
 import { InMemoryFailures } from "../src/layers/InMemoryFailureStore.ts"
@@ -42,6 +43,7 @@ import * as SmtpPool from "../src/layers/SmtpPool.ts"
 import { consumeBatch } from "../src/programs/consumeBatch.ts"
 import { migrateDatabase } from "../src/programs/migrateDatabase.ts"
 import { runWorker } from "../src/programs/worker.ts"
+import { FailureStore } from "../src/services/FailureStore.ts"
 import { QueueConsumer } from "../src/services/QueueConsumer.ts"
 import type { RealmRepository } from "../src/services/RealmRepository.ts"
 import { defaultWorkerSettings, WorkerSettings } from "../src/services/WorkerSettings.ts"
@@ -97,7 +99,13 @@ const sample = (text: string, series: string): number | undefined => {
 const brokerPort = 5672
 
 /** A worker on a queue of its own, SMTP to `server`, and the endpoint; gives the endpoint's base URL. */
-const startWorker = (options: { readonly smtp: SmtpTestServer; readonly brokerPort: number; readonly connectionName: string }) =>
+const startWorker = (options: {
+  readonly smtp: SmtpTestServer
+  readonly brokerPort: number
+  readonly connectionName: string
+  /** in place of the in-memory store, e.g. one that cannot be written */
+  readonly failureStore?: Layer.Layer<FailureStore>
+}) =>
   Effect.gen(function*() {
     const admin = yield* makeAdmin
     const queueName = yield* admin.declareQueue()
@@ -115,7 +123,7 @@ const startWorker = (options: { readonly smtp: SmtpTestServer; readonly brokerPo
       InMemoryRealms.layer({ realms: [], users: [] }),
       InMemoryEmailBuilder.layer(templates),
       SesSuppressionList.layerDisabled,
-      InMemoryFailures.layer,
+      options.failureStore === undefined ? InMemoryFailures.layer : Layer.merge(InMemoryFailures.layer, options.failureStore),
       InMemoryStats.layer,
       Layer.succeed(WorkerSettings, {
         ...defaultWorkerSettings,
@@ -206,7 +214,7 @@ describe("operations endpoint next to a live worker", () => {
       const smtp = yield* smtpServer()
       const proxy = yield* makeTcpProxy(brokerPort)
       const { base } = yield* startWorker({ smtp, brokerPort: proxy.port, connectionName: uniqueName("conn") })
-      assert.deepStrictEqual(yield* readiness(base), { code: 200, status: "ready", checks: { broker: "ok", smtp: "ok" } })
+      assert.deepStrictEqual(yield* readiness(base), { code: 200, status: "ready", checks: { broker: "ok", smtp: "ok", failureStore: "ok" } })
 
       yield* Effect.promise(() => smtp.stop())
       const down = yield* eventually("not ready", readiness(base), (reply) => reply.code === 503)
@@ -216,7 +224,32 @@ describe("operations endpoint next to a live worker", () => {
 
       yield* Effect.promise(() => smtp.start())
       const up = yield* eventually("ready again", readiness(base), (reply) => reply.code === 200)
-      assert.deepStrictEqual(up.checks, { broker: "ok", smtp: "ok" })
+      assert.deepStrictEqual(up.checks, { broker: "ok", smtp: "ok", failureStore: "ok" })
+    })))
+
+  it.live("/readyz turns 503 naming the failure store while a delivery slot is stuck retrying it, and 200 once written", () =>
+    withOwnMetrics(Effect.gen(function*() {
+      const smtp = yield* smtpServer()
+      const diskFull = yield* Ref.make(true)
+      const failureStore = Layer.succeed(FailureStore, FailureStore.of({
+        record: () =>
+          Effect.flatMap(Ref.get(diskFull), (full) =>
+            full ? Effect.fail(new StoreError({ message: "ENOSPC: no space left on device", path: "/errors" })) : Effect.void)
+      }))
+      const { admin, base, queueName } = yield* startWorker({ smtp, brokerPort, connectionName: uniqueName("conn"), failureStore })
+      yield* admin.publish(queueName, "{not json")
+      const stuck = yield* eventually("not ready", readiness(base), (reply) => reply.code === 503)
+      assert.deepStrictEqual(stuck.checks, {
+        broker: "ok",
+        smtp: "ok",
+        failureStore: "1 delivery slot(s) stuck retrying the failure store (the errors file)"
+      })
+      assert.strictEqual(sample((yield* get(base, "/metrics")).body, "email_senders_deliveries_retrying_failure_store"), 1)
+
+      yield* Ref.set(diskFull, false)
+      const written = yield* eventually("ready again", readiness(base), (reply) => reply.code === 200)
+      assert.strictEqual(written.checks["failureStore"], "ok")
+      assert.strictEqual(sample((yield* get(base, "/metrics")).body, "email_senders_deliveries_retrying_failure_store"), 0)
     })))
 
   it.live("/readyz turns 503 naming the broker while its connection is closed, and 200 once it is back", () =>
@@ -231,14 +264,14 @@ describe("operations endpoint next to a live worker", () => {
       yield* proxy.stopListening
       assert.strictEqual(yield* closeConnectionsNamed(connectionName), 1)
       const down = yield* eventually("not ready", readiness(base), (reply) => reply.code === 503)
-      assert.deepStrictEqual(down.checks, { broker: "not connected", smtp: "ok" })
+      assert.deepStrictEqual(down.checks, { broker: "not connected", smtp: "ok", failureStore: "ok" })
       assert.strictEqual(sample((yield* get(base, "/metrics")).body, "email_senders_broker_connected"), 0)
       // the process itself is fine
       assert.strictEqual((yield* get(base, "/healthz")).status, 200)
 
       yield* proxy.start
       const up = yield* eventually("ready again", readiness(base), (reply) => reply.code === 200)
-      assert.deepStrictEqual(up.checks, { broker: "ok", smtp: "ok" })
+      assert.deepStrictEqual(up.checks, { broker: "ok", smtp: "ok", failureStore: "ok" })
     })))
 })
 
@@ -275,7 +308,7 @@ describe("/readyz and the database", () => {
       const base = yield* endpointWithRealms(PostgresRealmRepository.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:1/test") }))
       const reply = yield* readiness(base)
       assert.deepStrictEqual([reply.code, reply.status], [503, "not ready"])
-      assert.deepStrictEqual(Object.keys(reply.checks).sort(), ["broker", "database", "smtp"])
+      assert.deepStrictEqual(Object.keys(reply.checks).sort(), ["broker", "database", "failureStore", "smtp"])
       assert.strictEqual(reply.checks["broker"], "ok")
       assert.strictEqual(reply.checks["smtp"], "ok")
       assert.match(reply.checks["database"]!, /^database: /)
@@ -297,7 +330,7 @@ describe("/readyz and the database", () => {
       assert.deepStrictEqual(yield* readiness(base), {
         code: 200,
         status: "ready",
-        checks: { broker: "ok", smtp: "ok", database: "ok" }
+        checks: { broker: "ok", smtp: "ok", failureStore: "ok", database: "ok" }
       })
     }))
 })

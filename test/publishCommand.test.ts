@@ -47,6 +47,13 @@ describe("publish command", () => {
       })
       assert.strictEqual(unknownKey.exitCode, 1)
       assert.include(unknownKey.stderr, "bcc: unknown key")
+      const tooDeep = yield* runCli(["publish"], { QUEUE_NAME: queue }, {
+        stdin: JSON.stringify({ subject: "s", text: "t", to_emails: ["a@zulip.example"], context: { a: "DEEP" } })
+          .replace("\"DEEP\"", "[".repeat(100_000) + "]".repeat(100_000))
+      })
+      assert.strictEqual(tooDeep.exitCode, 1)
+      assert.include(tooDeep.stderr, "the body nests 100002 levels deep, over MAX_EVENT_DEPTH (64)")
+      assert.notInclude(tooDeep.output, "RangeError")
       assert.strictEqual(yield* admin.messageCount(queue), 0)
     })))
 

@@ -20,6 +20,7 @@ import {
   type ReplayTarget,
   templateSelected
 } from "../src/programs/replayFailures.ts"
+import { captureLogs } from "./support/logCapture.ts"
 import { buildCli, runCli, startCli, waitUntil } from "./support/processes.ts"
 import { makeAdmin } from "./support/rabbitmq.ts"
 import { smtpServer } from "./support/smtpServer.ts"
@@ -69,7 +70,7 @@ describe("reading .errors lines", () => {
   })
 
   it("filters by reason tag, time range and template (full prefix or short name)", () => {
-    const record: ErrorsRecord = { time: new Date(2025, 2, 4, 16, 0, 0), events: [], reasonTag: "Rejected" }
+    const record: ErrorsRecord = { time: new Date(2025, 2, 4, 16, 0, 0), events: [], reasonTag: "Rejected", cutBody: null }
     const selected = (filters: ReplayFilters) => recordSelected(record, filters)
     assert.isTrue(selected({}))
     assert.isTrue(selected({ tag: "Rejected", since: new Date(2025, 2, 4, 16, 0, 0), until: new Date(2025, 2, 4, 16, 0, 0) }))
@@ -153,6 +154,36 @@ describe("replayFailures", () => {
       assert.deepStrictEqual(again, { lines: 4, replayed: 0, alreadyReplayed: 2, filteredOut: 0, invalid: 2 })
     }).pipe(Effect.provide(programLayer)))
 
+  it.effect("each record on its own: deep, cut and unparsable records are reported and skipped, the next one replayed", () =>
+    Effect.gen(function*() {
+      const { file } = yield* withErrorsFile(
+        deepRecord + cutRecord + unparsableRecord + line("Tue Mar  4 16:12:00 2025", [preRendered("next@zulip.example")]) +
+          line("Tue Mar  4 16:13:00 2025", [preRendered("dies@zulip.example"), preRendered("last@zulip.example")])
+      )
+      const published: Array<JsonObject> = []
+      const target: ReplayTarget = {
+        _tag: "Publish",
+        // a defect while publishing one event (a bug, not the broker) is that event's problem alone
+        publishEmail: (event) =>
+          (event.to_emails as Array<string>)[0] === "dies@zulip.example"
+            ? Effect.die(new RangeError("Maximum call stack size exceeded"))
+            : Effect.sync(() => void published.push(event))
+      }
+      const logs = captureLogs()
+      const summary = yield* replayFailures({ file, filters: {}, target }).pipe(Effect.provide(logs.layer))
+      const warnings = logs.lines.map((logged) => logged.message)
+      assert.deepStrictEqual(published, [preRendered("next@zulip.example"), preRendered("last@zulip.example")])
+      assert.deepStrictEqual(summary, { lines: 5, replayed: 2, alreadyReplayed: 0, filteredOut: 0, invalid: 4 })
+      assert.match(warnings[0]!, /^line 1: skipped, not a replayable event: invalid email event: the body nests 6002 levels deep, over MAX_EVENT_DEPTH \(64\)$/)
+      assert.strictEqual(
+        warnings[1],
+        "line 2: skipped, the record keeps only the first 20 of the body's 2000000 bytes (cut at MAX_EVENT_BYTES), " +
+          `so it cannot be replayed; the whole body has sha256 ${"ab".repeat(32)}`
+      )
+      assert.match(warnings[2]!, /^line 3: skipped, the events field is not JSON/)
+      assert.match(warnings[3]!, /^line 5: skipped, it could not be handled: RangeError: Maximum call stack size exceeded$/)
+    }).pipe(Effect.provide(programLayer)))
+
   it.effect("a publish that fails stops the replay; only confirmed events are marked, so a rerun sends just the rest", () =>
     Effect.gen(function*() {
       // Zulip writes a whole batch on one line: marks are per event, so a crash inside the line re-sends nothing
@@ -211,8 +242,59 @@ describe("replayFailures", () => {
     }).pipe(Effect.provide(programLayer)))
 })
 
+/** One errors line with the events field written as is: a value this deep cannot go through JSON.stringify. */
+const rawLine = (events: string, reason: object) => `Tue Mar  4 16:09:25 2025\t${events}\t${JSON.stringify(reason)}\n`
+const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
+/** 6,000 levels in the context: what used to end the replay with RangeError */
+const deepRecord = rawLine(
+  `[${JSON.stringify(preRendered("deep@zulip.example", { context: { a: "DEEP" } })).replace("\"DEEP\"", nested(6_000))}]`,
+  { tag: "InvalidEvent", message: "m", attempts: 0, smtpCode: null }
+)
+const cutRecord = rawLine(JSON.stringify([JSON.stringify(preRendered("cut@zulip.example")).slice(0, 20)]), {
+  tag: "InvalidEvent",
+  message: "invalid email event: the body is 2000000 bytes, over MAX_EVENT_BYTES (1000); the body was cut",
+  attempts: 0,
+  smtpCode: null,
+  body: { bytes: 2_000_000, sha256: "ab".repeat(32), keptBytes: 20 }
+})
+const unparsableRecord = "Tue Mar  4 16:09:25 2025\t[{\"subject\": \t{\"tag\":\"InvalidEvent\"}\n"
+
 describe("replay command", () => {
   beforeAll(buildCli, 120_000)
+
+  it.live("a deep, a cut and an unparsable record are skipped, the valid next one replayed; --dry-run agrees; exit 2", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-replay-cli-" })
+      const admin = yield* makeAdmin
+      const replayQueue = yield* admin.declareQueue()
+      const errorsFile = join(directory, "email_senders.errors")
+      yield* fs.writeFileString(
+        errorsFile,
+        deepRecord + cutRecord + unparsableRecord + line("Tue Mar  4 16:12:00 2025", [preRendered("next@zulip.example")])
+      )
+      const env = { QUEUE_NAME: replayQueue }
+      const dryRun = yield* runCli(["replay", errorsFile, "--dry-run"], env)
+      assert.strictEqual(dryRun.exitCode, 2, dryRun.output)
+      assert.deepStrictEqual(dryRun.stdout.match(/^line \d+: would replay \S+/gm), ["line 4: would replay (pre-rendered)"])
+      assert.include(dryRun.stdout, "would replay 1 event(s)")
+      assert.include(dryRun.stdout, "invalid, skipped: 3")
+      assert.include(dryRun.output, "line 1: skipped, not a replayable event: invalid email event: the body nests 6002 levels deep")
+      assert.include(dryRun.output, "line 2: skipped, the record keeps only the first 20 of the body's 2000000 bytes")
+
+      const replay = yield* runCli(["replay", errorsFile], env)
+      assert.strictEqual(replay.exitCode, 2, replay.output)
+      assert.include(replay.stdout, "replayed 1 event(s)")
+      assert.notInclude(replay.output, "RangeError")
+      const message = yield* admin.get(replayQueue)
+      assert.notStrictEqual(message, false)
+      if (message !== false) assert.deepStrictEqual((JSON.parse(message.content.toString("utf8")) as JsonObject).to_emails, ["next@zulip.example"])
+      assert.strictEqual(yield* admin.messageCount(replayQueue), 0)
+
+      const again = yield* runCli(["replay", errorsFile], env)
+      assert.strictEqual(again.exitCode, 2, again.output)
+      assert.include(again.stdout, "replayed 0 event(s)")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 300_000)
 
   it.live("replays the worker's own 550 failures once with filters; a second replay and a dry run publish nothing", () =>
     Effect.gen(function*() {

@@ -13,6 +13,7 @@ describe("start-up errors", () => {
   it.each([
     [{ SMTP_CONNECTIONS: "many", EMAIL_HOST: "127.0.0.1" }, /^email-senders: ConfigError: SMTP_CONNECTIONS: /],
     [{ BATCH_SIZE: "0" }, /^email-senders: ConfigError: BATCH_SIZE: Expected a value greater than or equal to 1$/],
+    [{ MAX_EVENT_DEPTH: "5000" }, /^email-senders: ConfigError: MAX_EVENT_DEPTH: Expected a value between 1 and 1000$/],
     [{ LOG_FORMAT: "xml" }, /^email-senders: ConfigError: LOG_FORMAT: Expected "json" \| "pretty"$/],
     [{ EMAIL_HOST: "127.0.0.1", EMAIL_USE_TLS: "true", EMAIL_USE_SSL: "true" }, /EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive$/],
     [{ REALMS_FILE: "/nonexistent/realms.json" }, /^email-senders: RealmsFileError: .*\/nonexistent\/realms\.json/]

@@ -2,6 +2,7 @@ import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as RabbitMqConnection from "../layers/RabbitMqConnection.ts"
 import * as RabbitMqPublisher from "../layers/RabbitMqPublisher.ts"
+import { MaxEventDepthSetting } from "../layers/settingValues.ts"
 import { replayedMarksPath, replayFailures, type ReplaySummary } from "../programs/replayFailures.ts"
 import { QueuePublisher } from "../services/QueuePublisher.ts"
 
@@ -9,6 +10,9 @@ const summaryLine = (file: string, queue: string, dryRun: boolean, summary: Repl
   `${dryRun ? "would replay" : "replayed"} ${summary.replayed} event(s) from ${file} to ${queue} ` +
   `(${summary.lines} line(s) read; already replayed: ${summary.alreadyReplayed}; filtered out: ${summary.filteredOut}; ` +
   `invalid, skipped: ${summary.invalid})`
+
+/** The exit code of a replay that went through but refused some records. */
+const REFUSED_RECORDS_EXIT_CODE = 2
 
 const optional = <A>(flag: Flag.Flag<A>, description: string) =>
   flag.pipe(Flag.withDescription(description), Flag.optional)
@@ -42,18 +46,27 @@ export const replayCommand = Command.make("replay", {
       until: Option.getOrUndefined(until)
     }
     const queueName = Option.isSome(queue) ? queue.value : yield* RabbitMqConnection.queueNameConfig
+    const maxEventDepth = yield* MaxEventDepthSetting
     const summary = dryRun
-      ? yield* replayFailures({ file, filters, target: { _tag: "DryRun" } })
+      ? yield* replayFailures({ file, filters, maxEventDepth, target: { _tag: "DryRun" } })
       : yield* Effect.gen(function*() {
         const publisher = yield* QueuePublisher
-        return yield* replayFailures({ file, filters, target: { _tag: "Publish", publishEmail: publisher.publishEmail } })
+        return yield* replayFailures({
+          file,
+          filters,
+          maxEventDepth,
+          target: { _tag: "Publish", publishEmail: publisher.publishEmail }
+        })
       }).pipe(Effect.provide(RabbitMqPublisher.layerConfig(queueName)))
     yield* Console.log(summaryLine(file, queueName, dryRun, summary))
     if (!dryRun) yield* Console.log(`replayed events are marked in ${replayedMarksPath(file)}`)
+    // 2: the run went through, but some records were refused (each named on stderr); a failure exits 1
+    if (summary.invalid > 0) process.exitCode = REFUSED_RECORDS_EXIT_CODE
   })).pipe(
     Command.withDescription(
       "Re-enqueue the events of an .errors file without failed_tries (a fresh start); replayed events are marked " +
-        "in <file>.replayed so a second replay does not send them again"
+        "in <file>.replayed so a second replay does not send them again. Exit 0: every selected record replayed; " +
+        "2: some records refused (each named); 1: failure"
     ),
     Command.withExamples([
       { command: "email-senders replay var/queue_error/email_senders.errors --dry-run", description: "list what would be replayed" },

@@ -16,6 +16,7 @@ import PostalMime from "postal-mime"
 import {
   brokerConnected,
   consumerPaused,
+  deliveriesRetryingFailureStore,
   eventsConsumed,
   eventsInFlight,
   eventsSettled,
@@ -166,10 +167,15 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       })
     ))
 
+    // a slot waiting to write a failure record delivers nothing: a full disk must show, not only in the logs
+    const failureStoreCheck = Effect.map(Metric.value(deliveriesRetryingFailureStore), (stuck): CheckResult =>
+      stuck.value === 0 ? OK : `${stuck.value} delivery slot(s) stuck retrying the failure store (the errors file)`)
+
     const readiness = Effect.gen(function*() {
       const checks: Record<string, CheckResult> = yield* Effect.all({
         broker: brokerCheck,
         smtp: smtpCheck,
+        failureStore: failureStoreCheck,
         ...(options.checkDatabase === true ? { database: databaseCheck } : {})
       }, { concurrency: "unbounded" })
       const ready = Object.values(checks).every((result) => result === OK)

@@ -1,7 +1,13 @@
 /** The pipeline settings from the environment; Zulip's values where Zulip has the setting (batching, retries). */
 import { Config, Duration, Effect, Layer, Schema } from "effect"
 import { defaultWorkerSettings as defaults, WorkerSettings } from "../services/WorkerSettings.ts"
-import { CountSetting, DurationSetting, QueueNameSetting } from "./settingValues.ts"
+import {
+  CountSetting,
+  DurationSetting,
+  MaxEventBytesSetting,
+  MaxEventDepthSetting,
+  QueueNameSetting
+} from "./settingValues.ts"
 
 export const workerSettingsConfig = Config.all({
   queueName: QueueNameSetting,
@@ -18,7 +24,8 @@ export const workerSettingsConfig = Config.all({
     Config.withDefault(defaults.maxConsumeTime)
   ),
   outageMaxDelay: DurationSetting("OUTAGE_MAX_DELAY").pipe(Config.withDefault(defaults.outageMaxDelay)),
-  maxEventBytes: CountSetting("MAX_EVENT_BYTES", 1).pipe(Config.withDefault(defaults.maxEventBytes)),
+  maxEventBytes: MaxEventBytesSetting,
+  maxEventDepth: MaxEventDepthSetting,
   shutdownTimeout: DurationSetting("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(defaults.shutdownTimeout))
 })
 

@@ -1,6 +1,7 @@
 /** Config readers shared by every layer's settings. */
 import { Config, Duration, Schema } from "effect"
 import { hostWithoutPort } from "../domain/addresses.ts"
+import { defaultWorkerSettings } from "../services/WorkerSettings.ts"
 
 /** A duration: a plain number of seconds (Zulip's style, `EMAIL_TIMEOUT=15`) or a string like `500 millis`. */
 export const DurationSetting = (name: string): Config.Config<Duration.Duration> =>
@@ -12,6 +13,21 @@ export const DurationSetting = (name: string): Config.Config<Duration.Duration> 
 /** A whole number of at least `minimum`; anything else fails at start naming the setting. */
 export const CountSetting = (name: string, minimum: number): Config.Config<number> =>
   Config.schema(Schema.Int.check(Schema.isGreaterThanOrEqualTo(minimum)), name)
+
+/** `MAX_EVENT_BYTES`: the largest body taken, and the most of a refused body a failure record keeps. */
+export const MaxEventBytesSetting: Config.Config<number> = CountSetting("MAX_EVENT_BYTES", 1).pipe(
+  Config.withDefault(defaultWorkerSettings.maxEventBytes)
+)
+
+/**
+ * `MAX_EVENT_DEPTH`: the deepest nesting an event may have. At most 1,000: the stages after parsing recurse (the
+ * schema, the Message-ID hash, JSON.stringify for requeues and failure records) and overflow the stack a few
+ * thousand levels down.
+ */
+export const MaxEventDepthSetting: Config.Config<number> = Config.schema(
+  Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 })),
+  "MAX_EVENT_DEPTH"
+).pipe(Config.withDefault(defaultWorkerSettings.maxEventDepth))
 
 /** `QUEUE_NAME`: the queue consumed, and the name of the stats and errors files. */
 export const QueueNameSetting: Config.Config<string> = Config.NonEmptyString("QUEUE_NAME").pipe(

@@ -56,6 +56,10 @@ export const eventsWaitingOnOutage = Metric.gauge("email_senders_events_waiting_
   description: "Events waiting for SMTP or the database to come back (Unavailable)"
 })
 
+export const deliveriesRetryingFailureStore = Metric.gauge("email_senders_deliveries_retrying_failure_store", {
+  description: "Deliveries holding a slot while their failure record cannot be written (the errors file); /readyz is not ready meanwhile"
+})
+
 export const consumerPaused = Metric.gauge("email_senders_consumer_paused", {
   description: "1 while at least one event is waiting for an outage to end"
 })

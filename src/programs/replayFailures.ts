@@ -9,10 +9,13 @@
  * line's array: it stays right when the worker appends lines meanwhile, and a rewritten or rotated file can only
  * cause re-sends, never skip an event that was not replayed.
  */
-import { Clock, Console, Effect, FileSystem, Result, Stdio, Stream } from "effect"
+import { Cause, Clock, Console, Effect, FileSystem, Result, Stdio, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { decodeEmailEvent, isJsonObject, type JsonObject } from "../domain/EmailEvent.ts"
 import type { QueueError } from "../domain/errors.ts"
+import { checkEventDepth } from "../domain/jsonDepth.ts"
+import { type BodyDigest, isCut } from "../domain/recordedBody.ts"
+import { defaultWorkerSettings } from "../services/WorkerSettings.ts"
 
 /** One line of an `.errors` file: `asctime` TAB JSON array of events, optionally TAB reason JSON. */
 export interface ErrorsRecord {
@@ -21,6 +24,8 @@ export interface ErrorsRecord {
   readonly events: ReadonlyArray<unknown>
   /** the `tag` of the reason column this worker adds; null in Zulip's own two-column lines */
   readonly reasonTag: string | null
+  /** the reason column's `body` when the record keeps only part of the body (over `MAX_EVENT_BYTES`) */
+  readonly cutBody: BodyDigest | null
 }
 
 export interface ReplayFilters {
@@ -40,6 +45,8 @@ export type ReplayTarget =
 
 export interface ReplayOptions {
   readonly file: string
+  /** `MAX_EVENT_DEPTH`: a recorded event nested deeper is refused, as the worker would refuse it (default 64) */
+  readonly maxEventDepth?: number | undefined
   readonly filters: ReplayFilters
   readonly target: ReplayTarget
 }
@@ -69,15 +76,21 @@ export const parseAsctime = (text: string): Date | null => {
   return new Date(Number(year), monthIndex, Number(day), Number(hours), Number(minutes), Number(seconds))
 }
 
-const reasonTagOf = (text: string | undefined): string | null => {
-  if (text === undefined) return null
+/** The reason column's tag, and its `body` digest when that says the record was cut. */
+const readReason = (text: string | undefined): Pick<ErrorsRecord, "reasonTag" | "cutBody"> => {
+  const unknownReason = { reasonTag: null, cutBody: null }
+  if (text === undefined) return unknownReason
+  let reason: unknown
   try {
-    const reason: unknown = JSON.parse(text)
-    const tag = typeof reason === "object" && reason !== null ? (reason as { readonly tag?: unknown }).tag : undefined
-    return typeof tag === "string" ? tag : null
+    reason = JSON.parse(text)
   } catch {
-    return null
+    return unknownReason
   }
+  if (typeof reason !== "object" || reason === null) return unknownReason
+  const { body, tag } = reason as { readonly tag?: unknown; readonly body?: Partial<BodyDigest> }
+  const cut = typeof body?.bytes === "number" && typeof body.keptBytes === "number" && typeof body.sha256 === "string" &&
+    isCut(body as BodyDigest)
+  return { reasonTag: typeof tag === "string" ? tag : null, cutBody: cut ? body as BodyDigest : null }
 }
 
 /** Read one line; JSON escapes TAB and newline inside strings, so the fields split cleanly on TAB. */
@@ -94,7 +107,7 @@ export const parseErrorsLine = (line: string): Result.Result<ErrorsRecord, strin
     return Result.fail(`the events field is not JSON (${(error as Error).message})`)
   }
   if (!Array.isArray(events)) return Result.fail("the events field is not a JSON array")
-  return Result.succeed({ time: parseAsctime(timeText), events, reasonTag: reasonTagOf(reasonText) })
+  return Result.succeed({ time: parseAsctime(timeText), events, ...readReason(reasonText) })
 }
 
 /** The filters that apply to a whole record: its reason and its time. */
@@ -118,12 +131,27 @@ export const templateSelected = (event: unknown, filters: ReplayFilters): boolea
 const kindOf = (value: unknown): string =>
   typeof value === "string" ? "a raw-text body" : value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
 
-/** The event for a fresh start: without `failed_tries`, and valid by the worker's own schema (else why not). */
-export const freshEvent = (event: unknown): Effect.Effect<JsonObject, string> => {
+/**
+ * The event for a fresh start: without `failed_tries`, no deeper than `maxEventDepth` and valid by the worker's own
+ * schema (else why not).
+ */
+export const freshEvent = (
+  event: unknown,
+  maxEventDepth: number = defaultWorkerSettings.maxEventDepth
+): Effect.Effect<JsonObject, string> => {
   if (!isJsonObject(event)) return Effect.fail(`not an event object (${kindOf(event)})`)
   const { failed_tries: _spent, ...fresh } = event
-  return decodeEmailEvent(fresh).pipe(Effect.as<JsonObject>(fresh), Effect.mapError((error) => error.message))
+  return checkEventDepth(fresh, maxEventDepth).pipe(
+    Effect.andThen(decodeEmailEvent(fresh)),
+    Effect.as<JsonObject>(fresh),
+    Effect.mapError((error) => error.message)
+  )
 }
+
+/** Why a cut record is not replayed, and how to find the whole message. */
+const describeCut = (body: BodyDigest): string =>
+  `the record keeps only the first ${body.keptBytes} of the body's ${body.bytes} bytes (cut at MAX_EVENT_BYTES), ` +
+  `so it cannot be replayed; the whole body has sha256 ${body.sha256}`
 
 export const replayedMarksPath = (file: string): string => `${file}.replayed`
 
@@ -224,6 +252,7 @@ const makeSend = Effect.fnUntraced(function*(target: ReplayTarget, marksPath: st
 export const replayFailures = Effect.fn("replayFailures")(function*(options: ReplayOptions) {
   const fs = yield* FileSystem.FileSystem
   const { file, filters, target } = options
+  const maxEventDepth = options.maxEventDepth ?? defaultWorkerSettings.maxEventDepth
   const totalBytes = Number((yield* fs.stat(file)).size)
   const marksPath = replayedMarksPath(file)
   const { endsMidLine, marks } = yield* readMarks(marksPath)
@@ -246,7 +275,11 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
       filteredOut++
       return
     }
-    const fresh = yield* Effect.result(freshEvent(event))
+    if (record.cutBody !== null) {
+      invalid++
+      return yield* Effect.logWarning(`line ${lineNumber}: skipped, ${describeCut(record.cutBody)}`)
+    }
+    const fresh = yield* Effect.result(freshEvent(event, maxEventDepth))
     if (Result.isFailure(fresh)) {
       invalid++
       return yield* Effect.logWarning(`line ${lineNumber}: skipped, not a replayable event: ${fresh.failure}`)
@@ -254,6 +287,17 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
     yield* send(key, lineNumber, record, fresh.success)
     replayed++
   })
+
+  /** Each event on its own: one that breaks the replay in a way not foreseen (a defect) is reported and skipped. */
+  const replayEventAlone = (key: string, lineNumber: number, record: ErrorsRecord, event: unknown) =>
+    replayEvent(key, lineNumber, record, event).pipe(
+      Effect.catchCause((cause) =>
+        Cause.hasFails(cause) || Cause.hasInterrupts(cause) ? Effect.failCause(cause) : Effect.suspend(() => {
+          invalid++
+          return Effect.logWarning(`line ${lineNumber}: skipped, it could not be handled: ${Cause.squash(cause)}`)
+        })
+      )
+    )
 
   yield* fs.stream(file, { bytesToRead: totalBytes }).pipe(
     Stream.decodeText(),
@@ -279,7 +323,7 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
         const lineNumber = lines
         yield* Effect.forEach(
           record.success.events,
-          (event, index) => replayEvent(`${lineHash}:${occurrence}:${index}`, lineNumber, record.success, event),
+          (event, index) => replayEventAlone(`${lineHash}:${occurrence}:${index}`, lineNumber, record.success, event),
           { discard: true }
         )
       })

@@ -24,6 +24,8 @@ export interface WorkerSettingsShape {
   readonly outageMaxDelay: Duration.Duration
   /** `MAX_EVENT_BYTES`: a bigger body is refused as `InvalidEvent` (no email needs a megabyte of context) */
   readonly maxEventBytes: number
+  /** `MAX_EVENT_DEPTH`: a body nested deeper is refused as `InvalidEvent` right after parsing */
+  readonly maxEventDepth: number
   /** `SHUTDOWN_TIMEOUT`: on SIGTERM, how long in-flight emails may take to finish (under a supervisor's 30 s) */
   readonly shutdownTimeout: Duration.Duration
 }
@@ -41,6 +43,7 @@ export const defaultWorkerSettings: WorkerSettingsShape = {
   maxConsumeTime: Duration.seconds(30),
   outageMaxDelay: Duration.seconds(30),
   maxEventBytes: 512 * 1024,
+  maxEventDepth: 64,
   shutdownTimeout: Duration.seconds(25)
 }
 

@@ -6,7 +6,7 @@ import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { type FailureLine, identityOf, type Published, recordedValue } from "./support/ledger.ts"
+import { type FailureLine, failureIdentity, identitiesOfBody, type Published } from "./support/ledger.ts"
 import { goodEvent, makeScenario } from "./support/scenario.ts"
 
 const goodCount = 300
@@ -85,8 +85,8 @@ const realmsFile = {
 
 /** What is wrong with the recording of one poison event, if anything. */
 const checkRecorded = (poison: Poison, failures: ReadonlyArray<FailureLine>): string | null => {
-  const identity = identityOf(recordedValue(poison.body))
-  const lines = failures.filter((line) => identityOf(line.event) === identity)
+  const identities = identitiesOfBody(poison.body)
+  const lines = failures.filter((line) => identities.includes(failureIdentity(line)))
   if (lines.length !== 1) return `${poison.kind}: recorded ${lines.length} times`
   const [{ reason }] = lines as [FailureLine]
   return reason.tag === poison.tag && poison.reason.test(reason.message)

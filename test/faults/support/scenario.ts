@@ -12,10 +12,9 @@ import { uniqueName } from "../../support/rabbitmq.ts"
 import { type Broker, makeBroker } from "./broker.ts"
 import {
   type FailureLog,
-  identityOf,
+  identitiesOfBody,
   makeFailureLog,
   type Published,
-  recordedValue,
   settledCount,
   type Tally,
   tally
@@ -101,11 +100,10 @@ export const makeScenario = (name: string, sinkOptions: SinkOptions = {}): Effec
       ...fastSettings,
       ...extra
     })
-    const identitiesOf = (published: ReadonlyArray<Published>) =>
-      published.map((item) => identityOf(recordedValue(item.body)))
+    const identitiesOf = (published: ReadonlyArray<Published>) => published.map((item) => identitiesOfBody(item.body))
     const settled = (published: ReadonlyArray<Published>) =>
       settledCount(identitiesOf(published), sink.deliveries, failures.read())
-    const pollSettled = (identities: ReadonlyArray<string>, count: number, timeout: Duration.Input) =>
+    const pollSettled = (identities: ReadonlyArray<ReadonlyArray<string>>, count: number, timeout: Duration.Input) =>
       Effect.gen(function*() {
         const deadline = Date.now() + Duration.toMillis(Duration.fromInputUnsafe(timeout))
         while (settledCount(identities, sink.deliveries, failures.read()) < count) {
