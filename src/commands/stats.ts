@@ -12,12 +12,14 @@ import {
   thresholdsFor,
   unknownHealth
 } from "../programs/queueHealth.ts"
+import { AmqpUrlSetting } from "../layers/connectionSettings.ts"
 import { StatsDirectorySetting } from "../layers/settingValues.ts"
+import { describeFailure } from "./reportFailure.ts"
 
 const settingsConfig = Config.all({
   queueName: RabbitMqConnection.queueNameConfig,
   statsDirectory: StatsDirectorySetting,
-  amqpUrl: Config.Redacted("AMQP_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")))
+  amqpUrl: AmqpUrlSetting
 })
 
 /**
@@ -67,7 +69,8 @@ const report = (health: QueueHealth) =>
 /** Zulip's `check_rabbitmq_queue` for this queue: one Nagios line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
 export const statsCommand = Command.make("stats", {}, () =>
   checkQueue.pipe(
-    Effect.catchTag("ConfigError", (error) => Effect.succeed(unknownHealth("email-senders", `invalid setting: ${error.message}`))),
+    // Nagios reads exit 3 as UNKNOWN: an invalid setting is that, not the 1 (WARNING) other commands exit with
+    Effect.catchTag("ConfigError", (error) => Effect.succeed(unknownHealth("email-senders", describeFailure(error)))),
     Effect.flatMap(report)
   )).pipe(
   Command.withDescription(

@@ -1,27 +1,47 @@
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { Command } from "effect/cli"
-import { WorkerServicesLive } from "../layers/LiveServices.ts"
+import {
+  AmqpUrlSetting,
+  DatabaseUrlSetting,
+  EmailHostSetting,
+  EmailPortSetting,
+  HttpHostSetting,
+  HttpPortSetting,
+  HttpUrlSetting,
+  redactUrl
+} from "../layers/connectionSettings.ts"
+import { capturesEmails, usesDatabase, WorkerServicesLive } from "../layers/LiveServices.ts"
 import * as Logging from "../layers/Logging.ts"
 import * as OperationsHttp from "../layers/OperationsHttp.ts"
-import { redactUrl } from "../layers/RabbitMqConnection.ts"
 import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 import { runWorker } from "../programs/worker.ts"
 import { heapLimitMb, sizeWorkerHeap } from "./workerHeap.ts"
 
-/** One line with the effective configuration; secrets appear only as `<redacted>`. */
+/**
+ * One line with the effective configuration, logged before anything is opened: reading it checks every URL, host
+ * and port setting, so a malformed one stops the worker before any other line. Passwords appear only as `***`.
+ */
 const logEffectiveConfiguration = Effect.gen(function*() {
   const settings = yield* workerSettingsConfig
-  const amqpUrl = yield* Config.Redacted("AMQP_URL").pipe(Config.option)
-  const emailHost = yield* Config.option(Config.NonEmptyString("EMAIL_HOST"))
-  const databaseUrl = yield* Config.option(Config.Redacted("DATABASE_URL"))
+  const amqpUrl = yield* AmqpUrlSetting
+  const smtp = (yield* capturesEmails)
+    ? "development capture (EMAIL_HOST unset)"
+    : `${yield* EmailHostSetting}:${yield* EmailPortSetting}`
+  const realms = (yield* usesDatabase) ? redactUrl(Redacted.value(yield* DatabaseUrlSetting)) : "REALMS_FILE"
   const sesRegion = yield* SesSuppressionList.regionConfig
+  const httpPort = yield* HttpPortSetting
+  const httpHost = yield* HttpHostSetting
+  const tracing = yield* Config.option(HttpUrlSetting("OTEL_EXPORTER_OTLP_ENDPOINT"))
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
-    amqp: Option.match(amqpUrl, { onNone: () => "amqp://127.0.0.1:5672 (default)", onSome: (url) => redactUrl(Redacted.value(url)) }),
-    smtp: Option.getOrElse(emailHost, () => "development capture (EMAIL_HOST unset)"),
-    realms: Option.match(databaseUrl, { onNone: () => "REALMS_FILE", onSome: (url) => redactUrl(Redacted.value(url)) }),
+    amqp: redactUrl(Redacted.value(amqpUrl)),
+    smtp,
+    realms,
     ses_suppression_list: sesRegion ?? "off",
+    ...(sesRegion === null ? {} : { ses_endpoint: redactUrl((yield* SesSuppressionList.endpointConfig) ?? "the SDK's") }),
+    operations_endpoint: httpPort === 0 ? "off" : `${httpHost}:${httpPort}`,
+    tracing: Option.match(tracing, { onNone: () => "off", onSome: (url) => redactUrl(url.href) }),
     concurrency: settings.concurrency,
     send_attempts: settings.sendAttempts,
     max_request_retries: settings.maxRequestRetries,
@@ -35,13 +55,11 @@ const logEffectiveConfiguration = Effect.gen(function*() {
  * gets a heap that suits the worker (`workerHeap.ts`), which may restart it. Its log goes to stdout, unlike the
  * other commands'.
  */
-export const runLiveWorker = Effect.andThen(
-  sizeWorkerHeap,
+export const runLiveWorker = sizeWorkerHeap.pipe(
+  Effect.andThen(logEffectiveConfiguration),
   // provided here, so that no connection is opened before the process may be replaced
-  logEffectiveConfiguration.pipe(
-    Effect.andThen(runWorker),
-    Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive)))
-  )
-).pipe(Effect.provide(Logging.layerConfig("stdout")))
+  Effect.andThen(runWorker.pipe(Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive))))),
+  Effect.provide(Logging.layerConfig("stdout"))
+)
 
 export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(Command.withDescription("Consume the queue and deliver emails until SIGTERM (the default command)"))

@@ -8,6 +8,7 @@
 import { Config, type Duration, Effect, Layer, Option, Redacted, References } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
+import { HttpUrlSetting } from "./connectionSettings.ts"
 
 export interface TracingOptions {
   /** the collector's base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT`: spans are posted to `<endpoint>/v1/traces` */
@@ -51,7 +52,7 @@ export const layer = (options: TracingOptions): Layer.Layer<OtlpExporter.Flusher
  * `OTEL_EXPORTER_OTLP_HEADERS`, a secret); when it is unset, nothing is traced or exported.
  */
 export const layerConfig: Layer.Layer<OtlpExporter.Flusher, Config.ConfigError> = Layer.unwrap(Effect.gen(function*() {
-  const endpoint = yield* Config.option(Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT"))
+  const endpoint = yield* Config.option(HttpUrlSetting("OTEL_EXPORTER_OTLP_ENDPOINT"))
   // a flusher with nothing registered (no exporter, no connection), and spans not even recorded: nothing reads them
   if (Option.isNone(endpoint)) return Layer.merge(OtlpExporter.layerFlusher, Layer.succeed(References.TracerEnabled, false))
   const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("email-senders"))
