@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `node dist/main.js [command]`: the worker by default, plus the operator commands. */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit, Runtime } from "effect"
+import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { dbCommand } from "./commands/db.ts"
 import { publishCommand } from "./commands/publish.ts"
@@ -17,13 +17,15 @@ import * as Tracing from "./layers/Tracing.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
   Command.withDescription("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)"),
-  Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand])
+  Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand]),
+  // inside the handlers, where `--log-level` is known. Every command logs to stderr, its stdout being its output;
+  // the worker's log is its stdout (`runLiveWorker`)
+  Command.provide(Tracing.layerConfig.pipe(Layer.provideMerge(Logging.layerConfig("stderr"))))
 )
 
 emailSenders.pipe(
   Command.run({ version: packageVersion }),
-  // every command logs to stderr, its stdout being its output; the worker's log is its stdout (`runLiveWorker`)
-  Effect.provide([NodeServices.layer, Logging.layerConfig("stderr"), Tracing.layerConfig]),
+  Effect.provide([NodeServices.layer, Logging.cliConfig]),
   reportFailure,
   NodeRuntime.runMain({
     disableErrorReporting: true,
