@@ -4,6 +4,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { dbCommand } from "./commands/db.ts"
+import { withEnvironment } from "./commands/environmentHelp.ts"
 import { publishCommand } from "./commands/publish.ts"
 import { renderCommand } from "./commands/render.ts"
 import { replayCommand } from "./commands/replay.ts"
@@ -16,7 +17,7 @@ import { packageVersion } from "./packageInfo.ts"
 import * as Tracing from "./layers/Tracing.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
-  Command.withDescription("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)"),
+  withEnvironment("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)", "worker"),
   Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand]),
   // inside the handlers, where `--log-level` is known. Every command logs to stderr, its stdout being its output;
   // the worker's log is its stdout (`runLiveWorker`)

@@ -3,6 +3,7 @@ import { Effect, Layer } from "effect"
 import { Command } from "effect/cli"
 import { DatabaseUrlSetting } from "../layers/connectionSettings.ts"
 import { migrateDatabase } from "../programs/migrateDatabase.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 
 const migrate = Command.make("migrate", {}, () =>
   migrateDatabase.pipe(
@@ -10,7 +11,7 @@ const migrate = Command.make("migrate", {}, () =>
     Effect.provide(Layer.unwrap(Effect.gen(function*() {
       return PgClient.layer({ url: yield* DatabaseUrlSetting })
     })))
-  )).pipe(Command.withDescription("Create Zulip's realm and user tables in DATABASE_URL if they do not exist"))
+  )).pipe(withEnvironment("Create Zulip's realm and user tables in DATABASE_URL if they do not exist", "db migrate"))
 
 export const dbCommand = Command.make("db").pipe(
   Command.withDescription("Database commands"),

@@ -14,6 +14,7 @@ import {
 } from "../programs/queueHealth.ts"
 import { AmqpUrlSetting } from "../layers/connectionSettings.ts"
 import { StatsDirectorySetting } from "../layers/settingValues.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 import { describeFailure } from "./reportFailure.ts"
 
 const settingsConfig = Config.all({
@@ -73,8 +74,10 @@ export const statsCommand = Command.make("stats", {}, () =>
     Effect.catchTag("ConfigError", (error) => Effect.succeed(unknownHealth("email-senders", describeFailure(error)))),
     Effect.flatMap(report)
   )).pipe(
-  Command.withDescription(
+  withEnvironment(
     "Check the queue like Zulip's check_rabbitmq_queue: read QUEUE_STATS_DIR/<queue>.stats and the broker's queue " +
-      "depth, print one Nagios line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN)"
+      "depth, print one Nagios line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN, also for an invalid " +
+      "setting)",
+    "stats"
   )
 )

@@ -16,6 +16,7 @@ import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 import { runWorker } from "../programs/worker.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 import { heapLimitMb, sizeWorkerHeap } from "./workerHeap.ts"
 
 /**
@@ -62,4 +63,6 @@ export const runLiveWorker = sizeWorkerHeap.pipe(
   Effect.provide(Logging.layerConfig("stdout"))
 )
 
-export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(Command.withDescription("Consume the queue and deliver emails until SIGTERM (the default command)"))
+export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(
+  withEnvironment("Consume the queue and deliver emails until SIGTERM (the default command)", "worker")
+)
