@@ -75,6 +75,8 @@ describe("http(s) URL settings", () => {
     Effect.gen(function*() {
       yield* refused(HttpUrlSetting(name), name, "collector:4318", /http: or https: and a host/)
       yield* refused(HttpUrlSetting(name), name, `ftp://u:${secret}@collector`, /http: or https:/)
+      // fetch refuses credentials in a URL, and its error shows them
+      yield* refused(HttpUrlSetting(name), name, `https://u:${secret}@collector`, /without a user or password/)
       const result = yield* read(HttpUrlSetting(name), { [name]: "https://collector.example:4318/base" })
       assert.isTrue(result.ok && result.value.href === "https://collector.example:4318/base")
     }))

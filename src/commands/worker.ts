@@ -1,4 +1,4 @@
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { Command } from "effect/cli"
 import {
   AmqpUrlSetting,
@@ -7,13 +7,13 @@ import {
   EmailPortSetting,
   HttpHostSetting,
   HttpPortSetting,
-  HttpUrlSetting,
   redactUrl
 } from "../layers/connectionSettings.ts"
 import { capturesEmails, usesDatabase, WorkerServicesLive } from "../layers/LiveServices.ts"
 import * as Logging from "../layers/Logging.ts"
 import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
+import * as Tracing from "../layers/Tracing.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 import { runWorker } from "../programs/worker.ts"
 import { withEnvironment } from "./environmentHelp.ts"
@@ -33,7 +33,7 @@ const logEffectiveConfiguration = Effect.gen(function*() {
   const sesRegion = yield* SesSuppressionList.regionConfig
   const httpPort = yield* HttpPortSetting
   const httpHost = yield* HttpHostSetting
-  const tracing = yield* Config.option(HttpUrlSetting("OTEL_EXPORTER_OTLP_ENDPOINT"))
+  const tracing = yield* Tracing.endpointConfig
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
     amqp: redactUrl(Redacted.value(amqpUrl)),

@@ -66,11 +66,21 @@ export const DatabaseUrlSetting: Config.Config<Redacted.Redacted<string>> = urlS
   { hostRequired: false, example: "postgresql://user:password@host:5432/zulip" }
 )
 
-/** An `http://` or `https://` URL with a host, e.g. `OTEL_EXPORTER_OTLP_ENDPOINT` or `AWS_ENDPOINT_URL`. */
-export const HttpUrlSetting = (name: string): Config.Config<URL> =>
-  urlSetting(name, ["http:", "https:"], { hostRequired: true, example: "https://collector.example:4318" }).pipe(
-    Config.map((url) => new URL(Redacted.value(url)))
-  )
+const hasUserInfo = (url: URL): boolean => url.username !== "" || url.password !== ""
+
+/**
+ * An `http://` or `https://` URL with a host and without user information, e.g. `OTEL_EXPORTER_OTLP_ENDPOINT` or
+ * `AWS_ENDPOINT_URL`: `fetch` refuses a URL with credentials, and its error would show them. `credentialsHint`
+ * says where they go instead.
+ */
+export const HttpUrlSetting = (name: string, credentialsHint = "not in the URL"): Config.Config<URL> =>
+  checkedString(name, (value) =>
+    urlProblem(value, ["http:", "https:"], { hostRequired: true, example: "https://collector.example:4318" }) ??
+      (hasUserInfo(new URL(value))
+        ? `expected a URL without a user or password: give credentials ${credentialsHint} ${notShown}`
+        : undefined)).pipe(
+      Config.map((url) => new URL(url))
+    )
 
 /** `EMAIL_HOST`: the SMTP server's host name or IP address alone; its port is `EMAIL_PORT`. */
 export const EmailHostSetting: Config.Config<string> = checkedString("EMAIL_HOST", (value) => hostProblem(value, "EMAIL_PORT"))
@@ -92,7 +102,7 @@ export const HttpPortSetting: Config.Config<number> = Config.schema(
 const knownSchemes = /^(?:amqps?|postgres(?:ql)?|https?|redis|rediss|smtps?):/i
 
 /** Query parameters holding a secret: `password`, `pass`, `pwd`, `sslpassword`, `secret`, `token`, `api_key`, ... */
-const secretParameter = /pass|pwd|secret|token|credential|signature|api[-_]?key/i
+export const secretParameterName = /pass|pwd|secret|token|credential|signature|api[-_]?key/i
 
 const redactQuery = (query: string): string =>
   query.split(/([&;])/).map((part) => {
@@ -105,7 +115,7 @@ const redactQuery = (query: string): string =>
     } catch {
       // a malformed escape: match on the key as written
     }
-    return secretParameter.test(name) ? `${key}=***` : part
+    return secretParameterName.test(name) ? `${key}=***` : part
   }).join("")
 
 /** `value` with the password in its user information (up to the last `@`) replaced by `***`. */
