@@ -1,6 +1,6 @@
 /**
  * The environment variables each command reads, named at the end of its `--help` (README's Configuration table
- * says what each one means). test/documentation.test.ts checks the worker's list holds every setting read under
+ * says what each one means). test/documentation.test.ts checks that together they hold every setting read under
  * `src/`.
  */
 import { Command } from "effect/cli"
@@ -80,11 +80,14 @@ const pipeline = [
 
 const operationsEndpoint = ["HTTP_PORT", "HTTP_HOST", "HTTP_ALLOWED_HOSTS", "READY_SMTP_CHECK_AGE"]
 
+/** The worker process's heap (workerHeap.ts). */
+const heap = ["NODE_OPTIONS", "MALLOC_ARENA_MAX"]
+
 const unique = (...groups: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<string> => [...new Set(groups.flat())]
 
 /** Per command path (`db migrate` as "db migrate"), the variables it reads. */
 export const environmentOf = {
-  worker: unique(broker, pipeline, smtp, sesSuppressionList, realms, emailBuilder, operationsEndpoint, everyCommand),
+  worker: unique(broker, pipeline, smtp, sesSuppressionList, realms, emailBuilder, operationsEndpoint, heap, everyCommand),
   publish: unique(publishing, everyCommand),
   replay: unique(publishing, everyCommand),
   stats: unique(broker, ["QUEUE_STATS_DIR"], everyCommand),
