@@ -30,8 +30,9 @@ const secrets = {
 }
 
 const schema = uniqueName("es_settings")
+/** Run one SQL command in the test database; its output unaligned, without headers. */
 const psql = (command: string) =>
-  promisify(execFile)("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", command])
+  promisify(execFile)("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qAtc", command])
 
 let brokerUser = ""
 let collectorPort = 0
@@ -89,6 +90,16 @@ const malformedAmqpUrls = () => ({
 })
 
 const event = { subject: "Settings test", text: "Hello", to_emails: ["someone@zulip.example"] }
+
+/** `args` with a malformed `DATABASE_URL` (exit 1, one line naming it) and an unreachable one (exit 1); no secret. */
+const databaseFailures = (args: ReadonlyArray<string>, stdin = "") =>
+  Effect.gen(function*() {
+    const malformed = `mysql://root:${secrets.database}@127.0.0.1/zulip`
+    assertRefusedSetting(yield* run(args, { DATABASE_URL: malformed }, { stdin }), "DATABASE_URL")
+    const unreachable = yield* run(args, { DATABASE_URL: databaseUrl(collectorPort) }, { stdin })
+    assert.strictEqual(unreachable.exitCode, 1, unreachable.output)
+    assertNoSecret(unreachable.output, `${args.join(" ")} without its database`)
+  })
 
 const scratchDirectory = Effect.flatMap(FileSystem.FileSystem, (fs) => fs.makeTempDirectoryScoped({ prefix: "es-settings-" }))
 
@@ -255,14 +266,8 @@ describe("render", () => {
       assert.strictEqual(rendered.exitCode, 0, rendered.output)
       assert.include(rendered.stdout, "Subject: Settings test")
       assertNoSecret(rendered.output, "render")
-      const malformed = `mysql://root:${secrets.database}@127.0.0.1/zulip`
-      assertRefusedSetting(yield* run(["render"], { DATABASE_URL: malformed }, { stdin }), "DATABASE_URL")
       // a realm to look up: the database is asked
-      const unreachable = yield* run(["render"], { DATABASE_URL: databaseUrl(collectorPort) }, {
-        stdin: JSON.stringify({ ...event, realm_id: 2 })
-      })
-      assert.strictEqual(unreachable.exitCode, 1, unreachable.output)
-      assertNoSecret(unreachable.output, "render without its database")
+      yield* databaseFailures(["render"], JSON.stringify({ ...event, realm_id: 2 }))
     }), 120_000)
 })
 
@@ -272,16 +277,11 @@ describe("db migrate", () => {
       const migrated = yield* run(["db", "migrate"], { DATABASE_URL: databaseUrl() })
       assert.strictEqual(migrated.exitCode, 0, migrated.output)
       const { stdout } = yield* Effect.promise(() =>
-        promisify(execFile)("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-Atc",
-          `SELECT count(*) FROM information_schema.tables WHERE table_schema = '${schema}'`])
+        psql(`SELECT count(*) FROM information_schema.tables WHERE table_schema = '${schema}'`)
       )
       assert.strictEqual(stdout.trim(), "2")
       assertNoSecret(migrated.output, "db migrate")
-      const malformed = `postgresql:${secrets.database}@127.0.0.1`
-      assertRefusedSetting(yield* run(["db", "migrate"], { DATABASE_URL: `http://${malformed}` }), "DATABASE_URL")
-      const unreachable = yield* run(["db", "migrate"], { DATABASE_URL: databaseUrl(collectorPort) })
-      assert.strictEqual(unreachable.exitCode, 1, unreachable.output)
-      assertNoSecret(unreachable.output, "db migrate without its database")
+      yield* databaseFailures(["db", "migrate"])
     }), 120_000)
 })
 
