@@ -162,6 +162,7 @@ describe("the worker", () => {
     ["OTEL_EXPORTER_OTLP_ENDPOINT", "without a scheme", `collector:${secrets.otelUrl}@127.0.0.1:4318`],
     // fetch would refuse it, naming the URL in its error
     ["OTEL_EXPORTER_OTLP_ENDPOINT", "with a password", `http://collector:${secrets.otelUrl}@127.0.0.1:4318`],
+    ["EMAIL_IMAGES_BASE_URL", "relative", "/static/images/emails"],
     ["LOG_LEVEL", "an unknown name", "verbose"]
   ] as const)("%s %s: exit 1, one line naming it", ([name, _problem, value, alsoNamed]) =>
     Effect.gen(function*() {

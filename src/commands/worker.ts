@@ -3,8 +3,6 @@ import { Command } from "effect/cli"
 import {
   AmqpUrlSetting,
   DatabaseUrlSetting,
-  EmailHostSetting,
-  EmailPortSetting,
   HttpHostSetting,
   HttpPortSetting,
   redactUrl
@@ -13,22 +11,24 @@ import { capturesEmails, usesDatabase, WorkerServicesLive } from "../layers/Live
 import * as Logging from "../layers/Logging.ts"
 import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
+import * as SmtpPool from "../layers/SmtpPool.ts"
 import * as Tracing from "../layers/Tracing.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
+import * as ZulipEmailBuilder from "../layers/ZulipEmailBuilder.ts"
 import { runWorker } from "../programs/worker.ts"
 import { withEnvironment } from "./environmentHelp.ts"
 import { heapLimitMb, sizeWorkerHeap } from "./workerHeap.ts"
 
 /**
- * One line with the effective configuration, logged before anything is opened: reading it checks every URL, host
- * and port setting, so a malformed one stops the worker before any other line. Passwords appear only as `***`.
+ * One line with the effective configuration, logged before anything is opened: reading it checks the settings
+ * (every URL, host and port among them), so a malformed one stops the worker before any other line. Passwords
+ * appear only as `***`.
  */
 const logEffectiveConfiguration = Effect.gen(function*() {
   const settings = yield* workerSettingsConfig
   const amqpUrl = yield* AmqpUrlSetting
-  const smtp = (yield* capturesEmails)
-    ? "development capture (EMAIL_HOST unset)"
-    : `${yield* EmailHostSetting}:${yield* EmailPortSetting}`
+  const smtpOptions = (yield* capturesEmails) ? null : yield* SmtpPool.optionsConfig
+  const builder = yield* ZulipEmailBuilder.optionsConfig
   const realms = (yield* usesDatabase) ? redactUrl(Redacted.value(yield* DatabaseUrlSetting)) : "REALMS_FILE"
   const sesRegion = yield* SesSuppressionList.regionConfig
   const httpPort = yield* HttpPortSetting
@@ -37,7 +37,8 @@ const logEffectiveConfiguration = Effect.gen(function*() {
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
     amqp: redactUrl(Redacted.value(amqpUrl)),
-    smtp,
+    smtp: smtpOptions === null ? "development capture (EMAIL_HOST unset)" : `${smtpOptions.host}:${smtpOptions.port}`,
+    templates: builder.templatesDir ?? "the shipped templates",
     realms,
     ses_suppression_list: sesRegion ?? "off",
     ...(sesRegion === null ? {} : { ses_endpoint: redactUrl((yield* SesSuppressionList.endpointConfig) ?? "the SDK's") }),

@@ -158,7 +158,7 @@ export const regionConfig: Config.Config<string | null> = Config.all({
   Option.match(emailHost, { onNone: () => null, onSome: (host) => Option.getOrNull(region) ?? sesRegionOf(host) })
 ))
 
-const optionalUrl = (name: string) => Config.option(HttpUrlSetting(name)).pipe(Config.map(Option.map((url) => url.href)))
+const optionalUrl = (name: string) => Config.option(HttpUrlSetting(name)).pipe(Config.map(Option.map((url) => new URL(url).href)))
 
 /** The SESv2 API's URL: `AWS_ENDPOINT_URL_SESV2`, else `AWS_ENDPOINT_URL`, else undefined (the SDK's own). */
 export const endpointConfig: Config.Config<string | undefined> = Config.all([

@@ -62,7 +62,7 @@ const credentialsHint = "in OTEL_EXPORTER_OTLP_HEADERS (e.g. authorization=Basic
 
 /** `OTEL_EXPORTER_OTLP_ENDPOINT`, a collector URL without credentials (unset: no tracing). */
 export const endpointConfig: Config.Config<Option.Option<URL>> = Config.option(
-  HttpUrlSetting("OTEL_EXPORTER_OTLP_ENDPOINT", credentialsHint)
+  HttpUrlSetting("OTEL_EXPORTER_OTLP_ENDPOINT", credentialsHint).pipe(Config.map((url) => new URL(url)))
 )
 
 /**

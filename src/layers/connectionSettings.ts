@@ -69,18 +69,16 @@ export const DatabaseUrlSetting: Config.Config<Redacted.Redacted<string>> = urlS
 const hasUserInfo = (url: URL): boolean => url.username !== "" || url.password !== ""
 
 /**
- * An `http://` or `https://` URL with a host and without user information, e.g. `OTEL_EXPORTER_OTLP_ENDPOINT` or
- * `AWS_ENDPOINT_URL`: `fetch` refuses a URL with credentials, and its error would show them. `credentialsHint`
- * says where they go instead.
+ * An `http://` or `https://` URL with a host and without user information, as written, e.g.
+ * `OTEL_EXPORTER_OTLP_ENDPOINT`, `AWS_ENDPOINT_URL` or `EMAIL_IMAGES_BASE_URL`: `fetch` refuses a URL with
+ * credentials, and its error would show them. `credentialsHint` says where they go instead.
  */
-export const HttpUrlSetting = (name: string, credentialsHint = "not in the URL"): Config.Config<URL> =>
+export const HttpUrlSetting = (name: string, credentialsHint = "not in the URL"): Config.Config<string> =>
   checkedString(name, (value) =>
-    urlProblem(value, ["http:", "https:"], { hostRequired: true, example: "https://collector.example:4318" }) ??
+    urlProblem(value, ["http:", "https:"], { hostRequired: true, example: "https://host.example:8443/path" }) ??
       (hasUserInfo(new URL(value))
         ? `expected a URL without a user or password: give credentials ${credentialsHint} ${notShown}`
-        : undefined)).pipe(
-      Config.map((url) => new URL(url))
-    )
+        : undefined))
 
 /** `EMAIL_HOST`: the SMTP server's host name or IP address alone; its port is `EMAIL_PORT`. */
 export const EmailHostSetting: Config.Config<string> = checkedString("EMAIL_HOST", (value) => hostProblem(value, "EMAIL_PORT"))
