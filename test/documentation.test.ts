@@ -72,7 +72,20 @@ describe("the Configuration table", () => {
   it("has every variable the code reads", () => {
     const read = namesReadInSource()
     // the collector itself finds the names in each form they are read
-    for (const name of ["AMQP_URL", "MAX_EVENT_DEPTH", "LOG_FORMAT", "HTTP_ALLOWED_HOSTS", "SES_SUPPRESSION_REGION", "EMAIL_IMAGES_BASE_URL", "TEMPLATES_RELOAD", "BATCH_SIZE", "DATABASE_URL", "NODE_OPTIONS"]) {
+    const inEachForm = [
+      "AMQP_URL",
+      "MAX_EVENT_DEPTH",
+      "LOG_FORMAT",
+      "HTTP_ALLOWED_HOSTS",
+      "SES_SUPPRESSION_REGION",
+      "EMAIL_IMAGES_BASE_URL",
+      "NOREPLY_EMAIL_ADDRESS",
+      "TEMPLATES_RELOAD",
+      "BATCH_SIZE",
+      "DATABASE_URL",
+      "NODE_OPTIONS"
+    ]
+    for (const name of inEachForm) {
       assert.isTrue(read.has(name), `${name} was not found in src/`)
     }
     const documented = documentedNames()

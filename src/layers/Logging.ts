@@ -88,7 +88,9 @@ const levelChoices = `${logLevelNames.join(", ")} (any case)`
 
 /** `LOG_LEVEL` (default `Info`). */
 export const LogLevelSetting: Config.Config<LogLevel.LogLevel> = Config.schema(
-  Schema.String.check(Schema.makeFilter((name: string) => parseLogLevel(name) === undefined ? `expected one of ${levelChoices}` : undefined)),
+  Schema.String.check(
+    Schema.makeFilter((name: string) => parseLogLevel(name) === undefined ? `expected one of ${levelChoices}` : undefined)
+  ),
   "LOG_LEVEL"
 ).pipe(Config.map((name) => parseLogLevel(name) ?? "Info"), Config.withDefault("Info" as const))
 
