@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /** `node dist/main.js [command]`: the worker by default, plus the operator commands. */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit, Layer, Runtime } from "effect"
+import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
+import { withCommandServices } from "./commands/commandServices.ts"
 import { dbCommand } from "./commands/db.ts"
 import { withEnvironment } from "./commands/environmentHelp.ts"
 import { publishCommand } from "./commands/publish.ts"
@@ -14,14 +15,19 @@ import { statsCommand } from "./commands/stats.ts"
 import { templatesCommand } from "./commands/templates.ts"
 import * as Logging from "./layers/Logging.ts"
 import { packageVersion } from "./packageInfo.ts"
-import * as Tracing from "./layers/Tracing.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
   withEnvironment("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)", "worker"),
-  Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand]),
-  // inside the handlers, where `--log-level` is known. Every command logs to stderr, its stdout being its output;
-  // the worker's log is its stdout (`runLiveWorker`)
-  Command.provide(Tracing.layerConfig.pipe(Layer.provideMerge(Logging.layerConfig("stderr"))))
+  // each command has its log and spans (`commandServices`): the worker's in `runLiveWorker`, `stats`'s in its handler
+  Command.withSubcommands([
+    workerCommand,
+    withCommandServices(publishCommand),
+    withCommandServices(dbCommand),
+    withCommandServices(replayCommand),
+    statsCommand,
+    withCommandServices(renderCommand),
+    withCommandServices(templatesCommand)
+  ])
 )
 
 emailSenders.pipe(

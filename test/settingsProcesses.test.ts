@@ -230,7 +230,7 @@ describe("replay", () => {
 })
 
 describe("stats", () => {
-  it.live("answers OK with a secret in AMQP_URL; a refused login or a malformed URL is UNKNOWN (exit 3); no secret", () =>
+  it.live("answers OK with a secret in AMQP_URL; a refused login or an invalid setting is UNKNOWN (exit 3); no secret", () =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const admin = yield* makeAdmin
@@ -256,6 +256,10 @@ describe("stats", () => {
         assertRefusedSetting(malformed, "AMQP_URL", 3)
         assert.match(malformed.stdout, /^UNKNOWN: email-senders: ConfigError: AMQP_URL: expected a URL/)
       }
+      // its log's settings too: Nagios shows the line, and a restart loop helps nobody
+      const wrongLevel = yield* run(["stats"], { ...env, AMQP_URL: amqpUrl(), LOG_LEVEL: "verbose" })
+      assertRefusedSetting(wrongLevel, "LOG_LEVEL", 3)
+      assert.match(wrongLevel.stdout, /^UNKNOWN: email-senders: ConfigError: LOG_LEVEL: expected one of /)
     }).pipe(Effect.provide(NodeFileSystem.layer)), 120_000)
 })
 

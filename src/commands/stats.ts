@@ -14,6 +14,7 @@ import {
 } from "../programs/queueHealth.ts"
 import { AmqpUrlSetting } from "../layers/connectionSettings.ts"
 import { StatsDirectorySetting } from "../layers/settingValues.ts"
+import { commandServices } from "./commandServices.ts"
 import { withEnvironment } from "./environmentHelp.ts"
 import { describeFailure } from "./reportFailure.ts"
 
@@ -70,7 +71,9 @@ const report = (health: QueueHealth) =>
 /** Zulip's `check_rabbitmq_queue` for this queue: one Nagios line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
 export const statsCommand = Command.make("stats", {}, () =>
   checkQueue.pipe(
-    // Nagios reads exit 3 as UNKNOWN: an invalid setting is that, not the 1 (WARNING) other commands exit with
+    Effect.provide(commandServices("stderr")),
+    // Nagios reads exit 3 as UNKNOWN: an invalid setting (`LOG_LEVEL` too) is that, not the 1 (WARNING) other
+    // commands exit with
     Effect.catchTag("ConfigError", (error) => Effect.succeed(unknownHealth("email-senders", describeFailure(error)))),
     Effect.flatMap(report)
   )).pipe(

@@ -8,7 +8,6 @@ import {
   redactUrl
 } from "../layers/connectionSettings.ts"
 import { capturesEmails, usesDatabase, WorkerServicesLive } from "../layers/LiveServices.ts"
-import * as Logging from "../layers/Logging.ts"
 import * as OperationsHttp from "../layers/OperationsHttp.ts"
 import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
 import * as SmtpPool from "../layers/SmtpPool.ts"
@@ -16,6 +15,7 @@ import * as Tracing from "../layers/Tracing.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
 import * as ZulipEmailBuilder from "../layers/ZulipEmailBuilder.ts"
 import { runWorker } from "../programs/worker.ts"
+import { commandServices } from "./commandServices.ts"
 import { withEnvironment } from "./environmentHelp.ts"
 import { heapLimitMb, sizeWorkerHeap } from "./workerHeap.ts"
 
@@ -61,7 +61,8 @@ export const runLiveWorker = sizeWorkerHeap.pipe(
   Effect.andThen(logEffectiveConfiguration),
   // provided here, so that no connection is opened before the process may be replaced
   Effect.andThen(runWorker.pipe(Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive))))),
-  Effect.provide(Logging.layerConfig("stdout"))
+  // the worker's log is its stdout
+  Effect.provide(commandServices("stdout"))
 )
 
 export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(
