@@ -50,6 +50,7 @@ export * as Metrics from "./programs/metrics.ts"
 export { runWorker } from "./programs/worker.ts"
 
 // live layers
+export * as ConnectionSettings from "./layers/connectionSettings.ts"
 export * as DevelopmentCapture from "./layers/DevelopmentCapture.ts"
 export * as ErrorsFile from "./layers/ErrorsFile.ts"
 export * as JsonFileRealmRepository from "./layers/JsonFileRealmRepository.ts"

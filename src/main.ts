@@ -3,7 +3,9 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
+import { withCommandServices } from "./commands/commandServices.ts"
 import { dbCommand } from "./commands/db.ts"
+import { withEnvironment } from "./commands/environmentHelp.ts"
 import { publishCommand } from "./commands/publish.ts"
 import { renderCommand } from "./commands/render.ts"
 import { replayCommand } from "./commands/replay.ts"
@@ -13,17 +15,24 @@ import { statsCommand } from "./commands/stats.ts"
 import { templatesCommand } from "./commands/templates.ts"
 import * as Logging from "./layers/Logging.ts"
 import { packageVersion } from "./packageInfo.ts"
-import * as Tracing from "./layers/Tracing.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
-  Command.withDescription("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)"),
-  Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand])
+  withEnvironment("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)", "worker"),
+  // each command has its log and spans (`commandServices`): the worker's in `runLiveWorker`, `stats`'s in its handler
+  Command.withSubcommands([
+    workerCommand,
+    withCommandServices(publishCommand),
+    withCommandServices(dbCommand),
+    withCommandServices(replayCommand),
+    statsCommand,
+    withCommandServices(renderCommand),
+    withCommandServices(templatesCommand)
+  ])
 )
 
 emailSenders.pipe(
   Command.run({ version: packageVersion }),
-  // every command logs to stderr, its stdout being its output; the worker's log is its stdout (`runLiveWorker`)
-  Effect.provide([NodeServices.layer, Logging.layerConfig("stderr"), Tracing.layerConfig]),
+  Effect.provide([NodeServices.layer, Logging.cliConfig]),
   reportFailure,
   NodeRuntime.runMain({
     disableErrorReporting: true,

@@ -6,17 +6,15 @@ import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { connect } from "amqplib"
 import { Effect, FileSystem, Redacted } from "effect"
-import { execFile } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import { join } from "node:path"
-import { promisify } from "node:util"
 import { beforeAll } from "vitest"
 import * as Tracing from "../src/layers/Tracing.ts"
 import { closedPort, fakeSes } from "./support/fakeSes.ts"
-import { buildCli, type CliEnv, type CliProcess, runCli, startCli, waitUntil } from "./support/processes.ts"
-import { makeAdmin } from "./support/rabbitmq.ts"
+import { buildCli, type CliEnv, runCli, startCli, terminated, waitUntil } from "./support/processes.ts"
+import { brokerUser, makeAdmin } from "./support/rabbitmq.ts"
 import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
 
 const brokerUrl = "amqp://guest:guest@127.0.0.1:5672"
@@ -70,14 +68,6 @@ const setup = (prefix: string) =>
     const queue = yield* admin.declareQueue()
     return { directory, smtp, admin, broker, queue }
   })
-
-const terminated = (cli: CliProcess) =>
-  cli.terminate.pipe(
-    Effect.timeoutOrElse({
-      duration: "60 seconds",
-      orElse: () => Effect.die(new Error(`no exit 60 s after SIGTERM; output:\n${cli.output().slice(-2000)}`))
-    })
-  )
 
 beforeAll(buildCli, 120_000)
 
@@ -149,21 +139,6 @@ describe("worker processes", () => {
       assert.strictEqual(yield* admin.messageCount(queue), 0)
     }).pipe(Effect.provide(NodeFileSystem.layer)), 300_000)
 })
-
-const rabbitmqctl = (...args: Array<string>) =>
-  Effect.promise(() => promisify(execFile)("rabbitmqctl", ["--quiet", ...args]))
-
-/** A broker user of its own with a distinctive password, removed at the end. */
-const brokerUser = (password: string) =>
-  Effect.acquireRelease(
-    Effect.gen(function*() {
-      const user = `es_secret_${randomUUID().slice(0, 8)}`
-      yield* rabbitmqctl("add_user", user, password)
-      yield* rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
-      return user
-    }),
-    (user) => rabbitmqctl("delete_user", user)
-  )
 
 describe("secrets", () => {
   it.live("never appear in the output of the worker, publish or stats, on their error paths included", () =>

@@ -3,6 +3,7 @@ import { Command, Flag } from "effect/cli"
 import { decodeEmailEvent, isJsonObject, type JsonObject } from "../domain/EmailEvent.ts"
 import * as RabbitMqPublisher from "../layers/RabbitMqPublisher.ts"
 import { QueuePublisher } from "../services/QueuePublisher.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 import { eventFileFlag, readEventJson } from "./eventInput.ts"
 
 const text = (name: string, description: string) =>
@@ -60,5 +61,5 @@ export const publishCommand = Command.make("publish", { file: eventFileFlag, ...
     yield* (yield* QueuePublisher).publishEmail(event as JsonObject)
     yield* Effect.logInfo("event published")
   }).pipe(Effect.provide(RabbitMqPublisher.layerConfig()))).pipe(
-    Command.withDescription("Validate one email_senders event and enqueue it with a publisher confirm")
+    withEnvironment("Validate one email_senders event and enqueue it with a publisher confirm", "publish")
   )

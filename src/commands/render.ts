@@ -9,6 +9,7 @@ import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { RealmsLive } from "../layers/LiveServices.ts"
 import * as ZulipEmailBuilder from "../layers/ZulipEmailBuilder.ts"
 import { buildEmail } from "../programs/sendEmail.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 import { eventFileFlag, readEventJson } from "./eventInput.ts"
 
 /** Preview the email for other recipients or another realm than the event names. */
@@ -75,5 +76,5 @@ export const renderCommand = Command.make("render", {
     )
     yield* Console.log(email)
   })).pipe(
-    Command.withDescription("Print the email one event makes (headers, envelope, text and HTML) without sending it")
+    withEnvironment("Print the email one event makes (headers, envelope, text and HTML) without sending it", "render")
   )

@@ -5,6 +5,7 @@ import * as RabbitMqPublisher from "../layers/RabbitMqPublisher.ts"
 import { MaxEventDepthSetting } from "../layers/settingValues.ts"
 import { replayedMarksPath, replayFailures, type ReplaySummary } from "../programs/replayFailures.ts"
 import { QueuePublisher } from "../services/QueuePublisher.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 
 const summaryLine = (file: string, queue: string, dryRun: boolean, summary: ReplaySummary): string =>
   `${dryRun ? "would replay" : "replayed"} ${summary.replayed} event(s) from ${file} to ${queue} ` +
@@ -63,10 +64,11 @@ export const replayCommand = Command.make("replay", {
     // 2: the run went through, but some records were refused (each named on stderr); a failure exits 1
     if (summary.invalid > 0) process.exitCode = REFUSED_RECORDS_EXIT_CODE
   })).pipe(
-    Command.withDescription(
+    withEnvironment(
       "Re-enqueue the events of an .errors file without failed_tries (a fresh start); replayed events are marked " +
         "in <file>.replayed so a second replay does not send them again. Exit 0: every selected record replayed; " +
-        "2: some records refused (each named); 1: failure"
+        "2: some records refused (each named); 1: failure",
+      "replay"
     ),
     Command.withExamples([
       { command: "email-senders replay var/queue_error/email_senders.errors --dry-run", description: "list what would be replayed" },

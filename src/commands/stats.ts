@@ -12,12 +12,16 @@ import {
   thresholdsFor,
   unknownHealth
 } from "../programs/queueHealth.ts"
+import { AmqpUrlSetting } from "../layers/connectionSettings.ts"
 import { StatsDirectorySetting } from "../layers/settingValues.ts"
+import { commandServices } from "./commandServices.ts"
+import { withEnvironment } from "./environmentHelp.ts"
+import { describeFailure } from "./reportFailure.ts"
 
 const settingsConfig = Config.all({
   queueName: RabbitMqConnection.queueNameConfig,
   statsDirectory: StatsDirectorySetting,
-  amqpUrl: Config.Redacted("AMQP_URL").pipe(Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672")))
+  amqpUrl: AmqpUrlSetting
 })
 
 /**
@@ -67,11 +71,16 @@ const report = (health: QueueHealth) =>
 /** Zulip's `check_rabbitmq_queue` for this queue: one Nagios line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
 export const statsCommand = Command.make("stats", {}, () =>
   checkQueue.pipe(
-    Effect.catchTag("ConfigError", (error) => Effect.succeed(unknownHealth("email-senders", `invalid setting: ${error.message}`))),
+    Effect.provide(commandServices("stderr")),
+    // Nagios reads exit 3 as UNKNOWN: an invalid setting (`LOG_LEVEL` too) is that, not the 1 (WARNING) other
+    // commands exit with
+    Effect.catchTag("ConfigError", (error) => Effect.succeed(unknownHealth("email-senders", describeFailure(error)))),
     Effect.flatMap(report)
   )).pipe(
-  Command.withDescription(
+  withEnvironment(
     "Check the queue like Zulip's check_rabbitmq_queue: read QUEUE_STATS_DIR/<queue>.stats and the broker's queue " +
-      "depth, print one Nagios line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN)"
+      "depth, print one Nagios line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN, also for an invalid " +
+      "setting)",
+    "stats"
   )
 )

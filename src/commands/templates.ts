@@ -2,6 +2,7 @@ import { Console, Effect, Logger, Schema } from "effect"
 import { Command } from "effect/cli"
 import type { TemplateError } from "../domain/errors.ts"
 import { checkTemplatesConfig } from "../layers/TemplateRenderer.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 
 /** Ends `templates check` with a non-zero exit code. */
 export class TemplatesInvalid extends Schema.TaggedError<TemplatesInvalid>()("TemplatesInvalid", {
@@ -25,8 +26,9 @@ export const checkTemplatesAndReport = Effect.gen(function*() {
 })
 
 const check = Command.make("check", {}, () => checkTemplatesAndReport).pipe(
-  Command.withDescription(
-    "Compile and render every template under TEMPLATES_DIR; print each problem with its file and line, exit 1 if any"
+  withEnvironment(
+    "Compile and render every template under TEMPLATES_DIR; print each problem with its file and line, exit 1 if any",
+    "templates check"
   )
 )
 

@@ -1,27 +1,49 @@
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { Command } from "effect/cli"
-import { WorkerServicesLive } from "../layers/LiveServices.ts"
-import * as Logging from "../layers/Logging.ts"
+import {
+  AmqpUrlSetting,
+  DatabaseUrlSetting,
+  HttpHostSetting,
+  HttpPortSetting,
+  redactUrl
+} from "../layers/connectionSettings.ts"
+import { capturesEmails, usesDatabase, WorkerServicesLive } from "../layers/LiveServices.ts"
 import * as OperationsHttp from "../layers/OperationsHttp.ts"
-import { redactUrl } from "../layers/RabbitMqConnection.ts"
 import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
+import * as SmtpPool from "../layers/SmtpPool.ts"
+import * as Tracing from "../layers/Tracing.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
+import * as ZulipEmailBuilder from "../layers/ZulipEmailBuilder.ts"
 import { runWorker } from "../programs/worker.ts"
+import { commandServices } from "./commandServices.ts"
+import { withEnvironment } from "./environmentHelp.ts"
 import { heapLimitMb, sizeWorkerHeap } from "./workerHeap.ts"
 
-/** One line with the effective configuration; secrets appear only as `<redacted>`. */
+/**
+ * One line with the effective configuration, logged before anything is opened: reading it checks the settings
+ * (every URL, host and port among them), so a malformed one stops the worker before any other line. Passwords
+ * appear only as `***`.
+ */
 const logEffectiveConfiguration = Effect.gen(function*() {
   const settings = yield* workerSettingsConfig
-  const amqpUrl = yield* Config.Redacted("AMQP_URL").pipe(Config.option)
-  const emailHost = yield* Config.option(Config.NonEmptyString("EMAIL_HOST"))
-  const databaseUrl = yield* Config.option(Config.Redacted("DATABASE_URL"))
+  const amqpUrl = yield* AmqpUrlSetting
+  const smtpOptions = (yield* capturesEmails) ? null : yield* SmtpPool.optionsConfig
+  const builder = yield* ZulipEmailBuilder.optionsConfig
+  const realms = (yield* usesDatabase) ? redactUrl(Redacted.value(yield* DatabaseUrlSetting)) : "REALMS_FILE"
   const sesRegion = yield* SesSuppressionList.regionConfig
+  const httpPort = yield* HttpPortSetting
+  const httpHost = yield* HttpHostSetting
+  const tracing = yield* Tracing.endpointConfig
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
-    amqp: Option.match(amqpUrl, { onNone: () => "amqp://127.0.0.1:5672 (default)", onSome: (url) => redactUrl(Redacted.value(url)) }),
-    smtp: Option.getOrElse(emailHost, () => "development capture (EMAIL_HOST unset)"),
-    realms: Option.match(databaseUrl, { onNone: () => "REALMS_FILE", onSome: (url) => redactUrl(Redacted.value(url)) }),
+    amqp: redactUrl(Redacted.value(amqpUrl)),
+    smtp: smtpOptions === null ? "development capture (EMAIL_HOST unset)" : `${smtpOptions.host}:${smtpOptions.port}`,
+    templates: builder.templatesDir ?? "the shipped templates",
+    realms,
     ses_suppression_list: sesRegion ?? "off",
+    ...(sesRegion === null ? {} : { ses_endpoint: redactUrl((yield* SesSuppressionList.endpointConfig) ?? "the SDK's") }),
+    operations_endpoint: httpPort === 0 ? "off" : `${httpHost}:${httpPort}`,
+    tracing: Option.match(tracing, { onNone: () => "off", onSome: (url) => redactUrl(url.href) }),
     concurrency: settings.concurrency,
     send_attempts: settings.sendAttempts,
     max_request_retries: settings.maxRequestRetries,
@@ -35,13 +57,14 @@ const logEffectiveConfiguration = Effect.gen(function*() {
  * gets a heap that suits the worker (`workerHeap.ts`), which may restart it. Its log goes to stdout, unlike the
  * other commands'.
  */
-export const runLiveWorker = Effect.andThen(
-  sizeWorkerHeap,
+export const runLiveWorker = sizeWorkerHeap.pipe(
+  Effect.andThen(logEffectiveConfiguration),
   // provided here, so that no connection is opened before the process may be replaced
-  logEffectiveConfiguration.pipe(
-    Effect.andThen(runWorker),
-    Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive)))
-  )
-).pipe(Effect.provide(Logging.layerConfig("stdout")))
+  Effect.andThen(runWorker.pipe(Effect.provide(OperationsHttp.layerConfig.pipe(Layer.provideMerge(WorkerServicesLive))))),
+  // the worker's log is its stdout
+  Effect.provide(commandServices("stdout"))
+)
 
-export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(Command.withDescription("Consume the queue and deliver emails until SIGTERM (the default command)"))
+export const workerCommand = Command.make("worker", {}, () => runLiveWorker).pipe(
+  withEnvironment("Consume the queue and deliver emails until SIGTERM (the default command)", "worker")
+)

@@ -29,6 +29,7 @@ import {
 import { RealmRepository } from "../services/RealmRepository.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus } from "../services/SmtpStatus.ts"
+import { HttpHostSetting, HttpPortSetting } from "./connectionSettings.ts"
 import { type CapturedEmail, listCapturedEmails } from "./DevelopmentCapture.ts"
 import { capturesEmails, usesDatabase } from "./LiveServices.ts"
 import { RabbitMqConnection } from "./RabbitMqConnection.ts"
@@ -278,10 +279,6 @@ export const layer = (options: OperationsHttpOptions) =>
     Layer.provide(NodeFileSystem.layer)
   )
 
-const portConfig = Config.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })), "HTTP_PORT").pipe(
-  Config.withDefault(9100)
-)
-
 /** A host name or an IP address (IPv6 with or without brackets), blanks around it allowed. */
 const AllowedHost = Schema.String.check(
   Schema.isPattern(/^\s*(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?)\s*$/, {
@@ -302,11 +299,11 @@ const allowedHostsConfig = Config.Array(AllowedHost, "HTTP_ALLOWED_HOSTS").pipe(
  * `READY_SMTP_CHECK_AGE` (default 5 s) is how old the latest SMTP check may be before `/readyz` runs a new one.
  */
 export const layerConfig = Layer.unwrap(Effect.gen(function*() {
-  const port = yield* portConfig
+  const port = yield* HttpPortSetting
   if (port === 0) return Layer.empty
   return layer({
     port,
-    host: yield* Config.String("HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
+    host: yield* HttpHostSetting,
     allowedHosts: yield* allowedHostsConfig,
     capturedEmailsDirectory: (yield* capturesEmails)
       ? resolve(yield* EmailLogDirectorySetting)

@@ -3,11 +3,12 @@
  * database unchanged (or at a standalone one created by `db migrate`).
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Duration, Effect, Layer, Schema } from "effect"
+import { Duration, Effect, Layer, Schema } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
 import { RealmNotFound, Unavailable } from "../domain/errors.ts"
 import { RealmRow, UserRow, usersInOrder } from "../domain/Realm.ts"
 import { RealmRepository } from "../services/RealmRepository.ts"
+import { DatabaseUrlSetting } from "./connectionSettings.ts"
 
 export interface PostgresRealmRepositoryOptions extends PgClient.PgPoolConfig {
   /** longest one lookup may take, connecting included, before the database counts as unavailable (default 10 s) */
@@ -73,6 +74,6 @@ export const layer = ({ queryTimeout = Duration.seconds(10), ...client }: Postgr
 /** `DATABASE_URL` (a `postgres://` URL, secret) selects the database. */
 export const layerConfig = Layer.unwrap(
   Effect.gen(function*() {
-    return layer({ url: yield* Config.Redacted("DATABASE_URL") })
+    return layer({ url: yield* DatabaseUrlSetting })
   })
 )

@@ -19,6 +19,7 @@ import {
   SubscriptionRef
 } from "effect"
 import { QueueError } from "../domain/errors.ts"
+import { AmqpUrlSetting, redactUrl } from "./connectionSettings.ts"
 import { QueueNameSetting } from "./settingValues.ts"
 
 export interface ConnectionOptions {
@@ -59,18 +60,7 @@ export class RabbitMqConnection extends Context.Service<RabbitMqConnection, {
 
 export const defaultQueueName = "email_senders"
 
-const urlConfig = Config.Redacted("AMQP_URL").pipe(
-  Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672"))
-)
 export const queueNameConfig = QueueNameSetting
-
-/** The URL with its password masked, for logs. */
-export const redactUrl = (url: string): string => {
-  if (!URL.canParse(url)) return "(unparsable URL)"
-  const parsed = new URL(url)
-  if (parsed.password !== "") parsed.password = "***"
-  return parsed.toString()
-}
 
 const withHeartbeat = (url: string, heartbeat: Duration.Input): string => {
   if (!URL.canParse(url)) return url
@@ -310,7 +300,7 @@ export const layer = (options: ConnectionOptions): Layer.Layer<RabbitMqConnectio
 /** Reads `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`). */
 export const layerConfig: Layer.Layer<RabbitMqConnection, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    const url = yield* urlConfig
+    const url = yield* AmqpUrlSetting
     return layer({ url })
   })
 )

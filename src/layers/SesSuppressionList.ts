@@ -14,6 +14,7 @@
 import type { SESv2ClientConfig } from "@aws-sdk/client-sesv2"
 import { Config, Duration, Effect, Layer, Option, Redacted, Schema, Scope } from "effect"
 import { SuppressionList } from "../services/SuppressionList.ts"
+import { HttpUrlSetting } from "./connectionSettings.ts"
 
 export interface SesSuppressionListOptions {
   /** the SES region, e.g. `us-east-1` */
@@ -157,16 +158,20 @@ export const regionConfig: Config.Config<string | null> = Config.all({
   Option.match(emailHost, { onNone: () => null, onSome: (host) => Option.getOrNull(region) ?? sesRegionOf(host) })
 ))
 
-const optionalUrl = (name: string) => Config.option(Config.URL(name)).pipe(Config.map(Option.map((url) => url.href)))
+const optionalUrl = (name: string) => Config.option(HttpUrlSetting(name)).pipe(Config.map(Option.map((url) => new URL(url).href)))
+
+/** The SESv2 API's URL: `AWS_ENDPOINT_URL_SESV2`, else `AWS_ENDPOINT_URL`, else undefined (the SDK's own). */
+export const endpointConfig: Config.Config<string | undefined> = Config.all([
+  optionalUrl("AWS_ENDPOINT_URL_SESV2"),
+  optionalUrl("AWS_ENDPOINT_URL")
+]).pipe(Config.map(([service, general]) => Option.getOrUndefined(Option.orElse(service, () => general))))
 
 /**
  * The SDK reads these variables from the environment itself; reading them as settings too lets any
  * `ConfigProvider` (an embedding app's, a test's) reach it, and from the environment they say the same.
  */
 const sdkSettingsConfig = Config.all({
-  endpoint: Config.all([optionalUrl("AWS_ENDPOINT_URL_SESV2"), optionalUrl("AWS_ENDPOINT_URL")]).pipe(
-    Config.map(([service, general]) => Option.getOrUndefined(Option.orElse(service, () => general)))
-  ),
+  endpoint: endpointConfig,
   credentials: Config.all({
     accessKeyId: Config.option(Config.NonEmptyString("AWS_ACCESS_KEY_ID")),
     secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY")),

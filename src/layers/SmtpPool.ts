@@ -34,6 +34,7 @@ import { withEventSpan } from "../programs/eventSpan.ts"
 import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
+import { EmailHostSetting, EmailPortSetting } from "./connectionSettings.ts"
 import { messageBytes } from "./nodemailerMessage.ts"
 import { CountSetting, DurationSetting } from "./settingValues.ts"
 
@@ -485,8 +486,8 @@ const encryptionConfig: Config.Config<Encryption> = Config.all({
 
 /** The settings from the environment (names as in Zulip's settings where Zulip has them). */
 export const optionsConfig: Config.Config<SmtpPoolOptions> = Config.all({
-  host: Config.String("EMAIL_HOST"),
-  port: Config.Port("EMAIL_PORT").pipe(Config.withDefault(25)),
+  host: EmailHostSetting,
+  port: EmailPortSetting,
   user: Config.String("EMAIL_HOST_USER").pipe(Config.withDefault("")),
   password: optional(Config.Redacted("EMAIL_HOST_PASSWORD")),
   encryption: encryptionConfig,

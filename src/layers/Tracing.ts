@@ -6,8 +6,9 @@
  * (the worker's graceful stop).
  */
 import { Config, type Duration, Effect, Layer, Option, Redacted, References } from "effect"
-import { FetchHttpClient } from "effect/http"
+import { FetchHttpClient, Headers, UrlParams } from "effect/http"
 import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
+import { HttpUrlSetting, secretParameterName } from "./connectionSettings.ts"
 
 export interface TracingOptions {
   /** the collector's base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT`: spans are posted to `<endpoint>/v1/traces` */
@@ -37,21 +38,39 @@ export const parseHeaderList = (text: string): Record<string, Redacted.Redacted<
     })
   )
 
-/** Also gives the exporter's `Flusher`, for an embedding app that must send buffered spans before it suspends. */
-export const layer = (options: TracingOptions): Layer.Layer<OtlpExporter.Flusher> =>
-  OtlpTracer.layer({
+/**
+ * Also gives the exporter's `Flusher`, for an embedding app that must send buffered spans before it suspends. A
+ * failed export is logged (at `Debug`) with its request: the given headers and password-like query parameters of
+ * the endpoint are shown there as `REDACTED`.
+ */
+export const layer = (options: TracingOptions): Layer.Layer<OtlpExporter.Flusher> => {
+  const headers = options.headers ?? {}
+  return OtlpTracer.layer({
     url: tracesUrl(options.endpoint),
     resource: { serviceName: options.serviceName ?? "email-senders" },
-    headers: Object.fromEntries(Object.entries(options.headers ?? {}).map(([name, value]) => [name, Redacted.value(value)])),
+    headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, Redacted.value(value)])),
     exportInterval: options.exportInterval
-  }).pipe(Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer]))
+  }).pipe(Layer.provide([
+    OtlpSerialization.layerJson,
+    FetchHttpClient.layer,
+    Layer.succeed(UrlParams.CurrentRedactedNames, [...UrlParams.CurrentRedactedNames.defaultValue(), secretParameterName]),
+    Layer.succeed(Headers.CurrentRedactedNames, [...Headers.CurrentRedactedNames.defaultValue(), ...Object.keys(headers)])
+  ]))
+}
+
+const credentialsHint = "in OTEL_EXPORTER_OTLP_HEADERS (e.g. authorization=Basic%20...)"
+
+/** `OTEL_EXPORTER_OTLP_ENDPOINT`, a collector URL without credentials (unset: no tracing). */
+export const endpointConfig: Config.Config<Option.Option<URL>> = Config.option(
+  HttpUrlSetting("OTEL_EXPORTER_OTLP_ENDPOINT", credentialsHint).pipe(Config.map((url) => new URL(url)))
+)
 
 /**
  * When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, export spans there (`OTEL_SERVICE_NAME`, default `email-senders`;
  * `OTEL_EXPORTER_OTLP_HEADERS`, a secret); when it is unset, nothing is traced or exported.
  */
 export const layerConfig: Layer.Layer<OtlpExporter.Flusher, Config.ConfigError> = Layer.unwrap(Effect.gen(function*() {
-  const endpoint = yield* Config.option(Config.URL("OTEL_EXPORTER_OTLP_ENDPOINT"))
+  const endpoint = yield* endpointConfig
   // a flusher with nothing registered (no exporter, no connection), and spans not even recorded: nothing reads them
   if (Option.isNone(endpoint)) return Layer.merge(OtlpExporter.layerFlusher, Layer.succeed(References.TracerEnabled, false))
   const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("email-senders"))

@@ -30,6 +30,7 @@ import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import type { Realm, User } from "../domain/Realm.ts"
 import { withEventSpan } from "../programs/eventSpan.ts"
 import { type BuildRequest, EmailBuilder } from "../services/EmailBuilder.ts"
+import { HttpUrlSetting } from "./connectionSettings.ts"
 import type { Catalog } from "./jinja/environment.ts"
 import { defaultTemplatesDir, makeTemplateRenderer, type TemplateRenderer } from "./TemplateRenderer.ts"
 import { makeStyleInliner } from "./styleInliner.ts"
@@ -380,20 +381,23 @@ export const layer = (options: ZulipEmailBuilderOptions = {}): Layer.Layer<Email
 
 const optionalString = (name: string) => Config.String(name).pipe(Config.option, Config.map(Option.getOrUndefined))
 
-/** The same layer, configured from the environment variables named in `ZulipEmailBuilderOptions`. */
+/** The environment variables named in `ZulipEmailBuilderOptions`. */
+export const optionsConfig: Config.Config<ZulipEmailBuilderOptions> = Config.all({
+  externalHost: Config.String("EXTERNAL_HOST").pipe(Config.withDefault("localhost")),
+  noreplyEmailAddress: optionalString("NOREPLY_EMAIL_ADDRESS"),
+  tokenizedNoreplyEmailAddress: optionalString("TOKENIZED_NOREPLY_EMAIL_ADDRESS"),
+  addTokensToNoreplyAddress: Config.Boolean("ADD_TOKENS_TO_NOREPLY_ADDRESS").pipe(Config.withDefault(true)),
+  zulipAdministrator: optionalString("ZULIP_ADMINISTRATOR"),
+  physicalAddress: Config.String("PHYSICAL_ADDRESS").pipe(Config.withDefault("")),
+  emailImagesBaseUrl: Config.option(HttpUrlSetting("EMAIL_IMAGES_BASE_URL")).pipe(Config.map(Option.getOrUndefined)),
+  templatesDir: optionalString("TEMPLATES_DIR"),
+  templatesReload: Config.Boolean("TEMPLATES_RELOAD").pipe(Config.withDefault(false)),
+  localeDir: optionalString("LOCALE_DIR")
+})
+
+/** The same layer, configured from the environment (`optionsConfig`). */
 export const layerConfig: Layer.Layer<EmailBuilder, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    return layer({
-      externalHost: yield* Config.String("EXTERNAL_HOST").pipe(Config.withDefault("localhost")),
-      noreplyEmailAddress: yield* optionalString("NOREPLY_EMAIL_ADDRESS"),
-      tokenizedNoreplyEmailAddress: yield* optionalString("TOKENIZED_NOREPLY_EMAIL_ADDRESS"),
-      addTokensToNoreplyAddress: yield* Config.Boolean("ADD_TOKENS_TO_NOREPLY_ADDRESS").pipe(Config.withDefault(true)),
-      zulipAdministrator: yield* optionalString("ZULIP_ADMINISTRATOR"),
-      physicalAddress: yield* Config.String("PHYSICAL_ADDRESS").pipe(Config.withDefault("")),
-      emailImagesBaseUrl: yield* optionalString("EMAIL_IMAGES_BASE_URL"),
-      templatesDir: yield* optionalString("TEMPLATES_DIR"),
-      templatesReload: yield* Config.Boolean("TEMPLATES_RELOAD").pipe(Config.withDefault(false)),
-      localeDir: yield* optionalString("LOCALE_DIR")
-    })
+    return layer(yield* optionsConfig)
   })
 )

@@ -8,6 +8,7 @@
  *   `PATH`, `HOME` and `TZ` are inherited: each test states the settings it runs with. The operations HTTP
  *   endpoint is off (`HTTP_PORT=0`) unless `env` sets it, so processes running at once never compete for its port.
  * - `runCli(args, env, stdin?)`: run to the end and give its exit code and output.
+ * - `terminated(cli)`: SIGTERM, and the exit code once it ended.
  * - `waitUntil(check, description)`: poll until `check` holds (for things another process does).
  */
 import { execFile, spawn } from "node:child_process"
@@ -136,6 +137,15 @@ export const runCli = (
     )
     return { exitCode, stdout: cli.stdout(), stderr: cli.stderr(), output: cli.output() }
   }))
+
+/** SIGTERM, then the exit code; a defect naming the output when the process has not ended 60 s later. */
+export const terminated = (cli: CliProcess): Effect.Effect<number | null> =>
+  cli.terminate.pipe(
+    Effect.timeoutOrElse({
+      duration: "60 seconds",
+      orElse: () => Effect.die(new Error(`no exit 60 s after SIGTERM; output:\n${cli.output().slice(-2000)}`))
+    })
+  )
 
 /** Poll every 50 ms until `check` holds, or die after `timeout` naming what was awaited (computed then). */
 export const waitUntil = (

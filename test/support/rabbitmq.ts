@@ -81,6 +81,22 @@ export const nextDelivery = (consumer: QueueConsumer["Service"]): Effect.Effect<
 const rabbitmqctl = (...args: Array<string>) =>
   Effect.promise(() => promisify(execFile)("rabbitmqctl", ["--quiet", ...args]))
 
+/** Add a broker user with all rights on the default vhost, for tests of logins; give it back to `deleteBrokerUser`. */
+export const addBrokerUser = async (password: string): Promise<string> => {
+  const user = uniqueName("es_user")
+  await promisify(execFile)("rabbitmqctl", ["--quiet", "add_user", user, password])
+  await promisify(execFile)("rabbitmqctl", ["--quiet", "set_permissions", "-p", "/", user, ".*", ".*", ".*"])
+  return user
+}
+
+export const deleteBrokerUser = async (user: string): Promise<void> => {
+  await promisify(execFile)("rabbitmqctl", ["--quiet", "delete_user", user])
+}
+
+/** A broker user of its own with this password, deleted when the scope closes. */
+export const brokerUser = (password: string): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.promise(() => addBrokerUser(password)), (user) => Effect.promise(() => deleteBrokerUser(user)))
+
 /**
  * Force-close the broker connections with this name, as `rabbitmqctl close_all_connections` would, but leaving
  * other tests' connections alone.
