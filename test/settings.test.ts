@@ -12,6 +12,8 @@ import {
   redactUrl
 } from "../src/layers/connectionSettings.ts"
 import { LogLevelSetting, parseLogLevel } from "../src/layers/Logging.ts"
+import { CountSetting } from "../src/layers/settingValues.ts"
+import { describeFailure } from "../src/commands/reportFailure.ts"
 
 const secret = "pa55-Secret"
 
@@ -163,5 +165,15 @@ describe("LOG_LEVEL", () => {
       assert.isUndefined(parseLogLevel("constructor"))
       assert.deepStrictEqual(yield* read(LogLevelSetting, {}), { ok: true, value: "Info" })
       assert.deepStrictEqual(yield* read(LogLevelSetting, { LOG_LEVEL: "Warning" }), { ok: true, value: "Warn" })
+    }))
+})
+
+describe("a start-up failure as one line", () => {
+  it.effect("names the setting and its problem from the structured issue", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromEnv({ env: { SMTP_CONNECTIONS: "0" } })
+      const error = yield* Effect.flip(CountSetting("SMTP_CONNECTIONS", 1).parse(provider))
+      assert.strictEqual(describeFailure(error), "ConfigError: SMTP_CONNECTIONS: Expected a value greater than or equal to 1")
+      assert.strictEqual(describeFailure(new Error("first\n  second")), "Error: first; second")
     }))
 })

@@ -1,21 +1,22 @@
-import { Cause, Console, Effect } from "effect"
+import { Cause, Console, Effect, SchemaIssue } from "effect"
+import { problemsOf, problemsText } from "../domain/schemaIssues.ts"
 
-/** `Expected a positive integer\n  at ["SMTP_CONNECTIONS"]` → `SMTP_CONNECTIONS: Expected a positive integer`. */
-const oneLine = (message: string): string => {
-  const lines = message.split("\n").map((line) => line.trim()).filter((line) => line !== "")
-  const setting = lines.map((line) => /^at \["([^"]+)"\]/.exec(line)?.[1]).find((name) => name !== undefined)
-  const problem = lines.filter((line) => !line.startsWith("at ")).join("; ")
-  return setting === undefined ? problem : `${setting}: ${problem.replace(/^(SchemaError|SourceError)\(?/, "")}`
-}
+const hasIssue = (value: unknown): value is { readonly issue: SchemaIssue.Issue } =>
+  typeof value === "object" && value !== null && "issue" in value && SchemaIssue.isIssue(value.issue)
 
-/** A failure as one line: its tag and message, a setting's name first (`ConfigError: AMQP_URL: expected ...`). */
+/**
+ * A failure as one line: its tag and message, a setting's name first (`ConfigError: SMTP_CONNECTIONS: Expected a
+ * positive integer`), taken from the structured issue when there is one.
+ */
 export const describeFailure = (error: unknown): string => {
-  if (error instanceof Error || (typeof error === "object" && error !== null && "message" in error)) {
-    const { _tag, name, message, cause } = error as { _tag?: string; name?: string; message: string; cause?: unknown }
-    const detail = typeof cause === "object" && cause !== null && "message" in cause ? String(cause.message) : message
-    return `${_tag ?? name ?? "Error"}: ${oneLine(detail)}`
-  }
-  return String(error)
+  if (typeof error !== "object" || error === null || !("message" in error)) return String(error)
+  const { _tag, name, message, cause } = error as { _tag?: string; name?: string; message: string; cause?: unknown }
+  const issueHolder = hasIssue(cause) ? cause : hasIssue(error) ? error : null
+  const detail = issueHolder !== null
+    ? problemsText(problemsOf(issueHolder.issue))
+    : (typeof cause === "object" && cause !== null && "message" in cause ? String(cause.message) : message)
+      .split("\n").map((line) => line.trim()).filter((line) => line !== "").join("; ")
+  return `${_tag ?? name ?? "Error"}: ${detail}`
 }
 
 /**

@@ -5,9 +5,10 @@
  * ignored. The decoded value keeps the event's original JSON object untouched, because requeues and failure
  * records must carry exactly what the producer sent (legacy keys included).
  */
-import { Effect, Schema, SchemaIssue } from "effect"
+import { Effect, Schema, type SchemaIssue } from "effect"
 import { InvalidEvent } from "./errors.ts"
 import { DateValue, MessageIdValue, unsubscribeLinkCheck } from "./headerValues.ts"
+import { problemsOf, problemsText } from "./schemaIssues.ts"
 
 export type JsonObject = { readonly [key: string]: unknown }
 
@@ -137,31 +138,10 @@ const toEmailEvent = (fields: EmailEventFields, original: JsonObject): EmailEven
 
 const decodeFields = Schema.decodeUnknownEffect(EmailEventWire, { onExcessProperty: "error", errors: "all" })
 
-/** Each problem with its path, from the structured issue: an excess key reads as "unknown key". */
-const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1({
-  leafHook: (issue) => issue._tag === "UnexpectedKey" ? "unknown key" : SchemaIssue.defaultLeafHook(issue)
-})
-
-/** A path as written in a reason: `from_name`, `context.user.name`, `to_emails[1]`. */
-const pathText = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>): string =>
-  path.map((segment) => typeof segment === "object" ? segment.key : segment).reduce<string>(
-    (text, key, index) =>
-      typeof key === "number" ? `${text}[${key}]` : index === 0 ? String(key) : `${text}.${String(key)}`,
-    ""
-  )
-
 /** `from_name: Expected string; zz: unknown key`, naming the first problem's top-level field. */
 const describeIssues = (issue: SchemaIssue.Issue): { readonly message: string; readonly field: string | null } => {
-  const problems = formatIssue(issue).issues
-  const first = problems[0]?.path?.[0]
-  const firstKey = typeof first === "object" ? first.key : first
-  return {
-    message: `invalid email event: ${
-      problems.map(({ message, path }) => path === undefined || path.length === 0 ? message : `${pathText(path)}: ${message}`)
-        .join("; ")
-    }`,
-    field: typeof firstKey === "string" ? firstKey : null
-  }
+  const problems = problemsOf(issue)
+  return { message: `invalid email event: ${problemsText(problems)}`, field: problems[0]?.key ?? null }
 }
 
 export const isJsonObject = (value: unknown): value is JsonObject =>
