@@ -140,10 +140,10 @@ const makeRoutes = (options: OperationsHttpOptions) =>
         orElse: () => Effect.succeed(`no answer within ${Duration.format(probeTimeout)}`)
       })
 
-    const brokerCheck = Effect.map(
-      SubscriptionRef.get(connection.connected),
-      (connected): CheckResult => connected ? OK : "not connected"
-    )
+    const brokerCheck = Effect.gen(function*() {
+      if (yield* SubscriptionRef.get(connection.connected)) return OK
+      return (yield* connection.problem) ?? "not connected"
+    })
 
     // the pool records every opening and NOOP, so a recent outcome answers without touching the server
     const smtpCheck = Effect.gen(function*() {

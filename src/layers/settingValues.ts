@@ -29,6 +29,14 @@ export const MaxEventDepthSetting: Config.Config<number> = Config.schema(
   "MAX_EVENT_DEPTH"
 ).pipe(Config.withDefault(defaultWorkerSettings.maxEventDepth))
 
+/**
+ * `COMMAND_TIMEOUT`: how long an operator command (`publish`, `replay`, `stats`, each step of `check`) waits on the
+ * broker or another service before it gives up with the reason.
+ */
+export const CommandTimeoutSetting: Config.Config<Duration.Duration> = DurationSetting("COMMAND_TIMEOUT").pipe(
+  Config.withDefault(Duration.seconds(10))
+)
+
 /** `QUEUE_NAME`: the queue consumed, and the name of the stats and errors files. */
 export const QueueNameSetting: Config.Config<string> = Config.NonEmptyString("QUEUE_NAME").pipe(
   Config.withDefault("email_senders")
