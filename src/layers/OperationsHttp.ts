@@ -32,6 +32,7 @@ import { SmtpStatus } from "../services/SmtpStatus.ts"
 import { type CapturedEmail, listCapturedEmails } from "./DevelopmentCapture.ts"
 import { capturesEmails, usesDatabase } from "./LiveServices.ts"
 import { RabbitMqConnection } from "./RabbitMqConnection.ts"
+import { describeRefusal } from "./refusals.ts"
 import { DurationSetting } from "./settingValues.ts"
 import { EmailLogDirectorySetting } from "./settingValues.ts"
 
@@ -147,10 +148,11 @@ const makeRoutes = (options: OperationsHttpOptions) =>
 
     // the pool records every opening and NOOP, so a recent outcome answers without touching the server
     const smtpCheck = Effect.gen(function*() {
-      const { lastCheck } = yield* smtpStatus.snapshot
+      const { lastCheck, refusal } = yield* smtpStatus.snapshot
       const now = yield* Clock.currentTimeMillis
       if (lastCheck !== null && now - lastCheck.at < smtpCheckMaxAgeMillis) {
-        return lastCheck.ok ? OK : "the latest connection attempt or NOOP failed"
+        if (lastCheck.ok) return OK
+        return refusal === undefined ? "the latest connection attempt or NOOP failed" : describeRefusal(refusal)
       }
       return yield* bounded(smtp.healthCheck.pipe(
         Effect.as(OK),

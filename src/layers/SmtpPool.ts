@@ -35,6 +35,7 @@ import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
 import { messageBytes } from "./nodemailerMessage.ts"
+import { describeRefusal, makeRefusalLog, type Refusal } from "./refusals.ts"
 import { CountSetting, DurationSetting } from "./settingValues.ts"
 
 export type Encryption = "none" | "starttls" | "ssl"
@@ -184,8 +185,18 @@ const timeoutFailure = (
   })
 }
 
+/** A login refused for good (535): only a change of the credentials ends it; a 4xx refusal is temporary. */
+const loginRefusal = (error: SMTPError): Refusal | undefined =>
+  error.code === "EAUTH" && error.responseCode !== undefined && error.responseCode >= 500
+    ? { setting: "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD", reason: error.response ?? error.message }
+    : undefined
+
 /** Opening failed: the host does not resolve, a step timed out, or the server as a whole is out (refused, login). */
 const openFailure = (target: Target, error: SMTPError): OpenError => {
+  const refusal = loginRefusal(error)
+  if (refusal !== undefined) {
+    return new Unavailable({ message: `SMTP server ${target.server} ${describeRefusal(refusal)}`, dependency: "smtp", refusal })
+  }
   const code = error.originalCode ?? error.code ?? ""
   if (error.code === "EDNS" || dnsCodes.has(code)) {
     const message = `Cannot resolve SMTP host ${target.host}: ${error.message}`
@@ -269,6 +280,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   )
 
   const slots = new Set<Slot>()
+  const refusals = makeRefusalLog(`SMTP server ${target.server}`)
   let lastCheck: SmtpStatusSnapshot["lastCheck"] = null
   const recordCheck = (ok: boolean) =>
     Effect.map(Clock.currentTimeMillis, (at) => {
@@ -294,13 +306,17 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     if (user !== "" && password === undefined) yield* Effect.logError(missingPasswordMessage)
     const client = yield* connectOnce.pipe(
       Effect.tapError((error) =>
-        Effect.logWarning("Opening an SMTP connection failed").pipe(
-          Effect.annotateLogs({ error: error._tag, reason: error.message })
-        )
+        error._tag === "Unavailable" && error.refusal !== undefined
+          ? refusals.refused(error.refusal)
+          : Effect.logWarning("Opening an SMTP connection failed").pipe(
+            Effect.annotateLogs({ error: error._tag, reason: error.message })
+          )
       ),
-      Effect.retry(connectRetry),
+      // a refusal is not retried here: the same credentials would be refused again at once
+      Effect.retry({ schedule: connectRetry, while: (error) => error._tag !== "Unavailable" || error.refusal === undefined }),
       Effect.tapError(() => recordCheck(false))
     )
+    yield* refusals.accepted
     yield* recordCheck(true)
     const now = yield* Clock.currentTimeMillis
     return { client, openedAt: now, lastUsedAt: now, reused: false } satisfies Session
@@ -460,7 +476,8 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       if (slot.session !== undefined && !slot.session.client.destroyed) open++
       if (slot.busy) busy++
     }
-    return { capacity, open, busy, lastCheck }
+    const refusal = refusals.current()
+    return { capacity, open, busy, lastCheck, ...(refusal === undefined ? {} : { refusal }) }
   })
 
   return Context.make(SmtpConnection, SmtpConnection.of({ send, healthCheck, close })).pipe(
