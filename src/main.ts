@@ -3,6 +3,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
+import { checkCommand } from "./commands/check.ts"
 import { dbCommand } from "./commands/db.ts"
 import { publishCommand } from "./commands/publish.ts"
 import { renderCommand } from "./commands/render.ts"
@@ -17,7 +18,7 @@ import * as Tracing from "./layers/Tracing.ts"
 
 const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe(
   Command.withDescription("Deliver Zulip-style email_senders events from RabbitMQ over SMTP (default: the worker)"),
-  Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand])
+  Command.withSubcommands([workerCommand, publishCommand, dbCommand, replayCommand, statsCommand, renderCommand, templatesCommand, checkCommand])
 )
 
 emailSenders.pipe(

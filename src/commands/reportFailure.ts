@@ -8,7 +8,8 @@ const oneLine = (message: string): string => {
   return setting === undefined ? problem : `${setting}: ${problem.replace(/^(SchemaError|SourceError)\(?/, "")}`
 }
 
-const describe = (error: unknown): string => {
+/** `Tag: message` in one line, the setting first for a configuration error. */
+export const describeFailure = (error: unknown): string => {
   if (error instanceof Error || (typeof error === "object" && error !== null && "message" in error)) {
     const { _tag, name, message, cause } = error as { _tag?: string; name?: string; message: string; cause?: unknown }
     const detail = typeof cause === "object" && cause !== null && "message" in cause ? String(cause.message) : message
@@ -24,6 +25,6 @@ const describe = (error: unknown): string => {
 export const reportFailure = <A, E, R>(program: Effect.Effect<A, E, R>) =>
   program.pipe(
     Effect.tapCause((cause) =>
-      Cause.hasInterruptsOnly(cause) ? Effect.void : Console.error(`email-senders: ${describe(Cause.squash(cause))}`)
+      Cause.hasInterruptsOnly(cause) ? Effect.void : Console.error(`email-senders: ${describeFailure(Cause.squash(cause))}`)
     )
   )

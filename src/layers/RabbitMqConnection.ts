@@ -67,7 +67,7 @@ export class RabbitMqConnection extends Context.Service<RabbitMqConnection, {
 
 export const defaultQueueName = "email_senders"
 
-const urlConfig = Config.Redacted("AMQP_URL").pipe(
+export const urlConfig = Config.Redacted("AMQP_URL").pipe(
   Config.withDefault(Redacted.make("amqp://guest:guest@127.0.0.1:5672"))
 )
 export const queueNameConfig = QueueNameSetting

@@ -246,20 +246,19 @@ const deliveryReport = (info: SMTPConnectionSendInfo): DeliveryReport => ({
   response: info.response
 })
 
-const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
+/** How one connection is opened: where, and with which login. */
+interface Opening {
+  readonly target: Target
+  readonly connectionOptions: SMTPConnectionOptions
+  readonly user: string
+  readonly password: Redacted.Redacted<string> | undefined
+}
+
+const openingOf = (options: SmtpPoolOptions): Opening => {
   const port = options.port ?? 25
-  const user = options.user ?? ""
-  const password = options.password
   const encryption = options.encryption ?? "none"
-  const capacity = options.connections ?? 4
   const timeoutMillis = Duration.toMillis(options.timeout ?? Duration.seconds(15))
-  const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
-  const maxLifetimeMillis = options.maxConnectionLifetime === undefined
-    ? Number.POSITIVE_INFINITY
-    : Duration.toMillis(options.maxConnectionLifetime)
   const target: Target = { host: options.host, server: `${options.host}:${port}`, timeoutMillis }
-  // the pool's own lines name the server (not every send: annotating costs, and a send's lines are the pipeline's)
-  const withServer = Effect.annotateLogs({ smtpServer: target.server })
   const connectionOptions: SMTPConnectionOptions = {
     host: options.host,
     port,
@@ -273,6 +272,70 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     socketTimeout: timeoutMillis,
     dnsTimeout: timeoutMillis
   }
+  return { target, connectionOptions, user: options.user ?? "", password: options.password }
+}
+
+/** As Django: log in only with both a user and a password. */
+const logsIn = ({ password, user }: Opening): boolean =>
+  user !== "" && password !== undefined && Redacted.value(password) !== ""
+
+/** One connection: greeted (EHLO, STARTTLS when required) and logged in when configured. */
+const connectOnce = (opening: Opening): Effect.Effect<SMTPConnection, OpenError> =>
+  Effect.suspend(() => {
+    const client = new SMTPConnection(opening.connectionOptions)
+    client.on("error", absorbIdleError)
+    const login = logsIn(opening)
+      ? settle<boolean>(client, (done) => client.login({ user: opening.user, pass: Redacted.value(opening.password!) }, done))
+      : Effect.void
+    return settle<void>(client, (done) => client.connect(done)).pipe(
+      Effect.andThen(login),
+      Effect.mapError((error) => openFailure(opening.target, error)),
+      Effect.onError(() => Effect.sync(() => client.close())),
+      Effect.as(client)
+    )
+  })
+
+const quit = (client: SMTPConnection, timeoutMillis: number): Effect.Effect<void> =>
+  client.destroyed ? Effect.void : Effect.callback<void>((resume) => {
+    client.once("end", () => resume(Effect.void))
+    client.quit()
+  }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.sync(() => client.close()) }))
+
+/**
+ * `check`: one connection (EHLO, STARTTLS when required, AUTH when configured), NOOP, QUIT; no mail is sent.
+ * Gives what was done, e.g. `smtp.example.com:587: EHLO, TLS, AUTH as mailer, NOOP 250 OK`.
+ */
+export const checkServer = (options: SmtpPoolOptions): Effect.Effect<string, OpenError> => {
+  const opening = openingOf(options)
+  const { target } = opening
+  return Effect.acquireUseRelease(
+    connectOnce(opening),
+    (client) =>
+      noop(client).pipe(
+        Effect.mapError((error) => openFailure(target, error)),
+        Effect.flatMap((reply) =>
+          reply.startsWith("250")
+            ? Effect.succeed(
+              `${target.server}: EHLO${client.secure ? ", TLS" : ""}${logsIn(opening) ? `, AUTH as ${opening.user}` : ""}, NOOP ${reply.trim()}`
+            )
+            : Effect.fail(new Unavailable({ message: `SMTP server ${target.server} answered NOOP with ${reply.trim()}`, dependency: "smtp" }))
+        )
+      ),
+    (client) => quit(client, target.timeoutMillis)
+  )
+}
+
+const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
+  const opening = openingOf(options)
+  const { target } = opening
+  const { timeoutMillis } = target
+  const capacity = options.connections ?? 4
+  const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
+  const maxLifetimeMillis = options.maxConnectionLifetime === undefined
+    ? Number.POSITIVE_INFINITY
+    : Duration.toMillis(options.maxConnectionLifetime)
+  // the pool's own lines name the server (not every send: annotating costs, and a send's lines are the pipeline's)
+  const withServer = Effect.annotateLogs({ smtpServer: target.server })
   const connectRetry = Schedule.exponential(options.connectRetryDelay ?? Duration.seconds(1)).pipe(
     // full jitter: anywhere between no wait and the exponential delay
     Schedule.modifyDelay(({ duration }) => Effect.map(Random.next, (fraction) => Duration.times(duration, fraction))),
@@ -287,24 +350,9 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       lastCheck = { ok, at }
     })
 
-  const connectOnce: Effect.Effect<SMTPConnection, OpenError> = Effect.suspend(() => {
-    const client = new SMTPConnection(connectionOptions)
-    client.on("error", absorbIdleError)
-    // as Django: log in only with both a user and a password
-    const login = user !== "" && password !== undefined && Redacted.value(password) !== ""
-      ? settle<boolean>(client, (done) => client.login({ user, pass: Redacted.value(password) }, done))
-      : Effect.void
-    return settle<void>(client, (done) => client.connect(done)).pipe(
-      Effect.andThen(login),
-      Effect.mapError((error) => openFailure(target, error)),
-      Effect.onError(() => Effect.sync(() => client.close())),
-      Effect.as(client)
-    )
-  })
-
   const openSession = withServer(Effect.gen(function*() {
-    if (user !== "" && password === undefined) yield* Effect.logError(missingPasswordMessage)
-    const client = yield* connectOnce.pipe(
+    if (opening.user !== "" && opening.password === undefined) yield* Effect.logError(missingPasswordMessage)
+    const client = yield* connectOnce(opening).pipe(
       Effect.tapError((error) =>
         error._tag === "Unavailable" && error.refusal !== undefined
           ? refusals.refused(error.refusal)
@@ -321,12 +369,6 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     const now = yield* Clock.currentTimeMillis
     return { client, openedAt: now, lastUsedAt: now, reused: false } satisfies Session
   }))
-
-  const quit = (client: SMTPConnection): Effect.Effect<void> =>
-    client.destroyed ? Effect.void : Effect.callback<void>((resume) => {
-      client.once("end", () => resume(Effect.void))
-      client.quit()
-    }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.sync(() => client.close()) }))
 
   const detach = (slot: Slot): Session | undefined => {
     const session = slot.session
@@ -348,7 +390,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       const now = yield* Clock.currentTimeMillis
       if (now - current.openedAt >= maxLifetimeMillis) {
         yield* withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime"))
-        yield* quit(current.client)
+        yield* quit(current.client, timeoutMillis)
         detach(slot)
       } else if (now - current.lastUsedAt >= idleLimitMillis) {
         const healthy = yield* noop(current.client).pipe(
@@ -398,7 +440,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         Effect.suspend(() => {
           slots.delete(slot)
           const session = detach(slot)
-          return session === undefined ? Effect.void : quit(session.client)
+          return session === undefined ? Effect.void : quit(session.client, timeoutMillis)
         })
     ),
     size: capacity
@@ -466,7 +508,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   // only idle connections: one in use finishes its message and is QUIT when the layer closes
   const close = Effect.suspend(() => {
     const idle = [...slots].filter((slot) => !slot.busy).flatMap((slot) => detach(slot) ?? [])
-    return Effect.forEach(idle, (session) => quit(session.client), { concurrency: "unbounded", discard: true })
+    return Effect.forEach(idle, (session) => quit(session.client, timeoutMillis), { concurrency: "unbounded", discard: true })
   })
 
   const snapshot = Effect.sync((): SmtpStatusSnapshot => {

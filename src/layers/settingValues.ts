@@ -47,6 +47,11 @@ export const StatsDirectorySetting: Config.Config<string> = Config.String("QUEUE
   Config.withDefault("var/queue_stats")
 )
 
+/** `QUEUE_ERROR_DIR`: where `<queue>.errors` is written (Zulip: /var/log/zulip/queue_error). */
+export const ErrorsDirectorySetting: Config.Config<string> = Config.String("QUEUE_ERROR_DIR").pipe(
+  Config.withDefault("var/queue_error")
+)
+
 /** `EMAIL_LOG_DIR`: where the development capture writes each email. */
 export const EmailLogDirectorySetting: Config.Config<string> = Config.String("EMAIL_LOG_DIR").pipe(
   Config.withDefault("var/emails")
