@@ -8,9 +8,9 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
+import { closedPort } from "./support/fakeSes.ts"
 import { buildCli, type CliEnv, runCli } from "./support/processes.ts"
 import { makeAdmin, uniqueName } from "./support/rabbitmq.ts"
 import { smtpServer } from "./support/smtpServer.ts"
@@ -35,16 +35,6 @@ const database = (migrated: boolean) =>
     }
     return url
   })
-
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 /** The ✗ lines' check names, and each ✗ line with its fix line (after the details indented below it, if any). */
 const failures = (stdout: string) => {

@@ -7,24 +7,14 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem } from "effect"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
+import { closedPort } from "./support/fakeSes.ts"
 import { buildCli, type CliEnv, type CliProcess, runCli, startCli, waitUntil } from "./support/processes.ts"
 import { makeAdmin, rabbitmqctl, uniqueName } from "./support/rabbitmq.ts"
 import { smtpServer, type SmtpServerOptions, type SmtpTestServer } from "./support/smtpServer.ts"
 
 beforeAll(buildCli, 300_000)
-
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 /** The worker's JSON log lines at `level` whose message contains `text`. */
 const logLines = (worker: CliProcess, level: string, text = "") =>
@@ -41,9 +31,7 @@ const readiness = (port: number) =>
     return { code: response.status, ...(await response.json() as { status: string; checks: Record<string, string> }) }
   })
 
-const event = (to: string) => ({ subject: "Refusals", text: "Hello", to_emails: [to] })
-
-/** A worker on its own queue, SMTP server and directory; `amqpUrl` is what the operator configured. */
+/** The settings of a worker on its own queue, SMTP server, directory and operations port. */
 const setup = (prefix: string, smtpOptions: SmtpServerOptions = {}) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -51,7 +39,8 @@ const setup = (prefix: string, smtpOptions: SmtpServerOptions = {}) =>
     const smtp = yield* smtpServer(smtpOptions)
     const admin = yield* makeAdmin
     const queue = admin.deleteAfter(uniqueName("refusals"))
-    const httpPort = yield* freePort
+    // free now, for the worker to listen on
+    const httpPort = yield* closedPort
     const env = (extra: CliEnv): CliEnv => ({
       QUEUE_NAME: queue,
       EMAIL_HOST: smtp.host,
@@ -64,7 +53,7 @@ const setup = (prefix: string, smtpOptions: SmtpServerOptions = {}) =>
       OUTAGE_MAX_DELAY: "0.5",
       ...extra
     })
-    return { smtp, admin, queue, httpPort, env }
+    return { smtp, httpPort, env }
   })
 
 /** The refusal met at least three times, logged once at ERROR (naming the setting) and otherwise at DEBUG. */
@@ -86,12 +75,31 @@ const publishWith = (env: CliEnv, to: string) =>
     assert.strictEqual(result.exitCode, 0, result.output)
   })
 
-const delivered = (smtp: SmtpTestServer, worker: CliProcess) =>
-  waitUntil(() => smtp.messages.length === 1, () => `a delivery; worker output:\n${worker.output().slice(-3000)}`, "60 seconds")
-
-const ready = (port: number) =>
+/** Refused repeatedly, logged once at ERROR with the peer's `answer`, and named by `/readyz`'s `part` check. */
+const refusedAndShown = (worker: CliProcess, httpPort: number, setting: string, answer: string, part: "broker" | "smtp") =>
   Effect.gen(function*() {
-    yield* waitUntil(() => readiness(port).pipe(Effect.map((reply) => reply.code === 200)), "/readyz 200", "30 seconds")
+    yield* refusedRepeatedly(worker, setting)
+    assert.include(logLines(worker, "ERROR")[0], answer)
+    const down = yield* readiness(httpPort)
+    assert.strictEqual(down.code, 503)
+    assert.include(down.checks[part], `fix ${setting}`)
+  })
+
+/** Once fixed: `accepted` at INFO once, then (after `then`) a delivery, ready again, and still the one ERROR. */
+const recovered = (
+  worker: CliProcess,
+  httpPort: number,
+  smtp: SmtpTestServer,
+  accepted: string,
+  then: Effect.Effect<void> = Effect.void
+) =>
+  Effect.gen(function*() {
+    yield* worker.waitForOutput(accepted)
+    assert.lengthOf(logLines(worker, "INFO", accepted), 1)
+    yield* then
+    yield* waitUntil(() => smtp.messages.length === 1, () => `a delivery; worker output:\n${worker.output().slice(-3000)}`, "60 seconds")
+    yield* waitUntil(() => readiness(httpPort).pipe(Effect.map((reply) => reply.code === 200)), "/readyz 200", "30 seconds")
+    assert.lengthOf(logLines(worker, "ERROR"), 1)
   })
 
 describe("permanent refusals", () => {
@@ -104,20 +112,16 @@ describe("permanent refusals", () => {
       const workerEnv = env({ AMQP_URL: `amqp://${user}:configured-password@127.0.0.1:5672` })
       const worker = yield* startCli([], workerEnv)
 
-      yield* refusedRepeatedly(worker, "AMQP_URL (user/password)")
-      assert.include(logLines(worker, "ERROR")[0], "ACCESS_REFUSED")
-      const down = yield* readiness(httpPort)
-      assert.strictEqual(down.code, 503)
-      assert.include(down.checks["broker"], "fix AMQP_URL (user/password)")
-
+      yield* refusedAndShown(worker, httpPort, "AMQP_URL (user/password)", "ACCESS_REFUSED", "broker")
       // the operator gives the broker's user the password AMQP_URL has; the worker is not restarted
       yield* rabbitmqctl("change_password", user, "configured-password")
-      yield* worker.waitForOutput("broker accepts AMQP_URL (user/password) again")
-      assert.lengthOf(logLines(worker, "INFO", "accepts AMQP_URL (user/password) again"), 1)
-      yield* publishWith(workerEnv, "login@example.com")
-      yield* delivered(smtp, worker)
-      yield* ready(httpPort)
-      assert.lengthOf(logLines(worker, "ERROR"), 1)
+      yield* recovered(
+        worker,
+        httpPort,
+        smtp,
+        "broker accepts AMQP_URL (user/password) again",
+        publishWith(workerEnv, "login@example.com")
+      )
     }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer)), 120_000)
 
   it.live("an unknown vhost (530): one ERROR naming AMQP_URL (vhost); created, INFO and delivery", () =>
@@ -127,42 +131,24 @@ describe("permanent refusals", () => {
       const workerEnv = env({ AMQP_URL: `amqp://guest:guest@127.0.0.1:5672/${vhost}` })
       const worker = yield* startCli([], workerEnv)
 
-      yield* refusedRepeatedly(worker, "AMQP_URL (vhost)")
-      assert.include(logLines(worker, "ERROR")[0], `vhost ${vhost}`)
-      const down = yield* readiness(httpPort)
-      assert.strictEqual(down.code, 503)
-      assert.include(down.checks["broker"], "fix AMQP_URL (vhost)")
-
+      yield* refusedAndShown(worker, httpPort, "AMQP_URL (vhost)", `vhost ${vhost}`, "broker")
       yield* Effect.acquireRelease(rabbitmqctl("add_vhost", vhost), () => rabbitmqctl("delete_vhost", vhost))
       yield* rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-      yield* worker.waitForOutput("broker accepts AMQP_URL (vhost) again")
-      yield* publishWith(workerEnv, "vhost@example.com")
-      yield* delivered(smtp, worker)
-      yield* ready(httpPort)
-      assert.lengthOf(logLines(worker, "ERROR"), 1)
+      yield* recovered(worker, httpPort, smtp, "broker accepts AMQP_URL (vhost) again", publishWith(workerEnv, "vhost@example.com"))
     }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer)), 120_000)
 
   it.live("an SMTP login refused (535): one ERROR naming EMAIL_HOST_USER / EMAIL_HOST_PASSWORD; fixed, INFO and delivery", () =>
     Effect.gen(function*() {
-      const { admin, env, httpPort, queue, smtp } = yield* setup("refusals-smtp-", {
-        auth: { user: "mailer", password: "the-right-one" }
-      })
-      const worker = yield* startCli([], env({ EMAIL_HOST_USER: "mailer", EMAIL_HOST_PASSWORD: "configured-password" }))
-      yield* admin.awaitConsumer(queue).pipe(Effect.retry({ times: 20 }))
-      yield* admin.publish(queue, JSON.stringify(event("smtp@example.com")))
+      const { env, httpPort, smtp } = yield* setup("refusals-smtp-", { auth: { user: "mailer", password: "the-right-one" } })
+      const workerEnv = env({ EMAIL_HOST_USER: "mailer", EMAIL_HOST_PASSWORD: "configured-password" })
+      const worker = yield* startCli([], workerEnv)
+      yield* publishWith(workerEnv, "smtp@example.com")
 
-      yield* refusedRepeatedly(worker, "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD")
-      assert.include(logLines(worker, "ERROR")[0], "535 Authentication credentials invalid")
-      const down = yield* readiness(httpPort)
-      assert.strictEqual(down.code, 503)
-      assert.include(down.checks["smtp"], "fix EMAIL_HOST_USER / EMAIL_HOST_PASSWORD")
+      yield* refusedAndShown(worker, httpPort, "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD", "535 Authentication credentials invalid", "smtp")
       assert.lengthOf(smtp.messages, 0)
 
       // the mail server's account gets the password the worker is configured with
       smtp.changePassword("configured-password")
-      yield* delivered(smtp, worker)
-      yield* worker.waitForOutput(`SMTP server ${smtp.host}:${smtp.port} accepts EMAIL_HOST_USER / EMAIL_HOST_PASSWORD again`)
-      yield* ready(httpPort)
-      assert.lengthOf(logLines(worker, "ERROR"), 1)
+      yield* recovered(worker, httpPort, smtp, `SMTP server ${smtp.host}:${smtp.port} accepts EMAIL_HOST_USER / EMAIL_HOST_PASSWORD again`)
     }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer)), 120_000)
 })
