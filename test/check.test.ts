@@ -117,7 +117,8 @@ describe("email-senders check", () => {
         [{ TEMPLATES_DIR: brokenTemplates }, ["templates"], /1 problem\(s\)/, "email-senders templates check"],
         [{ LOCALE_DIR: join(directory, "no-locale") }, ["catalogs"], /LOCALE_DIR .*no-locale cannot be read \(ENOENT\)/, "LOCALE_DIR"],
         [{ QUEUE_ERROR_DIR: join(aFile, "errors") }, ["errors directory"], /a-file\/errors: /, "QUEUE_ERROR_DIR"],
-        [{ SMTP_CONNECTIONS: "many" }, ["configuration"], /ConfigError: SMTP_CONNECTIONS: /, "README's Configuration table"]
+        [{ SMTP_CONNECTIONS: "many" }, ["configuration"], /ConfigError: SMTP_CONNECTIONS: /, "README's Configuration table"],
+        [{ NOREPLY_EMAIL_ADDRESS: "no address" }, ["configuration"], /NOREPLY_EMAIL_ADDRESS "no address" is not a valid email address/, "README's Configuration table"]
       ]
       for (const [broken, failedChecks, detail, fix] of cases) {
         const result = yield* runCli(["check"], { ...healthy, ...broken })

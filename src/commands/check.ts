@@ -25,7 +25,10 @@ import * as SmtpPool from "../layers/SmtpPool.ts"
 import { checkTemplates } from "../layers/TemplateRenderer.ts"
 import { makeCatalogs } from "../layers/Translations.ts"
 import { workerSettingsConfig } from "../layers/WorkerSettingsFromEnv.ts"
-import { checkLocaleDirectory, checkTemplatesDirectory, directoriesConfig } from "../layers/ZulipEmailBuilder.ts"
+import * as OperationsHttp from "../layers/OperationsHttp.ts"
+import { prefetchConfig } from "../layers/RabbitMqConsumer.ts"
+import * as SesSuppressionList from "../layers/SesSuppressionList.ts"
+import * as ZulipEmailBuilder from "../layers/ZulipEmailBuilder.ts"
 import { requeueDelays } from "../programs/retryPolicy.ts"
 import { describeFailure } from "./reportFailure.ts"
 import { problemLine } from "./templates.ts"
@@ -47,11 +50,18 @@ interface Outcome {
 const passed = (detail: string): Outcome => ({ ok: true, detail })
 const failed = (detail: string, fix: string): Outcome => ({ ok: false, detail, fix })
 
-/** Everything the worker reads at start, so that a bad value is reported before anything is contacted. */
+/**
+ * Everything the worker reads at start, so that a bad value is reported before anything is contacted (some, such as
+ * `prefetch` or `http`, are read only for that).
+ */
 const settingsConfig = Config.all({
   worker: workerSettingsConfig,
   commandTimeout: CommandTimeoutSetting,
   amqpUrl: RabbitMq.urlConfig,
+  prefetch: prefetchConfig,
+  http: OperationsHttp.optionsConfig,
+  sesRegion: SesSuppressionList.regionConfig,
+  builder: ZulipEmailBuilder.optionsConfig,
   smtp: capturesEmails.pipe(
     Config.flatMap((captures) => captures ? Config.succeed(undefined) : SmtpPool.optionsConfig)
   ),
@@ -60,12 +70,11 @@ const settingsConfig = Config.all({
     Config.flatMap((database) => database ? databaseUrlConfig : Config.succeed(undefined))
   ),
   realmsFile: Config.String("REALMS_FILE").pipe(Config.option, Config.map(Option.getOrUndefined)),
-  directories: directoriesConfig,
   statsDirectory: StatsDirectorySetting,
   errorsDirectory: ErrorsDirectorySetting
 })
 
-type Settings = Config.Success<typeof settingsConfig>
+type Settings = Config.Success<typeof settingsConfig> & { readonly directories: ZulipEmailBuilder.Directories }
 
 // ---- the broker ---------------------------------------------------------------------------------------------------
 
@@ -188,7 +197,7 @@ const realmsCheck = (settings: Settings): Effect.Effect<Outcome> => {
 const templatesCheck = (settings: Settings) =>
   Effect.gen(function*() {
     const { templatesDir } = settings.directories
-    yield* checkTemplatesDirectory(templatesDir)
+    yield* ZulipEmailBuilder.checkTemplatesDirectory(templatesDir)
     const problems = yield* checkTemplates(templatesDir)
     return problems.length === 0
       ? passed(`every template under ${resolve(templatesDir)} compiles`)
@@ -205,7 +214,7 @@ const templatesCheck = (settings: Settings) =>
 const catalogsCheck = (settings: Settings) =>
   Effect.gen(function*() {
     const { localeDir } = settings.directories
-    const entries = yield* checkLocaleDirectory(settings.directories)
+    const entries = yield* ZulipEmailBuilder.checkLocaleDirectory(settings.directories)
     if (entries === null) return passed(`no catalog directory (${resolve(localeDir)}): every email is in English`)
     const catalogs = yield* makeCatalogs(localeDir)
     // entries that are no language code (a README) name no catalog
@@ -248,13 +257,15 @@ const printed = (name: string, outcome: Outcome) =>
 
 export const runChecks = Effect.gen(function*() {
   const parsed = yield* Effect.result(Effect.gen(function*() {
-    return yield* settingsConfig
+    const settings = yield* settingsConfig
+    yield* ZulipEmailBuilder.resolveSettings(settings.builder)
+    return { ...settings, directories: ZulipEmailBuilder.directoriesOf(settings.builder) }
   }))
   if (parsed._tag === "Failure") {
     yield* printed("configuration", failed(describeFailure(parsed.failure), "the setting named, as README's Configuration table says"))
     return yield* new ChecksFailed({ message: "the configuration does not parse", failed: 1 })
   }
-  const settings = parsed.success
+  const settings: Settings = parsed.success
   const timeout = settings.commandTimeout
   const bounded = <R>(check: Effect.Effect<Outcome, never, R>, fix: string) =>
     Effect.timeoutOrElse(check, {

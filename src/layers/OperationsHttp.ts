@@ -303,17 +303,18 @@ const allowedHostsConfig = Config.Array(AllowedHost, "HTTP_ALLOWED_HOSTS").pipe(
  * when `EMAIL_HOST` is unset (capture to `EMAIL_LOG_DIR`), the database is checked when `DATABASE_URL` is set, and
  * `READY_SMTP_CHECK_AGE` (default 5 s) is how old the latest SMTP check may be before `/readyz` runs a new one.
  */
+export const optionsConfig: Config.Config<OperationsHttpOptions> = Config.all({
+  port: portConfig,
+  host: Config.String("HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
+  allowedHosts: allowedHostsConfig,
+  capturedEmailsDirectory: capturesEmails.pipe(
+    Config.flatMap((captures) => captures ? EmailLogDirectorySetting.pipe(Config.map((directory) => resolve(directory))) : Config.succeed(undefined))
+  ),
+  checkDatabase: usesDatabase,
+  smtpCheckMaxAge: DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5)))
+})
+
 export const layerConfig = Layer.unwrap(Effect.gen(function*() {
-  const port = yield* portConfig
-  if (port === 0) return Layer.empty
-  return layer({
-    port,
-    host: yield* Config.String("HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
-    allowedHosts: yield* allowedHostsConfig,
-    capturedEmailsDirectory: (yield* capturesEmails)
-      ? resolve(yield* EmailLogDirectorySetting)
-      : undefined,
-    checkDatabase: yield* usesDatabase,
-    smtpCheckMaxAge: yield* DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5)))
-  })
+  const options = yield* optionsConfig
+  return options.port === 0 ? Layer.empty : layer(options)
 }))

@@ -156,12 +156,13 @@ export const layerNoDeps = (options: ConsumerOptions): Layer.Layer<QueueConsumer
 export const layer = (options: ConsumerOptions & RabbitMq.ConnectionOptions): Layer.Layer<QueueConsumer> =>
   layerNoDeps(options).pipe(Layer.provide(RabbitMq.layer(options)))
 
+// 0 would mean "unlimited" to the broker: the whole backlog in memory
+export const prefetchConfig: Config.Config<number> = CountSetting("PREFETCH", 1).pipe(Config.withDefault(100))
+
 /** Reads `AMQP_URL`, `QUEUE_NAME` (default `email_senders`) and `PREFETCH` (default 100). */
 export const layerConfig: Layer.Layer<QueueConsumer, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
     const queueName = yield* RabbitMq.queueNameConfig
-    // 0 would mean "unlimited" to the broker: the whole backlog in memory
-    const prefetch = yield* CountSetting("PREFETCH", 1).pipe(Config.withDefault(100))
-    return layerNoDeps({ queueName, prefetch })
+    return layerNoDeps({ queueName, prefetch: yield* prefetchConfig })
   })
 ).pipe(Layer.provide(RabbitMq.layerConfig))

@@ -74,14 +74,21 @@ interface BuilderSettings {
 const TOKEN_PLACEHOLDER = "{token}"
 
 /** An address setting, read like Zulip's `parseaddr(setting)[1]`; a bad one stops the worker at start-up. */
-const addressSetting = (name: string, value: string): Effect.Effect<Mailbox> => {
+/** An address setting that is no email address; `message` names the setting and the value. */
+export class InvalidAddressSetting extends Schema.TaggedError<InvalidAddressSetting>()("InvalidAddressSetting", {
+  message: Schema.String,
+  setting: Schema.String
+}) {}
+
+const addressSetting = (name: string, value: string): Effect.Effect<Mailbox, InvalidAddressSetting> => {
   const mailbox = parseMailbox(value)
   return mailbox === null
-    ? Effect.die(new Error(`${name} ${JSON.stringify(value)} is not a valid email address`))
+    ? Effect.fail(new InvalidAddressSetting({ message: `${name} ${JSON.stringify(value)} is not a valid email address`, setting: name }))
     : Effect.succeed(mailbox)
 }
 
-const resolveSettings = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions) {
+/** The address settings parsed (`check` runs this too); the builder stops at start on an invalid one. */
+export const resolveSettings = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions) {
   const externalHost = options.externalHost ?? "localhost"
   const host = hostWithoutPort(externalHost)
   return {
@@ -255,7 +262,7 @@ export interface Directories {
   readonly localeDirGiven: boolean
 }
 
-const directoriesOf = (options: Pick<ZulipEmailBuilderOptions, "templatesDir" | "localeDir">): Directories => {
+export const directoriesOf = (options: Pick<ZulipEmailBuilderOptions, "templatesDir" | "localeDir">): Directories => {
   const templatesDir = options.templatesDir ?? defaultTemplatesDir
   return {
     templatesDir,
@@ -302,7 +309,7 @@ const checkDirectories = Effect.fnUntraced(function*(directories: Directories) {
 })
 
 export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions = {}) {
-  const settings = yield* resolveSettings(options)
+  const settings = yield* Effect.orDie(resolveSettings(options))
   const directories = directoriesOf(options)
   const { localeDir, templatesDir } = directories
   yield* checkDirectories(directories).pipe(Effect.catchTag("UnusableDirectory", (error) => Effect.die(new Error(error.message))))
@@ -421,26 +428,23 @@ export const layer = (options: ZulipEmailBuilderOptions = {}): Layer.Layer<Email
 
 const optionalString = (name: string) => Config.String(name).pipe(Config.option, Config.map(Option.getOrUndefined))
 
-/** `TEMPLATES_DIR` and `LOCALE_DIR` as the builder resolves them. */
-export const directoriesConfig: Config.Config<Directories> = Config.all({
+/** The environment variables named in `ZulipEmailBuilderOptions`. */
+export const optionsConfig: Config.Config<ZulipEmailBuilderOptions> = Config.all({
+  externalHost: Config.String("EXTERNAL_HOST").pipe(Config.withDefault("localhost")),
+  noreplyEmailAddress: optionalString("NOREPLY_EMAIL_ADDRESS"),
+  tokenizedNoreplyEmailAddress: optionalString("TOKENIZED_NOREPLY_EMAIL_ADDRESS"),
+  addTokensToNoreplyAddress: Config.Boolean("ADD_TOKENS_TO_NOREPLY_ADDRESS").pipe(Config.withDefault(true)),
+  zulipAdministrator: optionalString("ZULIP_ADMINISTRATOR"),
+  physicalAddress: Config.String("PHYSICAL_ADDRESS").pipe(Config.withDefault("")),
+  emailImagesBaseUrl: optionalString("EMAIL_IMAGES_BASE_URL"),
   templatesDir: optionalString("TEMPLATES_DIR"),
+  templatesReload: Config.Boolean("TEMPLATES_RELOAD").pipe(Config.withDefault(false)),
   localeDir: optionalString("LOCALE_DIR")
-}).pipe(Config.map(directoriesOf))
+})
 
-/** The same layer, configured from the environment variables named in `ZulipEmailBuilderOptions`. */
+/** The same layer, configured from the environment (`optionsConfig`). */
 export const layerConfig: Layer.Layer<EmailBuilder, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
-    return layer({
-      externalHost: yield* Config.String("EXTERNAL_HOST").pipe(Config.withDefault("localhost")),
-      noreplyEmailAddress: yield* optionalString("NOREPLY_EMAIL_ADDRESS"),
-      tokenizedNoreplyEmailAddress: yield* optionalString("TOKENIZED_NOREPLY_EMAIL_ADDRESS"),
-      addTokensToNoreplyAddress: yield* Config.Boolean("ADD_TOKENS_TO_NOREPLY_ADDRESS").pipe(Config.withDefault(true)),
-      zulipAdministrator: yield* optionalString("ZULIP_ADMINISTRATOR"),
-      physicalAddress: yield* Config.String("PHYSICAL_ADDRESS").pipe(Config.withDefault("")),
-      emailImagesBaseUrl: yield* optionalString("EMAIL_IMAGES_BASE_URL"),
-      templatesDir: yield* optionalString("TEMPLATES_DIR"),
-      templatesReload: yield* Config.Boolean("TEMPLATES_RELOAD").pipe(Config.withDefault(false)),
-      localeDir: yield* optionalString("LOCALE_DIR")
-    })
+    return layer(yield* optionsConfig)
   })
 )
