@@ -86,6 +86,13 @@ describe("EmailEvent", () => {
       assert.include(error.message, "from_name: Expected string | null")
       const ids = yield* invalid({ template_prefix: "a", to_user_ids: [1, "two"] })
       assert.include(ids.message, "to_user_ids[1]: Expected number")
+      // the reason is built from the structured issue (path and message), not from Effect's printed error text
+      const nested = yield* invalid({ ...confirmNewEmail, to_emails: ["a@example.com", 7], language: 1 })
+      assert.strictEqual(nested.field, "to_emails")
+      assert.strictEqual(
+        nested.message,
+        "invalid email event: to_emails[1]: Expected string; language: Expected string | null"
+      )
       const tries = yield* invalid({ ...confirmNewEmail, failed_tries: -1 })
       assert.strictEqual(tries.field, "failed_tries")
       const context = yield* invalid({ ...confirmNewEmail, context: [1, 2] })

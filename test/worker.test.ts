@@ -55,6 +55,29 @@ describe("runWorker", () => {
       Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, retryBaseDelay: Duration.seconds(3) }),
       Effect.provide(inMemoryLayer)
     ))
+  it.effect("on interruption it stops taking at once, even with deliveries waiting, and lets the emails in flight finish", () =>
+    Effect.gen(function*() {
+      const queue = yield* InMemoryQueue
+      const smtp = yield* InMemorySmtp
+      // the two emails in flight wait about RETRY_BASE_DELAY (3 s) for their second attempt
+      yield* smtp.failNext(2, new NotDelivered({ message: "connection reset", smtpCode: null, response: null }))
+      for (let n = 0; n < 10; n++) yield* queue.publish({ ...confirmNewEmail, to_emails: [`u${n}@zulip.example`] })
+      const worker = yield* Effect.forkChild(runWorker)
+      yield* TestClock.adjust("10 millis")
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(worker))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(stopping)
+      assert.strictEqual((yield* smtp.sent).length, 2, "only the emails in flight were finished")
+      assert.strictEqual((yield* queue.acked).length, 2)
+      assert.strictEqual(yield* queue.unsettled, 8, "the rest stay with the broker")
+      // nothing had settled before the stop; the batch of the two is recorded after them (leaving idle: a write)
+      const writes = yield* (yield* InMemoryStats).writes
+      assert.strictEqual(writes.length, 2, "the start, then the batch accounted while stopping")
+      assert.isAtLeast(writes[1]!.update_time - writes[0]!.update_time, 2.4)
+    }).pipe(
+      Effect.provideService(WorkerSettings, { ...defaultWorkerSettings, concurrency: 2, retryBaseDelay: Duration.seconds(3) }),
+      Effect.provide(inMemoryLayer)
+    ))
 })
 
 describe("queue statistics", () => {

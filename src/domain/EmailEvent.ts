@@ -5,7 +5,7 @@
  * ignored. The decoded value keeps the event's original JSON object untouched, because requeues and failure
  * records must carry exactly what the producer sent (legacy keys included).
  */
-import { Effect, Schema } from "effect"
+import { Effect, Schema, SchemaIssue } from "effect"
 import { InvalidEvent } from "./errors.ts"
 import { DateValue, MessageIdValue, unsubscribeLinkCheck } from "./headerValues.ts"
 
@@ -137,20 +137,31 @@ const toEmailEvent = (fields: EmailEventFields, original: JsonObject): EmailEven
 
 const decodeFields = Schema.decodeUnknownEffect(EmailEventWire, { onExcessProperty: "error", errors: "all" })
 
-/** `Expected string\n  at ["from_name"]` → field `from_name`, message `from_name: Expected string`. */
-const describeIssues = (message: string): { readonly message: string; readonly field: string | null } => {
-  const lines = message.split("\n")
-  const problems: Array<string> = []
-  let field: string | null = null
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!
-    if (line.trimStart().startsWith("at ")) continue
-    const next = lines[i + 1]?.trim()
-    const path = next?.startsWith("at ") ? next.slice(3).replace(/^\["([^"]+)"\]/, "$1").replace(/\["([^"]+)"\]/g, ".$1") : null
-    field ??= path === null ? null : path.split(/[.[]/)[0]!
-    problems.push(path === null ? line : `${path}: ${line === "Expected no excess property" ? "unknown key" : line}`)
+/** Each problem with its path, from the structured issue: an excess key reads as "unknown key". */
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) => issue._tag === "UnexpectedKey" ? "unknown key" : SchemaIssue.defaultLeafHook(issue)
+})
+
+/** A path as written in a reason: `from_name`, `context.user.name`, `to_emails[1]`. */
+const pathText = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>): string =>
+  path.map((segment) => typeof segment === "object" ? segment.key : segment).reduce<string>(
+    (text, key, index) =>
+      typeof key === "number" ? `${text}[${key}]` : index === 0 ? String(key) : `${text}.${String(key)}`,
+    ""
+  )
+
+/** `from_name: Expected string; zz: unknown key`, naming the first problem's top-level field. */
+const describeIssues = (issue: SchemaIssue.Issue): { readonly message: string; readonly field: string | null } => {
+  const problems = formatIssue(issue).issues
+  const first = problems[0]?.path?.[0]
+  const firstKey = typeof first === "object" ? first.key : first
+  return {
+    message: `invalid email event: ${
+      problems.map(({ message, path }) => path === undefined || path.length === 0 ? message : `${pathText(path)}: ${message}`)
+        .join("; ")
+    }`,
+    field: typeof firstKey === "string" ? firstKey : null
   }
-  return { message: `invalid email event: ${problems.join("; ")}`, field }
 }
 
 export const isJsonObject = (value: unknown): value is JsonObject =>
@@ -161,7 +172,7 @@ export const decodeEmailEvent = (input: unknown): Effect.Effect<EmailEvent, Inva
   isJsonObject(input)
     ? decodeFields(input).pipe(
       Effect.map((fields) => toEmailEvent(fields, input)),
-      Effect.mapError((error) => new InvalidEvent(describeIssues(error.message)))
+      Effect.mapError((error) => new InvalidEvent(describeIssues(error.issue)))
     )
     : Effect.fail(
       new InvalidEvent({

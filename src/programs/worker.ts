@@ -1,9 +1,10 @@
 /**
  * The worker: `CONCURRENCY` delivery fibers, each taking one delivery, settling it and taking the next, rather than
- * batch by batch: a slow or retrying email holds only its own fiber, never the ones behind it. Settled events are
- * accounted in batches of up to `BATCH_SIZE`, every `BATCH_TIMEOUT`, for the stats file with Zulip's update rules.
+ * batch by batch: a slow or retrying email holds only its own fiber, never the ones behind it. Settlements go on a
+ * queue and are accounted in groups of up to `BATCH_SIZE`, or after `BATCH_TIMEOUT`, for the stats file with Zulip's
+ * update rules.
  */
-import { Array as Arr, Duration, Effect, Fiber, Option } from "effect"
+import { type Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Option, Queue, Stream } from "effect"
 import { QueueConsumer } from "../services/QueueConsumer.ts"
 import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { settleDelivery, type Settlement } from "./consumeBatch.ts"
@@ -32,70 +33,64 @@ const batchOf = (
 /**
  * Consume the queue until interrupted (SIGTERM). Then stop taking deliveries, let in-flight emails finish for up to
  * `SHUTDOWN_TIMEOUT`, and interrupt the rest: what is not settled stays unacknowledged and the broker redelivers it.
+ * The worker's scope owns every fiber it starts, so a consumer that fails takes them all down with it.
  */
-export const runWorker = Effect.uninterruptibleMask((restore) =>
-  Effect.gen(function*() {
-    const consumer = yield* QueueConsumer
-    const settings = yield* WorkerSettings
-    const statistics = yield* makeQueueStatistics
-    yield* statistics.initialize
+export const runWorker = Effect.scoped(Effect.gen(function*() {
+  const consumer = yield* QueueConsumer
+  const settings = yield* WorkerSettings
+  const statistics = yield* makeQueueStatistics
+  yield* statistics.initialize
 
-    // settlements not yet accounted; the delivery fibers add to it, the accounting fiber takes them
-    let settled: Array<Settlement> = []
-    let previousEndMillis = 0
-    const account = Effect.suspend(() => {
-      const batches = Arr.chunksOf(settled, settings.batchSize)
-      settled = []
-      return Effect.forEach(batches, (settlements, index) =>
-        // drained as Zulip means it: after the last batch, nothing received from the broker is left waiting here
-        Effect.flatMap(index === batches.length - 1 ? consumer.buffered : Effect.succeed(1), (buffered) => {
-          const { batch, endMillis } = batchOf(settlements, previousEndMillis, buffered === 0)
-          previousEndMillis = endMillis
-          return statistics.recordBatch(batch)
-        }), { discard: true })
-    })
+  const deliveryFibers = yield* FiberSet.make<void, Effect.Error<typeof consumer.take>>()
+  const settlements = yield* Queue.unbounded<Settlement, Cause.Done>()
+  const accounting = yield* Stream.fromQueue(settlements).pipe(
+    Stream.groupedWithin(settings.batchSize, settings.batchTimeout),
+    Stream.runFoldEffect(
+      () => 0,
+      (previousEndMillis, group) =>
+        // drained as Zulip means it: nothing received from the broker is left waiting here
+        Effect.flatMap(consumer.buffered, (buffered) => {
+          const { batch, endMillis } = batchOf(group, previousEndMillis, buffered === 0)
+          return Effect.as(statistics.recordBatch(batch), endMillis)
+        })
+    ),
+    Effect.forkScoped
+  )
 
-    let taking = true
-    // which delivery fibers are waiting for a delivery (and so may be interrupted at once when draining)
-    const waiting: Array<boolean> = []
-    const deliveryLoop = (slot: number) =>
-      Effect.gen(function*() {
-        while (taking) {
-          waiting[slot] = true
-          const delivery = yield* consumer.take
-          waiting[slot] = false
-          // settle first: `settled.push(yield* …)` would push into the array the accounting fiber took meanwhile
-          const settlement = yield* settleDelivery(delivery)
-          settled.push(settlement)
-        }
-      })
-    const deliveryFibers = yield* Effect.forEach(
-      Array.from({ length: settings.concurrency }, (_, slot) => slot),
-      (slot) => Effect.forkDetach(deliveryLoop(slot))
-    )
-    const accounting = yield* Effect.forkDetach(Effect.forever(Effect.delay(account, settings.batchTimeout)))
-
-    const stopAll = Effect.andThen(Fiber.interruptAll(deliveryFibers), Fiber.interrupt(accounting))
-    const drain = Effect.gen(function*() {
-      yield* Effect.logInfo(`Worker disconnecting from queue ${settings.queueName}`)
-      taking = false
-      yield* Fiber.interruptAll(deliveryFibers.filter((_, slot) => waiting[slot]))
-      const finished = yield* Fiber.awaitAll(deliveryFibers).pipe(Effect.timeoutOption(settings.shutdownTimeout))
-      if (Option.isNone(finished)) {
-        yield* Effect.logWarning(
-          `in-flight emails did not finish within ${Duration.format(settings.shutdownTimeout)}; leaving them to the broker`
-        )
-      }
-      yield* stopAll
-      yield* account
-    })
-    yield* Effect.logInfo(`Worker connecting to queue ${settings.queueName}`)
-    // interruptible only from here on, so the drain is always in place before a SIGTERM can arrive
-    return yield* restore(Fiber.joinAll(deliveryFibers)).pipe(
-      Effect.onInterrupt(() => drain),
-      // a consumer that fails takes the whole worker down, and none of its fibers may outlive it
-      Effect.onError(() => stopAll),
-      Effect.asVoid
-    )
+  const stopTaking = yield* Deferred.make<void>()
+  // the next delivery, or none once the worker stops taking: a fiber waiting for one stops at once, a fiber
+  // settling one finishes it first
+  const nextDelivery = Effect.raceFirst(
+    Effect.map(consumer.take, Option.some),
+    Effect.as(Deferred.await(stopTaking), Option.none())
+  )
+  const deliveryLoop = Effect.gen(function*() {
+    // checked before each take too: a take that can be answered at once would otherwise always win the race
+    while (!(yield* Deferred.isDone(stopTaking))) {
+      const delivery = yield* nextDelivery
+      if (Option.isNone(delivery)) return
+      yield* Queue.offer(settlements, yield* settleDelivery(delivery.value))
+    }
   })
-).pipe(Effect.withSpan("runWorker"))
+
+  const drain = Effect.gen(function*() {
+    yield* Effect.logInfo(`Worker disconnecting from queue ${settings.queueName}`)
+    yield* Deferred.succeed(stopTaking, undefined)
+    const finished = yield* FiberSet.awaitEmpty(deliveryFibers).pipe(Effect.timeoutOption(settings.shutdownTimeout))
+    if (Option.isNone(finished)) {
+      yield* Effect.logWarning(
+        `in-flight emails did not finish within ${Duration.format(settings.shutdownTimeout)}; leaving them to the broker`
+      )
+    }
+    yield* FiberSet.clear(deliveryFibers)
+    yield* Queue.end(settlements)
+    yield* Fiber.join(accounting)
+  })
+  // registered before the delivery fibers start, so a SIGTERM always finds it: it runs before the scope interrupts
+  // what is left; a failure instead stops everything at once
+  yield* Effect.addFinalizer((exit) => Exit.hasInterrupts(exit) ? Effect.ignore(drain) : Effect.void)
+
+  yield* Effect.logInfo(`Worker connecting to queue ${settings.queueName}`)
+  for (let slot = 0; slot < settings.concurrency; slot++) yield* FiberSet.run(deliveryFibers, deliveryLoop)
+  return yield* FiberSet.join(deliveryFibers)
+})).pipe(Effect.withSpan("runWorker"))
