@@ -8,6 +8,7 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { createServer, type Server, type Socket } from "node:net"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
 import { closedPort } from "./support/fakeSes.ts"
@@ -35,6 +36,22 @@ const database = (migrated: boolean) =>
     }
     return url
   })
+
+/** The port of a server that accepts connections and never says a word (a black hole), until the scope closes. */
+const silentServer = Effect.acquireRelease(
+  Effect.promise(() =>
+    new Promise<{ readonly server: Server; readonly sockets: Set<Socket> }>((resolve) => {
+      const sockets = new Set<Socket>()
+      const server = createServer((socket) => void sockets.add(socket.on("error", () => undefined)))
+      server.listen(0, "127.0.0.1", () => resolve({ server, sockets }))
+    })
+  ),
+  ({ server, sockets }) =>
+    Effect.promise(() => {
+      for (const socket of sockets) socket.destroy()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    })
+).pipe(Effect.map(({ server }) => (server.address() as { port: number }).port))
 
 /** The ✗ lines' check names, and each ✗ line with its fix line (after the details indented below it, if any). */
 const failures = (stdout: string) => {
@@ -108,6 +125,7 @@ describe("email-senders check", () => {
       yield* fs.writeFileString(aFile, "not a directory")
       const emptyDatabase = yield* database(false)
       const smtpDown = yield* closedPort
+      const silent = yield* silentServer
 
       const cases: ReadonlyArray<readonly [CliEnv, ReadonlyArray<string>, RegExp, string]> = [
         [{ AMQP_URL: "amqp://guest:wrong@127.0.0.1:5672" }, ["broker", "queue", "delay queues"], /ACCESS_REFUSED/, "AMQP_URL (user/password)"],
@@ -117,13 +135,19 @@ describe("email-senders check", () => {
         [{ TEMPLATES_DIR: brokenTemplates }, ["templates"], /1 problem\(s\)/, "email-senders templates check"],
         [{ LOCALE_DIR: join(directory, "no-locale") }, ["catalogs"], /LOCALE_DIR .*no-locale cannot be read \(ENOENT\)/, "LOCALE_DIR"],
         [{ QUEUE_ERROR_DIR: join(aFile, "errors") }, ["errors directory"], /a-file\/errors: /, "QUEUE_ERROR_DIR"],
+        [{ AMQP_URL: `amqp://guest:guest@127.0.0.1:${silent}`, COMMAND_TIMEOUT: "1" }, ["broker", "queue", "delay queues"], /no answer within 1s|ETIMEDOUT/, "AMQP_URL"],
+        // EMAIL_TIMEOUT longer than the test's bound: only COMMAND_TIMEOUT can end this one in time
+        [{ EMAIL_PORT: String(silent), EMAIL_TIMEOUT: "30", COMMAND_TIMEOUT: "1" }, ["SMTP"], /no answer within 1s/, "COMMAND_TIMEOUT"],
         [{ SMTP_CONNECTIONS: "many" }, ["configuration"], /ConfigError: SMTP_CONNECTIONS: /, "README's Configuration table"],
         [{ NOREPLY_EMAIL_ADDRESS: "no address" }, ["configuration"], /NOREPLY_EMAIL_ADDRESS "no address" is not a valid email address/, "README's Configuration table"]
       ]
       for (const [broken, failedChecks, detail, fix] of cases) {
+        const started = Date.now()
         const result = yield* runCli(["check"], { ...healthy, ...broken })
         const context = `${JSON.stringify(broken)}:\n${result.output}`
         assert.strictEqual(result.exitCode, 1, context)
+        // bounded by COMMAND_TIMEOUT (5 s here, 1 s for the services that never answer)
+        assert.isBelow((Date.now() - started) / 1000, 15, context)
         const found = failures(result.stdout)
         assert.deepStrictEqual(found.map((failure) => failure.name), failedChecks, context)
         assert.match(found[0]!.line, detail, context)

@@ -308,21 +308,19 @@ const quit = (client: SMTPConnection, timeoutMillis: number): Effect.Effect<void
 export const checkServer = (options: SmtpPoolOptions): Effect.Effect<string, OpenError> => {
   const opening = openingOf(options)
   const { target } = opening
-  return Effect.acquireUseRelease(
-    connectOnce(opening),
-    (client) =>
-      noop(client).pipe(
-        Effect.mapError((error) => openFailure(target, error)),
-        Effect.flatMap((reply) =>
-          reply.startsWith("250")
-            ? Effect.succeed(
-              `${target.server}: EHLO${client.secure ? ", TLS" : ""}${logsIn(opening) ? `, AUTH as ${opening.user}` : ""}, NOOP ${reply.trim()}`
-            )
-            : Effect.fail(new Unavailable({ message: `SMTP server ${target.server} answered NOOP with ${reply.trim()}`, dependency: "smtp" }))
-        )
+  // opening stays interruptible (a caller's deadline closes the connection at once): no acquireUseRelease
+  return Effect.flatMap(connectOnce(opening), (client) =>
+    noop(client).pipe(
+      Effect.mapError((error) => openFailure(target, error)),
+      Effect.flatMap((reply) =>
+        reply.startsWith("250")
+          ? Effect.succeed(
+            `${target.server}: EHLO${client.secure ? ", TLS" : ""}${logsIn(opening) ? `, AUTH as ${opening.user}` : ""}, NOOP ${reply.trim()}`
+          )
+          : Effect.fail(new Unavailable({ message: `SMTP server ${target.server} answered NOOP with ${reply.trim()}`, dependency: "smtp" }))
       ),
-    (client) => quit(client, target.timeoutMillis)
-  )
+      Effect.ensuring(quit(client, target.timeoutMillis))
+    ))
 }
 
 const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
