@@ -129,7 +129,8 @@ describe("email-senders check", () => {
 
       const cases: ReadonlyArray<readonly [CliEnv, ReadonlyArray<string>, RegExp, string]> = [
         [{ AMQP_URL: "amqp://guest:wrong@127.0.0.1:5672" }, ["broker", "queue", "delay queues"], /ACCESS_REFUSED/, "AMQP_URL (user/password)"],
-        [{ EMAIL_HOST_PASSWORD: "wrong" }, ["SMTP"], /refused: 535 Authentication credentials invalid/, "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD"],
+        [{ EMAIL_HOST_PASSWORD: "wrong" }, ["SMTP"], /^✗ SMTP: 127\.0\.0\.1:\d+ refused: 535 Authentication credentials invalid$/, "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD"],
+        [{ AMQP_URL: `amqp://guest:guest@127.0.0.1:5672/${uniqueName("no_vhost")}` }, ["broker", "queue", "delay queues"], /refused: the broker would not open vhost no_vhost_/, "AMQP_URL (vhost)"],
         [{ EMAIL_PORT: String(smtpDown) }, ["SMTP"], /ECONNREFUSED/, "EMAIL_HOST / EMAIL_PORT"],
         [{ DATABASE_URL: emptyDatabase }, ["realms"], /lacks table zerver_realm; table zerver_userprofile/, "email-senders db migrate"],
         [{ TEMPLATES_DIR: brokenTemplates }, ["templates"], /1 problem\(s\)/, "email-senders templates check"],

@@ -5,7 +5,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { type ChannelModel, connect } from "amqplib"
-import { Config, Console, Duration, Effect, FileSystem, Layer, Logger, Option, Redacted, Schema, type Scope } from "effect"
+import { Config, Console, Duration, Effect, FileSystem, Layer, Logger, Redacted, Schema, type Scope } from "effect"
 import { Command } from "effect/cli"
 import { SqlClient } from "effect/sql"
 import { join, resolve } from "node:path"
@@ -69,7 +69,7 @@ const settingsConfig = Config.all({
   databaseUrl: usesDatabase.pipe(
     Config.flatMap((database) => database ? databaseUrlConfig : Config.succeed(undefined))
   ),
-  realmsFile: Config.String("REALMS_FILE").pipe(Config.option, Config.map(Option.getOrUndefined)),
+  realmsFile: JsonFileRealmRepository.pathConfig,
   statsDirectory: StatsDirectorySetting,
   errorsDirectory: ErrorsDirectorySetting
 })
@@ -78,8 +78,13 @@ type Settings = Config.Success<typeof settingsConfig> & { readonly directories: 
 
 // ---- the broker ---------------------------------------------------------------------------------------------------
 
-const brokerFix = (error: QueueError, url: string): string =>
-  RabbitMq.amqpRefusal(error, url)?.setting ?? "AMQP_URL (is RabbitMQ running and reachable at that address?)"
+/** What went wrong connecting, in the broker's words when it refused, and what fixes it. */
+const brokerFailure = (error: QueueError, url: string): { readonly message: string; readonly fix: string } => {
+  const refusal = RabbitMq.amqpRefusal(error, url)
+  return refusal === undefined
+    ? { message: error.message, fix: "AMQP_URL (is RabbitMQ running and reachable at that address?)" }
+    : { message: `refused: ${refusal.reason}`, fix: refusal.setting }
+}
 
 /** A connection of its own, as `stats` opens, closed when the check ends. */
 const openBroker = (url: string, timeout: Duration.Duration): Effect.Effect<ChannelModel, QueueError, Scope.Scope> =>
@@ -130,12 +135,13 @@ const delayQueuesCheck = (connection: ChannelModel, settings: Settings) =>
 // ---- SMTP, realms, templates, catalogs, directories ---------------------------------------------------------------
 
 const smtpCheck = (settings: Settings): Effect.Effect<Outcome> => {
-  if (settings.smtp === undefined) {
+  const smtp = settings.smtp
+  if (smtp === undefined) {
     return Effect.succeed(passed(
       `EMAIL_HOST unset: development capture to ${resolve(settings.captureDirectory)}, nothing is sent (no server to check)`
     ))
   }
-  return SmtpPool.checkServer(settings.smtp).pipe(
+  return SmtpPool.checkServer(smtp).pipe(
     Effect.map(passed),
     Effect.catch((error) => {
       switch (error._tag) {
@@ -144,11 +150,14 @@ const smtpCheck = (settings: Settings): Effect.Effect<Outcome> => {
         case "TimeoutError":
           return Effect.succeed(failed(error.message, "EMAIL_HOST / EMAIL_PORT (nothing answers there), or EMAIL_TIMEOUT"))
         case "Unavailable":
-          return Effect.succeed(failed(
-            error.message,
-            error.refusal?.setting ??
-              "EMAIL_HOST / EMAIL_PORT (is the SMTP server running there?), EMAIL_USE_TLS / EMAIL_USE_SSL (what it offers)"
-          ))
+          return Effect.succeed(
+            error.refusal === undefined
+              ? failed(
+                error.message,
+                "EMAIL_HOST / EMAIL_PORT (is the SMTP server running there?), EMAIL_USE_TLS / EMAIL_USE_SSL (what it offers)"
+              )
+              : failed(`${smtp.host}:${smtp.port ?? 25} refused: ${error.refusal.reason}`, error.refusal.setting)
+          )
       }
     })
   )
@@ -284,7 +293,7 @@ export const runChecks = Effect.gen(function*() {
       duration: timeout,
       orElse: () => Effect.fail({ message: `no answer within ${Duration.format(timeout)}`, fix: "AMQP_URL, or COMMAND_TIMEOUT" })
     }),
-    Effect.mapError((error) => "_tag" in error ? { message: error.message, fix: brokerFix(error, url) } : error),
+    Effect.mapError((error) => "_tag" in error ? brokerFailure(error, url) : error),
     Effect.result
   )
   if (broker._tag === "Success") {

@@ -101,7 +101,7 @@ const vhostOf = (url: string): string => {
 export const amqpRefusal = (error: QueueError, url: string): Refusal | undefined => {
   if (error.message.includes("403 (ACCESS-REFUSED)")) return { setting: "AMQP_URL (user/password)", reason: error.message }
   // refused at `connection.open` (530 NOT_ALLOWED: no such vhost; 403: no access to it); amqplib drops the broker's text
-  if (error.message.startsWith("Expected ConnectionOpenOk; got <ConnectionClose")) {
+  if (error.message.includes("Expected ConnectionOpenOk; got <ConnectionClose")) {
     const reason = `the broker would not open vhost ${vhostOf(url)} (it does not exist, or the user has no access to it)`
     return { setting: "AMQP_URL (vhost)", reason }
   }
