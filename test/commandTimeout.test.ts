@@ -84,6 +84,16 @@ describe("COMMAND_TIMEOUT", () => {
       }), 60_000)
   }
 
+  it.effect("publish gives up naming the setting to fix when the broker refuses the login", () =>
+    Effect.gen(function*() {
+      const result = yield* runCli(commands.publish, { AMQP_URL: "amqp://guest:wrong@127.0.0.1:5672", COMMAND_TIMEOUT: "1" })
+      assert.strictEqual(result.exitCode, 1, result.output)
+      assert.match(
+        result.stderr.trim().split("\n").at(-1)!,
+        /gave up after 1s \(COMMAND_TIMEOUT\): refused: .*ACCESS_REFUSED.*; fix AMQP_URL \(user\/password\)$/
+      )
+    }), 60_000)
+
   // a monitoring check that cannot check says UNKNOWN (exit 3), Nagios' code for it, not 1 (WARNING)
   it.effect("stats says UNKNOWN (exit 3) with the reason when the broker never answers, or refuses", () =>
     Effect.gen(function*() {
