@@ -51,7 +51,10 @@ const commands = {
   replay: ["replay", errorsFile]
 }
 
-/** Run with COMMAND_TIMEOUT=1 against the broker on `port`; gives the result and the seconds it took. */
+/**
+ * Run with COMMAND_TIMEOUT=1 against the broker on `port`; gives the result and the seconds it took (under 8: start-up
+ * plus the second, where ignoring the setting would take its default, 10 s, or hang).
+ */
 const runAgainst = (args: ReadonlyArray<string>, port: number) =>
   Effect.gen(function*() {
     const started = Date.now()
@@ -75,7 +78,7 @@ describe("COMMAND_TIMEOUT", () => {
         for (const [port, reason] of reasons) {
           const result = yield* runAgainst(args, port)
           assert.strictEqual(result.exitCode, 1, result.output)
-          assert.isBelow(result.seconds, 6, result.output)
+          assert.isBelow(result.seconds, 8, result.output)
           assert.match(
             result.stderr.trim().split("\n").at(-1)!,
             new RegExp(`gave up after 1s \\(COMMAND_TIMEOUT\\): ${reason}`)
@@ -99,7 +102,7 @@ describe("COMMAND_TIMEOUT", () => {
     Effect.gen(function*() {
       const silentResult = yield* runAgainst(["stats"], silentPort)
       assert.strictEqual(silentResult.exitCode, 3, silentResult.output)
-      assert.isBelow(silentResult.seconds, 6, silentResult.output)
+      assert.isBelow(silentResult.seconds, 8, silentResult.output)
       assert.strictEqual(
         silentResult.stdout,
         "UNKNOWN: email_senders: cannot read the queue depth: no answer from the broker within 1s (COMMAND_TIMEOUT)\n"
