@@ -3,6 +3,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
+import { checkCommand } from "./commands/check.ts"
 import { withCommandServices } from "./commands/commandServices.ts"
 import { dbCommand } from "./commands/db.ts"
 import { withEnvironment } from "./commands/environmentHelp.ts"
@@ -26,7 +27,8 @@ const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe
     withCommandServices(replayCommand),
     statsCommand,
     withCommandServices(renderCommand),
-    withCommandServices(templatesCommand)
+    withCommandServices(templatesCommand),
+    withCommandServices(checkCommand)
   ])
 )
 

@@ -16,6 +16,9 @@ const everyCommand = [
 
 const broker = ["AMQP_URL", "QUEUE_NAME"]
 
+/** How long an operator command waits on the broker (or, for `check`, on each step). */
+const commandTimeout = ["COMMAND_TIMEOUT"]
+
 /** What `publish` and `replay` read to check and enqueue an event. */
 const publishing = [...broker, "EXTERNAL_HOST", "MAX_EVENT_DEPTH"]
 
@@ -85,12 +88,25 @@ const heap = ["NODE_OPTIONS", "MALLOC_ARENA_MAX"]
 
 const unique = (...groups: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<string> => [...new Set(groups.flat())]
 
+const workerEnvironment = unique(
+  broker,
+  pipeline,
+  smtp,
+  sesSuppressionList,
+  realms,
+  emailBuilder,
+  operationsEndpoint,
+  heap,
+  everyCommand
+)
+
 /** Per command path (`db migrate` as "db migrate"), the variables it reads. */
 export const environmentOf = {
-  worker: unique(broker, pipeline, smtp, sesSuppressionList, realms, emailBuilder, operationsEndpoint, heap, everyCommand),
-  publish: unique(publishing, everyCommand),
-  replay: unique(publishing, everyCommand),
-  stats: unique(broker, ["QUEUE_STATS_DIR"], everyCommand),
+  worker: workerEnvironment,
+  publish: unique(publishing, commandTimeout, everyCommand),
+  replay: unique(publishing, commandTimeout, everyCommand),
+  stats: unique(broker, ["QUEUE_STATS_DIR"], commandTimeout, everyCommand),
+  check: unique(workerEnvironment, commandTimeout),
   render: unique(["MAX_EVENT_DEPTH"], emailBuilder, realms, everyCommand),
   "db migrate": unique(["DATABASE_URL"], everyCommand),
   "templates check": unique(["TEMPLATES_DIR"], everyCommand)

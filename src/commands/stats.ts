@@ -1,7 +1,8 @@
 import { connect } from "amqplib"
-import { Clock, Config, Console, Effect, FileSystem, Redacted, Result } from "effect"
+import { Clock, Config, Console, Duration, Effect, FileSystem, Redacted, Result } from "effect"
 import { Command } from "effect/cli"
 import { join } from "node:path"
+import { QueueError } from "../domain/errors.ts"
 import * as RabbitMqConnection from "../layers/RabbitMqConnection.ts"
 import {
   exitCodeOf,
@@ -13,7 +14,7 @@ import {
   unknownHealth
 } from "../programs/queueHealth.ts"
 import { AmqpUrlSetting } from "../layers/connectionSettings.ts"
-import { StatsDirectorySetting } from "../layers/settingValues.ts"
+import { CommandTimeoutSetting, StatsDirectorySetting } from "../layers/settingValues.ts"
 import { commandServices } from "./commandServices.ts"
 import { withEnvironment } from "./environmentHelp.ts"
 import { describeFailure } from "./reportFailure.ts"
@@ -21,30 +22,41 @@ import { describeFailure } from "./reportFailure.ts"
 const settingsConfig = Config.all({
   queueName: RabbitMqConnection.queueNameConfig,
   statsDirectory: StatsDirectorySetting,
+  commandTimeout: CommandTimeoutSetting,
   amqpUrl: AmqpUrlSetting
 })
 
 /**
  * Messages ready in the queue, over a connection of its own: a monitoring check must answer promptly, so it does
- * not wait for the broker like the worker's reconnecting connection does, and it never declares the queue.
+ * not wait for the broker like the worker's reconnecting connection does, gives up after `COMMAND_TIMEOUT`, and
+ * never declares the queue.
  */
-const readyMessages = (url: Redacted.Redacted<string>, queue: string) =>
+const readyMessages = (url: Redacted.Redacted<string>, queue: string, timeout: Duration.Duration) =>
   Effect.acquireUseRelease(
-    RabbitMqConnection.tryAmqp("connect", () => connect(Redacted.value(url), { timeout: 10_000 })),
+    RabbitMqConnection.tryAmqp("connect", () => connect(Redacted.value(url), { timeout: Duration.toMillis(timeout) })),
     (connection) =>
       RabbitMqConnection.withScratchChannel(connection, `check queue ${queue}`, (channel) => channel.checkQueue(queue)),
-    (connection) => Effect.promise(() => connection.close().catch(() => undefined))
-  ).pipe(Effect.map(({ messageCount }) => messageCount))
+    RabbitMqConnection.closeQuietly
+  ).pipe(
+    Effect.map(({ messageCount }) => messageCount),
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () =>
+        Effect.fail(
+          new QueueError({ message: `no answer from the broker within ${Duration.format(timeout)} (COMMAND_TIMEOUT)`, operation: "connect" })
+        )
+    })
+  )
 
 const checkQueue = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
-  const { amqpUrl, queueName, statsDirectory } = yield* settingsConfig
+  const { amqpUrl, commandTimeout, queueName, statsDirectory } = yield* settingsConfig
   const statsPath = join(statsDirectory, `${queueName}.stats`)
   const text = yield* fs.readFileString(statsPath).pipe(Effect.result)
   if (Result.isFailure(text)) return unknownHealth(queueName, `cannot read ${statsPath}: ${text.failure.message}`)
   const stats = parseQueueStats(text.success)
   if (Result.isFailure(stats)) return unknownHealth(queueName, `${statsPath}: ${stats.failure}`)
-  const messageCount = yield* readyMessages(amqpUrl, queueName).pipe(Effect.result)
+  const messageCount = yield* readyMessages(amqpUrl, queueName, commandTimeout).pipe(Effect.result)
   if (Result.isFailure(messageCount)) {
     return unknownHealth(queueName, `cannot read the queue depth: ${messageCount.failure.message}`)
   }

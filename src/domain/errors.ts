@@ -73,7 +73,12 @@ export class TemplateError extends Schema.TaggedError<TemplateError>()("Template
  */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
   message: Schema.String,
-  dependency: Schema.Literals(["smtp", "database"])
+  dependency: Schema.Literals(["smtp", "database"]),
+  /**
+   * Set when the dependency refuses this configuration (a login refused): the setting to fix and its answer. Such a
+   * refusal is logged at ERROR once where it is met (`layers/refusals.ts`), so the waits on it log at DEBUG.
+   */
+  refusal: Schema.optionalKey(Schema.Struct({ setting: Schema.String, reason: Schema.String }))
 }) {}
 
 // ---- infrastructure around the pipeline -----------------------------------------------------------------------------

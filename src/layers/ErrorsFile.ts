@@ -4,13 +4,13 @@
  * replays a line from its second field only, so these files stay replayable with Zulip's tools.
  */
 import { NodeFileSystem } from "@effect/platform-node"
-import { Clock, Config, Effect, FileSystem, Layer } from "effect"
+import { Clock, Effect, FileSystem, Layer } from "effect"
 import { join } from "node:path"
 import { StoreError } from "../domain/errors.ts"
 import { cutToFit, digestBody, isCut } from "../domain/recordedBody.ts"
 import { type FailureReason, FailureStore, type FailureRecord } from "../services/FailureStore.ts"
 import { defaultWorkerSettings } from "../services/WorkerSettings.ts"
-import { MaxEventBytesSetting, QueueNameSetting } from "./settingValues.ts"
+import { ErrorsDirectorySetting, MaxEventBytesSetting, QueueNameSetting } from "./settingValues.ts"
 
 export interface ErrorsFileOptions {
   readonly directory: string
@@ -99,7 +99,7 @@ export const layer = (options: ErrorsFileOptions) =>
 export const layerConfig = Layer.unwrap(
   Effect.gen(function*() {
     return layer({
-      directory: yield* Config.String("QUEUE_ERROR_DIR").pipe(Config.withDefault("var/queue_error")),
+      directory: yield* ErrorsDirectorySetting,
       queueName: yield* QueueNameSetting,
       maxEventBytes: yield* MaxEventBytesSetting
     })

@@ -58,9 +58,13 @@ export const layer = (options: JsonFileRealmRepositoryOptions) =>
   Layer.effect(RealmRepository, make(options.path)).pipe(Layer.provide(NodeFileSystem.layer))
 
 /** `REALMS_FILE`: path of the realms file (optional). */
+export const pathConfig: Config.Config<string | undefined> = Config.String("REALMS_FILE").pipe(
+  Config.option,
+  Config.map(Option.getOrUndefined)
+)
+
 export const layerConfig = Layer.unwrap(
   Effect.gen(function*() {
-    const path = yield* Config.String("REALMS_FILE").pipe(Config.option)
-    return layer({ path: Option.getOrUndefined(path) })
+    return layer({ path: yield* pathConfig })
   })
 )

@@ -33,6 +33,7 @@ import { HttpHostSetting, HttpPortSetting } from "./connectionSettings.ts"
 import { type CapturedEmail, listCapturedEmails } from "./DevelopmentCapture.ts"
 import { capturesEmails, usesDatabase } from "./LiveServices.ts"
 import { RabbitMqConnection } from "./RabbitMqConnection.ts"
+import { describeRefusal } from "./refusals.ts"
 import { DurationSetting } from "./settingValues.ts"
 import { EmailLogDirectorySetting } from "./settingValues.ts"
 
@@ -141,17 +142,18 @@ const makeRoutes = (options: OperationsHttpOptions) =>
         orElse: () => Effect.succeed(`no answer within ${Duration.format(probeTimeout)}`)
       })
 
-    const brokerCheck = Effect.map(
-      SubscriptionRef.get(connection.connected),
-      (connected): CheckResult => connected ? OK : "not connected"
-    )
+    const brokerCheck = Effect.gen(function*() {
+      if (yield* SubscriptionRef.get(connection.connected)) return OK
+      return (yield* connection.problem) ?? "not connected"
+    })
 
     // the pool records every opening and NOOP, so a recent outcome answers without touching the server
     const smtpCheck = Effect.gen(function*() {
-      const { lastCheck } = yield* smtpStatus.snapshot
+      const { lastCheck, refusal } = yield* smtpStatus.snapshot
       const now = yield* Clock.currentTimeMillis
       if (lastCheck !== null && now - lastCheck.at < smtpCheckMaxAgeMillis) {
-        return lastCheck.ok ? OK : "the latest connection attempt or NOOP failed"
+        if (lastCheck.ok) return OK
+        return refusal === undefined ? "the latest connection attempt or NOOP failed" : describeRefusal(refusal)
       }
       return yield* bounded(smtp.healthCheck.pipe(
         Effect.as(OK),
@@ -298,17 +300,18 @@ const allowedHostsConfig = Config.Array(AllowedHost, "HTTP_ALLOWED_HOSTS").pipe(
  * when `EMAIL_HOST` is unset (capture to `EMAIL_LOG_DIR`), the database is checked when `DATABASE_URL` is set, and
  * `READY_SMTP_CHECK_AGE` (default 5 s) is how old the latest SMTP check may be before `/readyz` runs a new one.
  */
+export const optionsConfig: Config.Config<OperationsHttpOptions> = Config.all({
+  port: HttpPortSetting,
+  host: HttpHostSetting,
+  allowedHosts: allowedHostsConfig,
+  capturedEmailsDirectory: capturesEmails.pipe(
+    Config.flatMap((captures) => captures ? EmailLogDirectorySetting.pipe(Config.map((directory) => resolve(directory))) : Config.succeed(undefined))
+  ),
+  checkDatabase: usesDatabase,
+  smtpCheckMaxAge: DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5)))
+})
+
 export const layerConfig = Layer.unwrap(Effect.gen(function*() {
-  const port = yield* HttpPortSetting
-  if (port === 0) return Layer.empty
-  return layer({
-    port,
-    host: yield* HttpHostSetting,
-    allowedHosts: yield* allowedHostsConfig,
-    capturedEmailsDirectory: (yield* capturesEmails)
-      ? resolve(yield* EmailLogDirectorySetting)
-      : undefined,
-    checkDatabase: yield* usesDatabase,
-    smtpCheckMaxAge: yield* DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5)))
-  })
+  const options = yield* optionsConfig
+  return options.port === 0 ? Layer.empty : layer(options)
 }))

@@ -15,6 +15,12 @@ export interface PostgresRealmRepositoryOptions extends PgClient.PgPoolConfig {
   readonly queryTimeout?: Duration.Input
 }
 
+/** The columns the lookups read, table by table (what `check` verifies a database has). */
+export const neededColumns = {
+  zerver_realm: ["id", "string_id", "name", "deactivated"],
+  zerver_userprofile: ["id", "realm_id", "full_name", "delivery_email", "default_language", "is_active"]
+} as const
+
 const decodeRealms = Schema.decodeUnknownEffect(Schema.Array(RealmRow))
 const decodeUsers = Schema.decodeUnknownEffect(Schema.Array(UserRow))
 
@@ -34,6 +40,7 @@ const asUnavailable = (error: SqlError.SqlError | Schema.SchemaError) =>
 const make = (queryTimeout: Duration.Duration) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const columns = (table: keyof typeof neededColumns) => sql.literal(neededColumns[table].join(", "))
     const timedOut = new Unavailable({
       message: `database: no answer within ${Duration.format(queryTimeout)}`,
       dependency: "database"
@@ -46,7 +53,7 @@ const make = (queryTimeout: Duration.Duration) =>
 
     const realmById = Effect.fn("PostgresRealmRepository.realmById")(function*(realmId: number) {
       const [realm] = yield* guard(
-        sql`SELECT id, string_id, name, deactivated FROM zerver_realm WHERE id = ${realmId}`.pipe(
+        sql`SELECT ${columns("zerver_realm")} FROM zerver_realm WHERE id = ${realmId}`.pipe(
           Effect.flatMap(decodeRealms)
         )
       )
@@ -56,8 +63,9 @@ const make = (queryTimeout: Duration.Duration) =>
     const usersByIds = Effect.fn("PostgresRealmRepository.usersByIds")(function*(userIds: ReadonlyArray<number>) {
       const distinctIds = [...new Set(userIds)]
       const users = distinctIds.length === 0 ? [] : yield* guard(
-        sql`SELECT id, realm_id, full_name, delivery_email, default_language, is_active
-            FROM zerver_userprofile WHERE ${sql.in("id", distinctIds)}`.pipe(Effect.flatMap(decodeUsers))
+        sql`SELECT ${columns("zerver_userprofile")} FROM zerver_userprofile WHERE ${sql.in("id", distinctIds)}`.pipe(
+          Effect.flatMap(decodeUsers)
+        )
       )
       return yield* usersInOrder(userIds, new Map(users.map((user) => [user.id, user])))
     })
@@ -71,7 +79,6 @@ export const layer = ({ queryTimeout = Duration.seconds(10), ...client }: Postgr
     Layer.provide(PgClient.layer(client))
   )
 
-/** `DATABASE_URL` (a `postgres://` URL, secret) selects the database. */
 export const layerConfig = Layer.unwrap(
   Effect.gen(function*() {
     return layer({ url: yield* DatabaseUrlSetting })

@@ -20,6 +20,7 @@ import {
 } from "effect"
 import { QueueError } from "../domain/errors.ts"
 import { AmqpUrlSetting, redactUrl } from "./connectionSettings.ts"
+import { describeRefusal, makeRefusalLog, type Refusal } from "./refusals.ts"
 import { QueueNameSetting } from "./settingValues.ts"
 
 export interface ConnectionOptions {
@@ -29,6 +30,8 @@ export interface ConnectionOptions {
   readonly heartbeat?: Duration.Input
   /** the name the broker shows for this connection (management UI, `rabbitmqctl list_connections`) */
   readonly connectionName?: string
+  /** how long opening a connection may go without an answer from the broker (default 10 seconds) */
+  readonly connectTimeout?: Duration.Input
   /** the first reconnect delay (default 100 ms); it doubles per failed attempt, jittered, up to `reconnectMaxDelay` */
   readonly reconnectBaseDelay?: Duration.Input
   /** the longest wait between reconnect attempts (default 30 seconds) */
@@ -47,6 +50,11 @@ export interface SessionContext {
 export class RabbitMqConnection extends Context.Service<RabbitMqConnection, {
   /** whether the broker connection is open right now (for readiness checks and metrics) */
   readonly connected: SubscriptionRef.SubscriptionRef<boolean>
+  /**
+   * Why the connection is not open: the latest failure to open it (a refusal names the setting to fix), or that no
+   * answer came yet; undefined while it is open.
+   */
+  readonly problem: Effect.Effect<string | undefined>
   /**
    * Keep a session on the connection for as long as the calling scope lives: `open` builds it on every new
    * connection, and again whenever it ends (one of its channels closed). Gives the effect that returns the live
@@ -73,6 +81,23 @@ const withHeartbeat = (url: string, heartbeat: Duration.Input): string => {
 
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
+/** The vhost an AMQP URL names: its path without the leading slash, `/` when there is none. */
+const vhostOf = (url: string): string => {
+  const path = URL.canParse(url) ? decodeURIComponent(new URL(url).pathname.slice(1)) : ""
+  return path === "" ? "/" : path
+}
+
+/** A failure to connect that only a change of `AMQP_URL` (or of the broker's users) ends. */
+export const amqpRefusal = (error: QueueError, url: string): Refusal | undefined => {
+  if (error.message.includes("403 (ACCESS-REFUSED)")) return { setting: "AMQP_URL (user/password)", reason: error.message }
+  // refused at `connection.open` (530 NOT_ALLOWED: no such vhost; 403: no access to it); amqplib drops the broker's text
+  if (error.message.includes("Expected ConnectionOpenOk; got <ConnectionClose")) {
+    const reason = `the broker would not open vhost ${vhostOf(url)} (it does not exist, or the user has no access to it)`
+    return { setting: "AMQP_URL (vhost)", reason }
+  }
+  return undefined
+}
+
 /** Run an amqplib promise, mapping its failure to a `QueueError` naming the operation. */
 export const tryAmqp = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, QueueError> =>
   Effect.tryPromise({
@@ -87,7 +112,7 @@ const quietly = (operation: string, run: () => Promise<unknown>): Effect.Effect<
 export const cancelQuietly = (channel: Channel, consumerTag: string): Effect.Effect<void> =>
   quietly("cancel consumer", () => channel.cancel(consumerTag))
 
-const closeQuietly = (closable: Channel | ChannelModel): Effect.Effect<void> => quietly("close", () => closable.close())
+export const closeQuietly = (closable: Channel | ChannelModel): Effect.Effect<void> => quietly("close", () => closable.close())
 
 const isPreconditionFailed = (error: unknown): boolean =>
   typeof error === "object" && error !== null && (error as { readonly code?: unknown }).code === 406
@@ -212,10 +237,13 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
   const url = withHeartbeat(Redacted.value(options.url), options.heartbeat ?? "30 seconds")
   const shownUrl = redactUrl(url)
   const socketOptions = {
-    timeout: 10_000,
+    timeout: Duration.toMillis(Duration.fromInputUnsafe(options.connectTimeout ?? "10 seconds")),
     clientProperties: { connection_name: options.connectionName ?? "email-senders" }
   }
-  const retry = (name: string): Schedule.Schedule<unknown, QueueError> =>
+  const retry = (
+    name: string,
+    failed: (error: QueueError, line: string) => Effect.Effect<void> = (_, line) => Effect.logWarning(line)
+  ): Schedule.Schedule<unknown, QueueError> =>
     Schedule.min([
       Schedule.exponential(options.reconnectBaseDelay ?? "100 millis"),
       Schedule.spaced(options.reconnectMaxDelay ?? "30 seconds")
@@ -223,11 +251,23 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
       Schedule.jittered,
       Schedule.setInputType<QueueError>(),
       Schedule.tap(({ attempt, duration, input }) =>
-        Effect.logWarning(
-          `${name} failed (${input.message}); retry ${attempt} in ${Math.round(Duration.toMillis(duration))} ms`
-        )
+        failed(input, `${name} failed (${input.message}); retry ${attempt} in ${Math.round(Duration.toMillis(duration))} ms`)
       )
     )
+  const connected = yield* SubscriptionRef.make(false)
+  const refusals = makeRefusalLog("broker")
+  let problem: string | undefined = `no answer yet from ${shownUrl}`
+  const connectionFailed = (error: QueueError, line: string) =>
+    Effect.suspend(() => {
+      const refusal = amqpRefusal(error, url)
+      problem = refusal === undefined ? error.message : describeRefusal(refusal)
+      return refusal === undefined ? Effect.logWarning(line) : refusals.refused(refusal)
+    })
+  const connectionChanged = (up: boolean) =>
+    Effect.suspend(() => {
+      problem = up ? undefined : "connection lost; reopening"
+      return Effect.andThen(SubscriptionRef.set(connected, up), up ? refusals.accepted : Effect.void)
+    })
   const services = yield* Effect.context<never>()
   const logFromCallback = (message: string) =>
     Effect.runForkWith(services)(Effect.logWarning(message).pipe(Effect.annotateLogs({ broker: shownUrl })))
@@ -255,13 +295,12 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
       ({ connection }) => closeQuietly(connection)
     )
 
-  const connected = yield* SubscriptionRef.make(false)
   const live = yield* supervise(
     "broker connection",
     shownUrl,
-    retry("broker connection"),
+    retry("broker connection", connectionFailed),
     openConnection,
-    (up) => SubscriptionRef.set(connected, up)
+    connectionChanged
   )
 
   const keepSession = <S>(
@@ -291,16 +330,19 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
         })
       }))
 
-  return RabbitMqConnection.of({ connected, keepSession })
+  return RabbitMqConnection.of({ connected, problem: Effect.sync(() => problem), keepSession })
 })
 
 export const layer = (options: ConnectionOptions): Layer.Layer<RabbitMqConnection> =>
   Layer.effect(RabbitMqConnection, make(options))
 
-/** Reads `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`). */
-export const layerConfig: Layer.Layer<RabbitMqConnection, Config.ConfigError> = Layer.unwrap(
-  Effect.gen(function*() {
-    const url = yield* AmqpUrlSetting
-    return layer({ url })
-  })
-)
+/** Reads `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`); `options` gives the rest. */
+export const layerConfigWith = (options: Omit<ConnectionOptions, "url">): Layer.Layer<RabbitMqConnection, Config.ConfigError> =>
+  Layer.unwrap(
+    Effect.gen(function*() {
+      const url = yield* AmqpUrlSetting
+      return layer({ ...options, url })
+    })
+  )
+
+export const layerConfig = layerConfigWith({})

@@ -34,29 +34,40 @@ interface Received {
   readonly session: ConsumerSession
 }
 
+/** A requeue delay in whole milliseconds, as the delay queues are named; 0 goes straight back to the queue. */
+export const delayMillisOf = (delay: Duration.Duration): number => Math.max(0, Math.round(Duration.toMillis(delay)))
+
+export const delayQueueName = (queueName: string, delayMillis: number): string => `${queueName}.delay.${delayMillis}`
+
+/**
+ * Declare the queue a requeue waits in for `delayMillis` before it dead-letters back into `queueName`; gives its
+ * name. One queue per delay: the broker only expires messages at the head of a queue, so TTLs must not be mixed.
+ */
+export const declareDelayQueue = (connection: ChannelModel, queueName: string, delayMillis: number): Effect.Effect<string, QueueError> => {
+  const name = delayQueueName(queueName, delayMillis)
+  return RabbitMq.withScratchChannel(connection, `declare queue ${name}`, (channel) =>
+    channel.assertQueue(name, {
+      durable: true,
+      arguments: {
+        "x-message-ttl": delayMillis,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queueName
+      }
+    })).pipe(Effect.as(name))
+}
+
 export const make = Effect.fnUntraced(function*(options: ConsumerOptions) {
   const queueName = options.queueName ?? RabbitMq.defaultQueueName
   const prefetch = options.prefetch ?? 100
   const connection = yield* RabbitMq.RabbitMqConnection
   const received = yield* Queue.unbounded<Received>()
 
-  const delayQueue = (session: ConsumerSession, delayMillis: number): Effect.Effect<string, QueueError> => {
-    const name = `${queueName}.delay.${delayMillis}`
-    if (session.delayQueues.has(delayMillis)) return Effect.succeed(name)
-    // one queue per delay: the broker only expires messages at the head of a queue, so TTLs must not be mixed
-    return RabbitMq.withScratchChannel(session.connection, `declare queue ${name}`, (channel) =>
-      channel.assertQueue(name, {
-        durable: true,
-        arguments: {
-          "x-message-ttl": delayMillis,
-          "x-dead-letter-exchange": "",
-          "x-dead-letter-routing-key": queueName
-        }
-      })).pipe(
-        Effect.tap(() => Effect.sync(() => session.delayQueues.add(delayMillis))),
-        Effect.as(name)
+  const delayQueue = (session: ConsumerSession, delayMillis: number): Effect.Effect<string, QueueError> =>
+    session.delayQueues.has(delayMillis)
+      ? Effect.succeed(delayQueueName(queueName, delayMillis))
+      : declareDelayQueue(session.connection, queueName, delayMillis).pipe(
+        Effect.tap(() => Effect.sync(() => session.delayQueues.add(delayMillis)))
       )
-  }
 
   const deliveryOf = (message: ConsumeMessage, from: ConsumerSession): Delivery => {
     let settled = false
@@ -76,7 +87,7 @@ export const make = Effect.fnUntraced(function*(options: ConsumerOptions) {
     const ack = settle("ack", (channel) => channel.ack(message))
     const republish = (event: JsonObject, delay: Duration.Duration) => {
       const body = JSON.stringify(event)
-      const delayMillis = Math.max(0, Math.round(Duration.toMillis(delay)))
+      const delayMillis = delayMillisOf(delay)
       return RabbitMq.publishReliably(liveSession, (session) =>
         (delayMillis === 0 ? Effect.succeed(queueName) : delayQueue(session, delayMillis)).pipe(
           Effect.flatMap((target) => RabbitMq.publishPersistent(session.confirmChannel, target, body))
@@ -145,12 +156,13 @@ export const layerNoDeps = (options: ConsumerOptions): Layer.Layer<QueueConsumer
 export const layer = (options: ConsumerOptions & RabbitMq.ConnectionOptions): Layer.Layer<QueueConsumer> =>
   layerNoDeps(options).pipe(Layer.provide(RabbitMq.layer(options)))
 
+// 0 would mean "unlimited" to the broker: the whole backlog in memory
+export const prefetchConfig: Config.Config<number> = CountSetting("PREFETCH", 1).pipe(Config.withDefault(100))
+
 /** Reads `AMQP_URL`, `QUEUE_NAME` (default `email_senders`) and `PREFETCH` (default 100). */
 export const layerConfig: Layer.Layer<QueueConsumer, Config.ConfigError> = Layer.unwrap(
   Effect.gen(function*() {
     const queueName = yield* RabbitMq.queueNameConfig
-    // 0 would mean "unlimited" to the broker: the whole backlog in memory
-    const prefetch = yield* CountSetting("PREFETCH", 1).pipe(Config.withDefault(100))
-    return layerNoDeps({ queueName, prefetch })
+    return layerNoDeps({ queueName, prefetch: yield* prefetchConfig })
   })
 ).pipe(Layer.provide(RabbitMq.layerConfig))

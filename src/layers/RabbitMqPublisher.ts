@@ -2,18 +2,21 @@
  * The live `QueuePublisher`: publishes events to the `email_senders` queue the way Zulip's producers do (persistent
  * JSON, default exchange, routing key = queue name), on a confirm channel of the shared RabbitMQ connection.
  */
-import { type Config, Effect, Layer } from "effect"
+import { type Config, Duration, Effect, Layer } from "effect"
+import { QueueError } from "../domain/errors.ts"
 import type { JsonObject } from "../domain/EmailEvent.ts"
 import { randomMessageId } from "../domain/MessageId.ts"
 import { QueuePublisher } from "../services/QueuePublisher.ts"
 import * as RabbitMq from "./RabbitMqConnection.ts"
-import { MessageIdHostSetting } from "./settingValues.ts"
+import { CommandTimeoutSetting, MessageIdHostSetting } from "./settingValues.ts"
 
 export interface PublisherOptions {
   /** default `email_senders` */
   readonly queueName?: string
   /** the host in the Message-ID given to an event without one (default `localhost`; `EXTERNAL_HOST` in `layerConfig`) */
   readonly messageIdHost?: string
+  /** a publish not confirmed within this fails, saying why the broker was not reached (default: it waits) */
+  readonly giveUpAfter?: Duration.Input
 }
 
 /** A `message_id` fixed at enqueue time keeps the Message-ID header the same across redeliveries and requeues. */
@@ -28,10 +31,22 @@ export const make = Effect.fnUntraced(function*(options: PublisherOptions) {
     `publisher to ${queueName}`,
     (context) => RabbitMq.declareQueue(context.connection, queueName).pipe(Effect.andThen(context.confirmChannel))
   )
+  const giveUpAfter = options.giveUpAfter === undefined ? undefined : Duration.fromInputUnsafe(options.giveUpAfter)
+  const givenUp = (limit: Duration.Duration) =>
+    Effect.flatMap(connection.problem, (problem) =>
+      Effect.fail(
+        new QueueError({
+          message: `gave up after ${Duration.format(limit)} (COMMAND_TIMEOUT): ${problem ?? "the broker did not confirm the publish"}`,
+          operation: "publish"
+        })
+      ))
   return QueuePublisher.of({
     publishEmail: Effect.fn("QueuePublisher.publishEmail")(function*(event: JsonObject) {
       const body = JSON.stringify(withMessageId(event, messageIdHost))
-      yield* RabbitMq.publishReliably(confirmChannel, (channel) => RabbitMq.publishPersistent(channel, queueName, body))
+      const publish = RabbitMq.publishReliably(confirmChannel, (channel) => RabbitMq.publishPersistent(channel, queueName, body))
+      yield* giveUpAfter === undefined
+        ? publish
+        : Effect.timeoutOrElse(publish, { duration: giveUpAfter, orElse: () => givenUp(giveUpAfter) })
     })
   })
 })
@@ -42,13 +57,18 @@ export const layerNoDeps = (options: PublisherOptions): Layer.Layer<QueuePublish
 export const layer = (options: PublisherOptions & RabbitMq.ConnectionOptions): Layer.Layer<QueuePublisher> =>
   layerNoDeps(options).pipe(Layer.provide(RabbitMq.layer(options)))
 
-/** Reads `AMQP_URL`, `EXTERNAL_HOST` and, unless `queueName` is given, `QUEUE_NAME` (default `email_senders`). */
+/**
+ * For the operator commands: reads `AMQP_URL`, `EXTERNAL_HOST`, `COMMAND_TIMEOUT` and, unless `queueName` is given,
+ * `QUEUE_NAME` (default `email_senders`).
+ */
 export const layerConfig = (queueName?: string): Layer.Layer<QueuePublisher, Config.ConfigError> =>
   Layer.unwrap(
     Effect.gen(function*() {
+      const commandTimeout = yield* CommandTimeoutSetting
       return layerNoDeps({
         queueName: queueName ?? (yield* RabbitMq.queueNameConfig),
-        messageIdHost: yield* MessageIdHostSetting
-      })
+        messageIdHost: yield* MessageIdHostSetting,
+        giveUpAfter: commandTimeout
+      }).pipe(Layer.provide(RabbitMq.layerConfigWith({ connectTimeout: commandTimeout })))
     })
-  ).pipe(Layer.provide(RabbitMq.layerConfig))
+  )

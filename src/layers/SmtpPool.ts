@@ -36,6 +36,7 @@ import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
 import { EmailHostSetting, EmailPortSetting } from "./connectionSettings.ts"
 import { messageBytes } from "./nodemailerMessage.ts"
+import { describeRefusal, makeRefusalLog, type Refusal } from "./refusals.ts"
 import { CountSetting, DurationSetting } from "./settingValues.ts"
 
 export type Encryption = "none" | "starttls" | "ssl"
@@ -185,8 +186,18 @@ const timeoutFailure = (
   })
 }
 
+/** A login refused for good (535): only a change of the credentials ends it; a 4xx refusal is temporary. */
+const loginRefusal = (error: SMTPError): Refusal | undefined =>
+  error.code === "EAUTH" && error.responseCode !== undefined && error.responseCode >= 500
+    ? { setting: "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD", reason: error.response ?? error.message }
+    : undefined
+
 /** Opening failed: the host does not resolve, a step timed out, or the server as a whole is out (refused, login). */
 const openFailure = (target: Target, error: SMTPError): OpenError => {
+  const refusal = loginRefusal(error)
+  if (refusal !== undefined) {
+    return new Unavailable({ message: `SMTP server ${target.server} ${describeRefusal(refusal)}`, dependency: "smtp", refusal })
+  }
   const code = error.originalCode ?? error.code ?? ""
   if (error.code === "EDNS" || dnsCodes.has(code)) {
     const message = `Cannot resolve SMTP host ${target.host}: ${error.message}`
@@ -236,20 +247,19 @@ const deliveryReport = (info: SMTPConnectionSendInfo): DeliveryReport => ({
   response: info.response
 })
 
-const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
+/** How one connection is opened: where, and with which login. */
+interface Opening {
+  readonly target: Target
+  readonly connectionOptions: SMTPConnectionOptions
+  readonly user: string
+  readonly password: Redacted.Redacted<string> | undefined
+}
+
+const openingOf = (options: SmtpPoolOptions): Opening => {
   const port = options.port ?? 25
-  const user = options.user ?? ""
-  const password = options.password
   const encryption = options.encryption ?? "none"
-  const capacity = options.connections ?? 4
   const timeoutMillis = Duration.toMillis(options.timeout ?? Duration.seconds(15))
-  const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
-  const maxLifetimeMillis = options.maxConnectionLifetime === undefined
-    ? Number.POSITIVE_INFINITY
-    : Duration.toMillis(options.maxConnectionLifetime)
   const target: Target = { host: options.host, server: `${options.host}:${port}`, timeoutMillis }
-  // the pool's own lines name the server (not every send: annotating costs, and a send's lines are the pipeline's)
-  const withServer = Effect.annotateLogs({ smtpServer: target.server })
   const connectionOptions: SMTPConnectionOptions = {
     host: options.host,
     port,
@@ -263,6 +273,68 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     socketTimeout: timeoutMillis,
     dnsTimeout: timeoutMillis
   }
+  return { target, connectionOptions, user: options.user ?? "", password: options.password }
+}
+
+/** As Django: log in only with both a user and a password. */
+const logsIn = ({ password, user }: Opening): boolean =>
+  user !== "" && password !== undefined && Redacted.value(password) !== ""
+
+/** One connection: greeted (EHLO, STARTTLS when required) and logged in when configured. */
+const connectOnce = (opening: Opening): Effect.Effect<SMTPConnection, OpenError> =>
+  Effect.suspend(() => {
+    const client = new SMTPConnection(opening.connectionOptions)
+    client.on("error", absorbIdleError)
+    const login = logsIn(opening)
+      ? settle<boolean>(client, (done) => client.login({ user: opening.user, pass: Redacted.value(opening.password!) }, done))
+      : Effect.void
+    return settle<void>(client, (done) => client.connect(done)).pipe(
+      Effect.andThen(login),
+      Effect.mapError((error) => openFailure(opening.target, error)),
+      Effect.onError(() => Effect.sync(() => client.close())),
+      Effect.as(client)
+    )
+  })
+
+const quit = (client: SMTPConnection, timeoutMillis: number): Effect.Effect<void> =>
+  client.destroyed ? Effect.void : Effect.callback<void>((resume) => {
+    client.once("end", () => resume(Effect.void))
+    client.quit()
+  }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.sync(() => client.close()) }))
+
+/**
+ * `check`: one connection (EHLO, STARTTLS when required, AUTH when configured), NOOP, QUIT; no mail is sent.
+ * Gives what was done, e.g. `smtp.example.com:587: EHLO, TLS, AUTH as mailer, NOOP 250 OK`.
+ */
+export const checkServer = (options: SmtpPoolOptions): Effect.Effect<string, OpenError> => {
+  const opening = openingOf(options)
+  const { target } = opening
+  // opening stays interruptible (a caller's deadline closes the connection at once): no acquireUseRelease
+  return Effect.flatMap(connectOnce(opening), (client) =>
+    noop(client).pipe(
+      Effect.mapError((error) => openFailure(target, error)),
+      Effect.flatMap((reply) =>
+        reply.startsWith("250")
+          ? Effect.succeed(
+            `${target.server}: EHLO${client.secure ? ", TLS" : ""}${logsIn(opening) ? `, AUTH as ${opening.user}` : ""}, NOOP ${reply.trim()}`
+          )
+          : Effect.fail(new Unavailable({ message: `SMTP server ${target.server} answered NOOP with ${reply.trim()}`, dependency: "smtp" }))
+      ),
+      Effect.ensuring(quit(client, target.timeoutMillis))
+    ))
+}
+
+const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
+  const opening = openingOf(options)
+  const { target } = opening
+  const { timeoutMillis } = target
+  const capacity = options.connections ?? 4
+  const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
+  const maxLifetimeMillis = options.maxConnectionLifetime === undefined
+    ? Number.POSITIVE_INFINITY
+    : Duration.toMillis(options.maxConnectionLifetime)
+  // the pool's own lines name the server (not every send: annotating costs, and a send's lines are the pipeline's)
+  const withServer = Effect.annotateLogs({ smtpServer: target.server })
   const connectRetry = Schedule.exponential(options.connectRetryDelay ?? Duration.seconds(1)).pipe(
     // full jitter: anywhere between no wait and the exponential delay
     Schedule.modifyDelay(({ duration }) => Effect.map(Random.next, (fraction) => Duration.times(duration, fraction))),
@@ -270,48 +342,32 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   )
 
   const slots = new Set<Slot>()
+  const refusals = makeRefusalLog(`SMTP server ${target.server}`)
   let lastCheck: SmtpStatusSnapshot["lastCheck"] = null
   const recordCheck = (ok: boolean) =>
     Effect.map(Clock.currentTimeMillis, (at) => {
       lastCheck = { ok, at }
     })
 
-  const connectOnce: Effect.Effect<SMTPConnection, OpenError> = Effect.suspend(() => {
-    const client = new SMTPConnection(connectionOptions)
-    client.on("error", absorbIdleError)
-    // as Django: log in only with both a user and a password
-    const login = user !== "" && password !== undefined && Redacted.value(password) !== ""
-      ? settle<boolean>(client, (done) => client.login({ user, pass: Redacted.value(password) }, done))
-      : Effect.void
-    return settle<void>(client, (done) => client.connect(done)).pipe(
-      Effect.andThen(login),
-      Effect.mapError((error) => openFailure(target, error)),
-      Effect.onError(() => Effect.sync(() => client.close())),
-      Effect.as(client)
-    )
-  })
-
   const openSession = withServer(Effect.gen(function*() {
-    if (user !== "" && password === undefined) yield* Effect.logError(missingPasswordMessage)
-    const client = yield* connectOnce.pipe(
+    if (opening.user !== "" && opening.password === undefined) yield* Effect.logError(missingPasswordMessage)
+    const client = yield* connectOnce(opening).pipe(
       Effect.tapError((error) =>
-        Effect.logWarning("Opening an SMTP connection failed").pipe(
-          Effect.annotateLogs({ error: error._tag, reason: error.message })
-        )
+        error._tag === "Unavailable" && error.refusal !== undefined
+          ? refusals.refused(error.refusal)
+          : Effect.logWarning("Opening an SMTP connection failed").pipe(
+            Effect.annotateLogs({ error: error._tag, reason: error.message })
+          )
       ),
-      Effect.retry(connectRetry),
+      // a refusal is not retried here: the same credentials would be refused again at once
+      Effect.retry({ schedule: connectRetry, while: (error) => error._tag !== "Unavailable" || error.refusal === undefined }),
       Effect.tapError(() => recordCheck(false))
     )
+    yield* refusals.accepted
     yield* recordCheck(true)
     const now = yield* Clock.currentTimeMillis
     return { client, openedAt: now, lastUsedAt: now, reused: false } satisfies Session
   }))
-
-  const quit = (client: SMTPConnection): Effect.Effect<void> =>
-    client.destroyed ? Effect.void : Effect.callback<void>((resume) => {
-      client.once("end", () => resume(Effect.void))
-      client.quit()
-    }).pipe(Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.sync(() => client.close()) }))
 
   const detach = (slot: Slot): Session | undefined => {
     const session = slot.session
@@ -333,7 +389,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       const now = yield* Clock.currentTimeMillis
       if (now - current.openedAt >= maxLifetimeMillis) {
         yield* withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime"))
-        yield* quit(current.client)
+        yield* quit(current.client, timeoutMillis)
         detach(slot)
       } else if (now - current.lastUsedAt >= idleLimitMillis) {
         const healthy = yield* noop(current.client).pipe(
@@ -383,7 +439,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         Effect.suspend(() => {
           slots.delete(slot)
           const session = detach(slot)
-          return session === undefined ? Effect.void : quit(session.client)
+          return session === undefined ? Effect.void : quit(session.client, timeoutMillis)
         })
     ),
     size: capacity
@@ -451,7 +507,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   // only idle connections: one in use finishes its message and is QUIT when the layer closes
   const close = Effect.suspend(() => {
     const idle = [...slots].filter((slot) => !slot.busy).flatMap((slot) => detach(slot) ?? [])
-    return Effect.forEach(idle, (session) => quit(session.client), { concurrency: "unbounded", discard: true })
+    return Effect.forEach(idle, (session) => quit(session.client, timeoutMillis), { concurrency: "unbounded", discard: true })
   })
 
   const snapshot = Effect.sync((): SmtpStatusSnapshot => {
@@ -461,7 +517,8 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       if (slot.session !== undefined && !slot.session.client.destroyed) open++
       if (slot.busy) busy++
     }
-    return { capacity, open, busy, lastCheck }
+    const refusal = refusals.current()
+    return { capacity, open, busy, lastCheck, ...(refusal === undefined ? {} : { refusal }) }
   })
 
   return Context.make(SmtpConnection, SmtpConnection.of({ send, healthCheck, close })).pipe(

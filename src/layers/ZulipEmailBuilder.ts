@@ -7,7 +7,7 @@
  * address that does not parse fails the whole event with `InvalidEvent` naming the field, so no half-built or
  * injected header can reach the transport.
  */
-import { Clock, Config, Effect, Exit, Layer, Option } from "effect"
+import { Clock, Config, Effect, Exit, Layer, Option, Schema } from "effect"
 import { compile as compileHtmlToText } from "html-to-text"
 import { randomBytes } from "node:crypto"
 import { readdir } from "node:fs/promises"
@@ -75,14 +75,21 @@ interface BuilderSettings {
 const TOKEN_PLACEHOLDER = "{token}"
 
 /** An address setting, read like Zulip's `parseaddr(setting)[1]`; a bad one stops the worker at start-up. */
-const addressSetting = (name: string, value: string): Effect.Effect<Mailbox> => {
+/** An address setting that is no email address; `message` names the setting and the value. */
+export class InvalidAddressSetting extends Schema.TaggedError<InvalidAddressSetting>()("InvalidAddressSetting", {
+  message: Schema.String,
+  setting: Schema.String
+}) {}
+
+const addressSetting = (name: string, value: string): Effect.Effect<Mailbox, InvalidAddressSetting> => {
   const mailbox = parseMailbox(value)
   return mailbox === null
-    ? Effect.die(new Error(`${name} ${JSON.stringify(value)} is not a valid email address`))
+    ? Effect.fail(new InvalidAddressSetting({ message: `${name} ${JSON.stringify(value)} is not a valid email address`, setting: name }))
     : Effect.succeed(mailbox)
 }
 
-const resolveSettings = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions) {
+/** The address settings parsed (`check` runs this too); the builder stops at start on an invalid one. */
+export const resolveSettings = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions) {
   const externalHost = options.externalHost ?? "localhost"
   const host = hostWithoutPort(externalHost)
   return {
@@ -240,32 +247,73 @@ const catalogFailure = (error: CatalogError | InvalidLanguage): TemplateError | 
     ? invalid("language", `language ${error.message}`)
     : new TemplateError({ message: `translations: ${error.message}`, template: "", file: error.file, line: error.line })
 
-const unusable = (message: string) => Effect.die(new Error(message))
+/** `TEMPLATES_DIR` or `LOCALE_DIR` cannot serve; `message` names the setting and the path. */
+export class UnusableDirectory extends Schema.TaggedError<UnusableDirectory>()("UnusableDirectory", {
+  message: Schema.String,
+  setting: Schema.Literals(["TEMPLATES_DIR", "LOCALE_DIR"])
+}) {}
+
+const entriesOf = (directory: string, options: { readonly recursive: boolean }) =>
+  Effect.promise(() => readdir(directory, options).then((names) => names, (error: NodeJS.ErrnoException) => error))
+
+/** The template and catalog directories as the builder resolves them. */
+export interface Directories {
+  readonly templatesDir: string
+  readonly localeDir: string
+  readonly localeDirGiven: boolean
+}
+
+export const directoriesOf = (options: Pick<ZulipEmailBuilderOptions, "templatesDir" | "localeDir">): Directories => {
+  const templatesDir = options.templatesDir ?? defaultTemplatesDir
+  return {
+    templatesDir,
+    localeDir: options.localeDir ?? path.join(templatesDir, "..", "locale"),
+    localeDirGiven: options.localeDir !== undefined
+  }
+}
+
+/** `TEMPLATES_DIR` must be a readable directory holding templates. */
+export const checkTemplatesDirectory = Effect.fnUntraced(function*(templatesDir: string) {
+  const files = yield* entriesOf(templatesDir, { recursive: true })
+  const unusable = (problem: string) => new UnusableDirectory({ message: `TEMPLATES_DIR ${templatesDir} ${problem}`, setting: "TEMPLATES_DIR" })
+  if (files instanceof Error) return yield* unusable(`cannot be read (${files.code ?? files.message})`)
+  if (!files.some((name) => name.endsWith(".subject.txt"))) {
+    return yield* unusable("holds no email templates (no <name>.subject.txt in it)")
+  }
+})
 
 /**
- * `TEMPLATES_DIR` must be a readable directory holding templates, and a `LOCALE_DIR` given must be a readable
- * directory: checked at start, so that a wrong path stops the worker naming it instead of failing every email.
- * Without a `LOCALE_DIR` and with no `locale/` beside the templates, every email is in English, which is said once.
+ * A `LOCALE_DIR` given must be a readable directory; gives its entries (the catalog directories), or null when it
+ * was not given and there is no `locale/` beside the templates: then every email is in English.
  */
-const checkDirectories = Effect.fnUntraced(function*(templatesDir: string, localeDir: string, localeDirGiven: boolean) {
-  const files = yield* Effect.promise(() => readdir(templatesDir, { recursive: true }).then((names) => names, (error: NodeJS.ErrnoException) => error))
-  if (files instanceof Error) return yield* unusable(`TEMPLATES_DIR ${templatesDir} cannot be read (${files.code ?? files.message})`)
-  if (!files.some((name) => name.endsWith(".subject.txt"))) {
-    return yield* unusable(`TEMPLATES_DIR ${templatesDir} holds no email templates (no <name>.subject.txt in it)`)
-  }
-  const catalogs = yield* Effect.promise(() => readdir(localeDir).then((names) => names, (error: NodeJS.ErrnoException) => error))
-  if (!(catalogs instanceof Error)) return
+export const checkLocaleDirectory = Effect.fnUntraced(function*({ localeDir, localeDirGiven }: Directories) {
+  const catalogs = yield* entriesOf(localeDir, { recursive: false })
+  if (!(catalogs instanceof Error)) return catalogs
   if (localeDirGiven || catalogs.code !== "ENOENT") {
-    return yield* unusable(`LOCALE_DIR ${localeDir} cannot be read (${catalogs.code ?? catalogs.message})`)
+    return yield* new UnusableDirectory({
+      message: `LOCALE_DIR ${localeDir} cannot be read (${catalogs.code ?? catalogs.message})`,
+      setting: "LOCALE_DIR"
+    })
   }
-  yield* Effect.logWarning(`no translations: ${localeDir} (LOCALE_DIR) does not exist, so every email is in English`)
+  return null
+})
+
+/**
+ * Checked at start, so that a wrong path stops the worker naming it instead of failing every email. Without a
+ * catalog directory every email is in English, which is said once.
+ */
+const checkDirectories = Effect.fnUntraced(function*(directories: Directories) {
+  yield* checkTemplatesDirectory(directories.templatesDir)
+  if ((yield* checkLocaleDirectory(directories)) === null) {
+    yield* Effect.logWarning(`no translations: ${directories.localeDir} (LOCALE_DIR) does not exist, so every email is in English`)
+  }
 })
 
 export const make = Effect.fnUntraced(function*(options: ZulipEmailBuilderOptions = {}) {
-  const settings = yield* resolveSettings(options)
-  const templatesDir = options.templatesDir ?? defaultTemplatesDir
-  const localeDir = options.localeDir ?? path.join(templatesDir, "..", "locale")
-  yield* checkDirectories(templatesDir, localeDir, options.localeDir !== undefined)
+  const settings = yield* Effect.orDie(resolveSettings(options))
+  const directories = directoriesOf(options)
+  const { localeDir, templatesDir } = directories
+  yield* checkDirectories(directories).pipe(Effect.catchTag("UnusableDirectory", (error) => Effect.die(new Error(error.message))))
   const renderer: TemplateRenderer = makeTemplateRenderer({
     templatesDir,
     reload: options.templatesReload ?? false,

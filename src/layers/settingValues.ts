@@ -29,6 +29,14 @@ export const MaxEventDepthSetting: Config.Config<number> = Config.schema(
   "MAX_EVENT_DEPTH"
 ).pipe(Config.withDefault(defaultWorkerSettings.maxEventDepth))
 
+/**
+ * `COMMAND_TIMEOUT`: how long an operator command (`publish`, `replay`, `stats`, each step of `check`) waits on the
+ * broker or another service before it gives up with the reason.
+ */
+export const CommandTimeoutSetting: Config.Config<Duration.Duration> = DurationSetting("COMMAND_TIMEOUT").pipe(
+  Config.withDefault(Duration.seconds(10))
+)
+
 /** `QUEUE_NAME`: the queue consumed, and the name of the stats and errors files. */
 export const QueueNameSetting: Config.Config<string> = Config.NonEmptyString("QUEUE_NAME").pipe(
   Config.withDefault("email_senders")
@@ -37,6 +45,11 @@ export const QueueNameSetting: Config.Config<string> = Config.NonEmptyString("QU
 /** `QUEUE_STATS_DIR`: where `<queue>.stats` is written (Zulip: /var/log/zulip/queue_stats). */
 export const StatsDirectorySetting: Config.Config<string> = Config.String("QUEUE_STATS_DIR").pipe(
   Config.withDefault("var/queue_stats")
+)
+
+/** `QUEUE_ERROR_DIR`: where `<queue>.errors` is written (Zulip: /var/log/zulip/queue_error). */
+export const ErrorsDirectorySetting: Config.Config<string> = Config.String("QUEUE_ERROR_DIR").pipe(
+  Config.withDefault("var/queue_error")
 )
 
 /** `EMAIL_LOG_DIR`: where the development capture writes each email. */

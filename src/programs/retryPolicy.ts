@@ -67,6 +67,10 @@ export const storeOutageSchedule = (settings: WorkerSettingsShape) =>
 export const requeueDelay = (settings: WorkerSettingsShape, failedTries: number): Duration.Duration =>
   Duration.times(settings.requeueDelay, 2 ** Math.max(0, failedTries - 1))
 
+/** Every delay a requeue can wait (`failed_tries` 1 to `MAX_REQUEST_RETRIES`), shortest first. */
+export const requeueDelays = (settings: WorkerSettingsShape): ReadonlyArray<Duration.Duration> =>
+  Array.from({ length: settings.maxRequestRetries }, (_, index) => requeueDelay(settings, index + 1))
+
 const deadlineError = (deadline: Duration.Duration) =>
   new TimeoutError({
     message: `attempt did not finish within ${Duration.format(deadline)} (MAX_CONSUME_SECONDS)`,

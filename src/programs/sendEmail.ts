@@ -139,9 +139,14 @@ const setWaitingOnOutage = (progress: DeliveryProgress, waiting: boolean): Effec
   return Metric.modify(eventsWaitingOnOutage, waiting ? 1 : -1)
 }
 
-/** An outage (`Unavailable`) is logged and waited out; it is not a verdict, so no attempt is counted. */
+/**
+ * An outage (`Unavailable`) is logged (at DEBUG when it is a refusal, logged at ERROR where it was met) and waited
+ * out; it is not a verdict, so no attempt is counted.
+ */
 const onOutage = (progress: DeliveryProgress, error: Unavailable) =>
-  Effect.logWarning(`${error.dependency} unavailable, waiting before trying again: ${error.message}`).pipe(
+  (error.refusal === undefined ? Effect.logWarning : Effect.logDebug)(
+    `${error.dependency} unavailable, waiting before trying again: ${error.message}`
+  ).pipe(
     Effect.annotateLogs(progressAnnotations(progress, 1)),
     Effect.andThen(setWaitingOnOutage(progress, true))
   )

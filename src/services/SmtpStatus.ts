@@ -1,4 +1,5 @@
 import { Context, type Effect } from "effect"
+import type { Refusal } from "../layers/refusals.ts"
 
 /** A point-in-time view of the SMTP connections, for metrics and readiness checks. */
 export interface SmtpStatusSnapshot {
@@ -10,6 +11,8 @@ export interface SmtpStatusSnapshot {
   readonly busy: number
   /** outcome of the latest connection opening or NOOP (epoch milliseconds); null before the first one */
   readonly lastCheck: { readonly ok: boolean; readonly at: number } | null
+  /** while the server refuses this configuration (the login): what to fix */
+  readonly refusal?: Refusal
 }
 
 /** Provided by every `SmtpConnection` layer alongside it. */

@@ -78,7 +78,8 @@ export const nextDelivery = (consumer: QueueConsumer["Service"]): Effect.Effect<
     Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die(new Error("no delivery within 5 seconds")) })
   )
 
-const rabbitmqctl = (...args: Array<string>) =>
+/** `rabbitmqctl --quiet <args>` (users, vhosts, connections). */
+export const rabbitmqctl = (...args: Array<string>) =>
   Effect.promise(() => promisify(execFile)("rabbitmqctl", ["--quiet", ...args]))
 
 /** Add a broker user with all rights on the default vhost, for tests of logins; give it back to `deleteBrokerUser`. */

@@ -19,6 +19,7 @@
  * - `dropNextMessages(count)`: the next `count` messages lose their connection in the middle of DATA;
  * - `dropConnections()`: every open connection is cut (the server keeps listening);
  * - `refuseConnections(code)`: greet new connections with `code` (e.g. 421) and close them; `null` stops it;
+ * - `changePassword(password)`: from now on AUTH takes this password (an operator fixing the account);
  * - `stop()` cuts every connection and stops listening; `start()` listens again on the same port (outage tests).
  *
  * Records: `messages` (each accepted message: envelope, raw text, headers in order, `header(name)`),
@@ -63,6 +64,7 @@ export interface SmtpTestServer {
   readonly dropNextMessages: (count: number) => void
   readonly dropConnections: () => void
   readonly refuseConnections: (code: number | null) => void
+  readonly changePassword: (password: string) => void
   readonly stop: () => Promise<void>
   readonly start: () => Promise<void>
   readonly close: () => Promise<void>
@@ -126,6 +128,7 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
   const failures: Array<{ readonly code: number; readonly text: string }> = []
   let drops = 0
   let refusal: number | null = null
+  let password = options.auth?.password
   let connections = 0
   let peakConnections = 0
   const tls = options.startTls === true || options.implicitTls === true ? selfSignedCertificate() : {}
@@ -161,7 +164,7 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         setTimeout(() => callback(error), options.greetingDelayMillis ?? 0)
       },
       onAuth: (auth, _session, callback) =>
-        auth.username === options.auth?.user && auth.password === options.auth?.password
+        auth.username === options.auth?.user && auth.password === password
           ? callback(null, { user: auth.username })
           : callback(smtpError(535, "Authentication credentials invalid")),
       onRcptTo: (address, _session, callback) => {
@@ -227,6 +230,9 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
     },
     refuseConnections: (code) => {
       refusal = code
+    },
+    changePassword: (newPassword) => {
+      password = newPassword
     },
     stop,
     start: async () => {
