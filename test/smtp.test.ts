@@ -388,7 +388,8 @@ describe("SmtpPool", () => {
           timeout: 15_000,
           connections: 4,
           idleCheck: 5_000,
-          maxConnectionLifetime: undefined
+          maxConnectionLifetime: undefined,
+          maxRecipients: 100
         }
       )
       const set = yield* read({
@@ -399,9 +400,10 @@ describe("SmtpPool", () => {
         EMAIL_USE_SSL: "true",
         EMAIL_TIMEOUT: "30",
         SMTP_CONNECTIONS: "8",
-        EMAIL_MAX_CONNECTION_LIFETIME: "10 minutes"
+        EMAIL_MAX_CONNECTION_LIFETIME: "10 minutes",
+        SMTP_MAX_RECIPIENTS: "50"
       })
-      assert.deepStrictEqual([set.port, set.encryption, set.connections], [465, "ssl", 8])
+      assert.deepStrictEqual([set.port, set.encryption, set.connections, set.maxRecipients], [465, "ssl", 8, 50])
       assert.deepStrictEqual(
         [Duration.toMillis(set.timeout!), Duration.toMillis(set.maxConnectionLifetime!)],
         [30_000, 600_000]
@@ -411,5 +413,6 @@ describe("SmtpPool", () => {
       const both = yield* Effect.flip(read({ EMAIL_HOST: "h", EMAIL_USE_TLS: "true", EMAIL_USE_SSL: "true" }))
       assert.include(both.message, "mutually exclusive")
       yield* Effect.flip(read({ EMAIL_HOST: "h", SMTP_CONNECTIONS: "0" }))
+      yield* Effect.flip(read({ EMAIL_HOST: "h", SMTP_MAX_RECIPIENTS: "0" }))
     }))
 })

@@ -100,5 +100,5 @@ const transientTags: ReadonlySet<string> = new Set(["DnsError", "TimeoutError", 
 export const isTransient = (error: { readonly _tag: string }): error is TransientError => transientTags.has(error._tag)
 
 /** The SMTP reply code an error carries, if any (for failure records and metrics). */
-export const smtpCodeOf = (error: SendEmailError): number | null =>
+export const smtpCodeOf = (error: SendEmailError | Unavailable): number | null =>
   error._tag === "Rejected" || error._tag === "NotDelivered" ? error.smtpCode : null

@@ -29,7 +29,7 @@ import {
 import { Readable } from "node:stream"
 import type { SMTPConnectionOptions, SMTPConnectionSendInfo, SMTPError } from "nodemailer/lib/smtp-connection"
 import SMTPConnection from "nodemailer/lib/smtp-connection"
-import { DnsError, NotDelivered, Rejected, TimeoutError, Unavailable } from "../domain/errors.ts"
+import { DnsError, NotDelivered, Rejected, smtpCodeOf, TimeoutError, Unavailable } from "../domain/errors.ts"
 import { withEventSpan } from "../programs/eventSpan.ts"
 import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
@@ -61,6 +61,8 @@ export interface SmtpPoolOptions {
   readonly maxConnectionLifetime?: Duration.Input | undefined
   /** first delay of the backoff between the 3 tries of opening a connection. Default 1 second */
   readonly connectRetryDelay?: Duration.Input | undefined
+  /** most RCPT TO commands in one SMTP transaction: a longer recipient list is sent in several. Default 100 */
+  readonly maxRecipients?: number | undefined
 }
 
 /** Zulip's exact wording (two spaces before "To"). */
@@ -198,7 +200,7 @@ const openFailure = (target: Target, error: SMTPError): OpenError => {
 /** Sending failed: a reply about this message (4xx / 5xx), or the connection broke under it. */
 const sendFailure = (
   target: Target,
-  email: OutgoingEmail,
+  recipients: ReadonlyArray<string>,
   error: SMTPError
 ): SendFailure => {
   const timeout = timeoutFailure(target, error, "socket")
@@ -221,9 +223,11 @@ const sendFailure = (
   // nodemailer's reading of the reply class: 5xx but 503 is final; with no recipient accepted it already prefers
   // a 4xx refusal, so one deferred recipient keeps the whole message retryable
   return error.permanent === true
-    ? new Rejected({ message, smtpCode, response, recipients: error.rejected ?? [...email.envelope.to] })
+    ? new Rejected({ message, smtpCode, response, recipients: error.rejected ?? [...recipients] })
     : new NotDelivered({ message, smtpCode, response })
 }
+
+type Refusal = DeliveryReport["rejected"][number]
 
 const deliveryReport = (info: SMTPConnectionSendInfo): DeliveryReport => ({
   accepted: info.accepted,
@@ -241,6 +245,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   const password = options.password
   const encryption = options.encryption ?? "none"
   const capacity = options.connections ?? 4
+  const maxRecipients = options.maxRecipients ?? 100
   const timeoutMillis = Duration.toMillis(options.timeout ?? Duration.seconds(15))
   const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
   const maxLifetimeMillis = options.maxConnectionLifetime === undefined
@@ -401,16 +406,16 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       )
     })
 
-  const deliver = (session: Session, email: OutgoingEmail, bytes: Buffer) =>
+  const deliver = (session: Session, email: OutgoingEmail, recipients: ReadonlyArray<string>, bytes: Buffer) =>
     Effect.suspend(() => {
       const message = Readable.from([bytes])
       return settle<SMTPConnectionSendInfo>(
         session.client,
-        (done) => session.client.send({ from: email.envelope.from, to: [...email.envelope.to] }, message, done)
+        (done) => session.client.send({ from: email.envelope.from, to: [...recipients] }, message, done)
       ).pipe(
         Effect.map(deliveryReport),
         Effect.catch((error): Effect.Effect<never, SendFailure | ConnectionLost> => {
-          const failure = sendFailure(target, email, error)
+          const failure = sendFailure(target, recipients, error)
           const connectionBroke = error.code === "ECONNECTION" || error.code === "ESOCKET"
           if (session.reused && connectionBroke && !message.readableDidRead) {
             // closed now, so the next try takes another connection rather than this one before it notices it is gone
@@ -425,13 +430,47 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   /** A reused connection that broke before any of the message went out: another connection takes it, up to `capacity` times. */
   const deliverOnSomeConnection = (
     email: OutgoingEmail,
+    recipients: ReadonlyArray<string>,
     bytes: Buffer,
     reconnects: number
   ): Effect.Effect<DeliveryReport, OpenError | SendFailure> =>
-    withSession(idleCheckMillis, (session) => deliver(session, email, bytes)).pipe(
+    withSession(idleCheckMillis, (session) => deliver(session, email, recipients, bytes)).pipe(
       Effect.catchTag("ConnectionLost", ({ failure }) =>
-        reconnects > 0 ? deliverOnSomeConnection(email, bytes, reconnects - 1) : Effect.fail(failure))
+        reconnects > 0 ? deliverOnSomeConnection(email, recipients, bytes, reconnects - 1) : Effect.fail(failure))
     )
+
+  /**
+   * A recipient list longer than `maxRecipients` goes in several transactions of the same message (same
+   * Message-ID), their reports merged. Until one is accepted, a failed transaction fails the message as a whole:
+   * nobody has it yet. After that a failure cannot undo what was sent, so it ends the message as refusals: each
+   * recipient of the failed transaction with its reply, those not tried yet with none. The pipeline then requeues a
+   * copy for the deferred ones and records the refused ones, for them alone.
+   */
+  const deliverInTransactions = Effect.fnUntraced(function*(email: OutgoingEmail, bytes: Buffer) {
+    const recipients = email.envelope.to
+    const accepted: Array<string> = []
+    const rejected: Array<Refusal> = []
+    let response = ""
+    for (let start = 0; start < recipients.length; start += maxRecipients) {
+      const group = recipients.slice(start, start + maxRecipients)
+      const outcome = yield* Effect.result(deliverOnSomeConnection(email, group, bytes, capacity))
+      if (outcome._tag === "Failure") {
+        if (start === 0) return yield* Effect.fail(outcome.failure)
+        const { message } = outcome.failure
+        const smtpCode = smtpCodeOf(outcome.failure)
+        const untried = recipients.slice(start + maxRecipients)
+        rejected.push(
+          ...group.map((address) => ({ address, smtpCode, response: message })),
+          ...untried.map((address) => ({ address, smtpCode: null, response: `not tried after: ${message}` }))
+        )
+        break
+      }
+      accepted.push(...outcome.success.accepted)
+      rejected.push(...outcome.success.rejected)
+      response = outcome.success.response
+    }
+    return { accepted, rejected, response } satisfies DeliveryReport
+  })
 
   /**
    * The message is composed before a connection is taken, so a connection waits only on the network. It goes to
@@ -440,7 +479,10 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
    * when tracing is on; `Effect.fn` would also record a stack frame for every email.
    */
   const send = (email: OutgoingEmail) =>
-    Effect.flatMap(messageBytes(email), (bytes) => deliverOnSomeConnection(email, bytes, capacity)).pipe(
+    Effect.flatMap(messageBytes(email), (bytes) =>
+      email.envelope.to.length <= maxRecipients
+        ? deliverOnSomeConnection(email, email.envelope.to, bytes, capacity)
+        : deliverInTransactions(email, bytes)).pipe(
       withEventSpan("SmtpPool.send")
     )
 
@@ -494,7 +536,8 @@ export const optionsConfig: Config.Config<SmtpPoolOptions> = Config.all({
   timeout: DurationSetting("EMAIL_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15))),
   connections: CountSetting("SMTP_CONNECTIONS", 1).pipe(Config.withDefault(4)),
   idleCheck: DurationSetting("SMTP_IDLE_CHECK").pipe(Config.withDefault(Duration.seconds(5))),
-  maxConnectionLifetime: optional(DurationSetting("EMAIL_MAX_CONNECTION_LIFETIME"))
+  maxConnectionLifetime: optional(DurationSetting("EMAIL_MAX_CONNECTION_LIFETIME")),
+  maxRecipients: CountSetting("SMTP_MAX_RECIPIENTS", 1).pipe(Config.withDefault(100))
 })
 
 export const layerConfig: Layer.Layer<SmtpConnection | SmtpStatus, Config.ConfigError> = Layer.unwrap(

@@ -11,6 +11,7 @@
  *   client that requires STARTTLS fails); `implicitTls: true`: speak TLS from the first byte (like port 465).
  * - `greetingDelayMillis`: wait this long before the 220 banner (slow-greeting tests).
  * - `refuseNoop: true`: answer NOOP with 500, as a server that no longer knows the session would.
+ * - `maxRecipients`: answer RCPT TO with 452 "Too many recipients" past this many in one transaction.
  *
  * Scripted replies:
  * - a recipient whose address contains `+NNN` (a 4xx or 5xx code, e.g. `user+451@x`, `user+550@x`) is refused at
@@ -39,6 +40,7 @@ export interface SmtpServerOptions {
   readonly implicitTls?: boolean
   readonly greetingDelayMillis?: number
   readonly refuseNoop?: boolean
+  readonly maxRecipients?: number
 }
 
 export interface ReceivedMessage {
@@ -164,7 +166,10 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         auth.username === options.auth?.user && auth.password === options.auth?.password
           ? callback(null, { user: auth.username })
           : callback(smtpError(535, "Authentication credentials invalid")),
-      onRcptTo: (address, _session, callback) => {
+      onRcptTo: (address, session, callback) => {
+        if (session.envelope.rcptTo.length >= (options.maxRecipients ?? Number.POSITIVE_INFINITY)) {
+          return callback(smtpError(452, "4.5.3 Too many recipients"))
+        }
         const scripted = scriptedRecipientCode.exec(address.address)
         callback(scripted === null ? null : smtpError(Number(scripted[1]), `Scripted refusal of ${address.address}`))
       },

@@ -1,0 +1,131 @@
+/**
+ * How one delivery attempt meets real SMTP servers: long recipient lists split into transactions, servers that
+ * never greet, the attempt deadline, and replies out of turn. The pool on its own, and the worker process with a
+ * real broker.
+ */
+import { NodeFileSystem } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, FileSystem } from "effect"
+import { join } from "node:path"
+import { beforeAll } from "vitest"
+import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
+import * as SmtpPool from "../src/layers/SmtpPool.ts"
+import { SmtpConnection } from "../src/services/SmtpConnection.ts"
+import { buildCli, type CliEnv, startCli, waitUntil } from "./support/processes.ts"
+import { makeAdmin } from "./support/rabbitmq.ts"
+import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
+
+/** `count` addresses; a `+NNN` tag makes the test server refuse them with that code */
+const addresses = (count: number, name = "user", tag = ""): Array<string> =>
+  Array.from({ length: count }, (_, i) => `${name}${i}${tag}@many.example`)
+
+const email = (to: ReadonlyArray<string>): OutgoingEmail => ({
+  messageId: "<many-1@test.example>",
+  envelope: { from: "noreply@test.example", to },
+  from: "noreply@test.example",
+  to,
+  replyTo: [],
+  subject: "Many recipients",
+  text: "Hello",
+  html: null,
+  date: "Sun, 29 Nov 2026 10:15:30 +0000",
+  headers: [],
+  template: "test",
+  realm: null
+})
+
+const sendWithPool = (server: SmtpTestServer, message: OutgoingEmail, options: Partial<SmtpPool.SmtpPoolOptions> = {}) =>
+  Effect.gen(function*() {
+    return yield* (yield* SmtpConnection).send(message)
+  }).pipe(
+    Effect.provide(SmtpPool.layer({ host: server.host, port: server.port, timeout: "2 seconds", ...options }))
+  )
+
+const deliveredTo = (server: SmtpTestServer): Array<string> => server.messages.flatMap((message) => message.envelope.to)
+
+/** A worker process on a fresh queue and errors directory, with short requeue delays (their queues deleted after). */
+const startWorker = Effect.fnUntraced(function*(server: SmtpTestServer, env: CliEnv = {}) {
+  const fs = yield* FileSystem.FileSystem
+  const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-attempts-" })
+  const admin = yield* makeAdmin
+  const queue = yield* admin.declareQueue()
+  for (const delay of [100, 200, 400]) admin.deleteAfter(`${queue}.delay.${delay}`)
+  const worker = yield* startCli(["worker"], {
+    QUEUE_NAME: queue,
+    EMAIL_HOST: server.host,
+    EMAIL_PORT: String(server.port),
+    QUEUE_ERROR_DIR: directory,
+    QUEUE_STATS_DIR: directory,
+    REQUEUE_DELAY: "100 millis",
+    LOG_LEVEL: "Warn",
+    ...env
+  })
+  const errorsFile = join(directory, `${queue}.errors`)
+  return {
+    worker,
+    publish: (event: object) => admin.publish(queue, JSON.stringify(event)),
+    errors: fs.readFileString(errorsFile).pipe(Effect.orElseSucceed(() => ""))
+  }
+})
+
+describe("SMTP_MAX_RECIPIENTS", () => {
+  beforeAll(buildCli, 120_000)
+
+  it.live("10,000 recipients go to a server that takes 100 per transaction as 100 transactions of one message", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer({ maxRecipients: 100 })
+      const report = yield* sendWithPool(server, email(addresses(10_000)))
+      assert.strictEqual(report.accepted.length, 10_000)
+      assert.deepStrictEqual(report.rejected, [])
+      assert.strictEqual(server.messages.length, 100)
+      assert.deepStrictEqual(new Set(deliveredTo(server)), new Set(addresses(10_000)))
+      assert.deepStrictEqual(new Set(server.messages.map((message) => message.header("Message-ID"))), new Set(["<many-1@test.example>"]))
+    }), 60_000)
+
+  it.live("a transaction failing after one was accepted refuses its recipients, and leaves the rest untried; a first one fails the message", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer()
+      const [first, refused, untried] = [addresses(2, "first"), addresses(2, "refused", "+550"), addresses(2, "untried")]
+      const report = yield* sendWithPool(server, email([...first, ...refused, ...untried]), { maxRecipients: 2 })
+      assert.deepStrictEqual(report.accepted, first)
+      assert.deepStrictEqual(report.rejected.map(({ address, smtpCode }) => [address, smtpCode]), [
+        ...refused.map((address) => [address, 550]),
+        ...untried.map((address) => [address, null])
+      ])
+      assert.deepStrictEqual(deliveredTo(server), first)
+
+      const error = yield* Effect.flip(sendWithPool(server, email([...refused, ...untried]), { maxRecipients: 2 }))
+      assert.strictEqual(error._tag, "Rejected")
+      assert.deepStrictEqual(deliveredTo(server), first)
+    }))
+
+  it.live("the worker delivers 1,050 to_emails through a 100-per-transaction server once each, with one Message-ID and no record", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer({ maxRecipients: 100 })
+      const { worker, publish, errors } = yield* startWorker(server)
+      yield* publish({ subject: "Many", text: "Hello", to_emails: addresses(1_050), message_id: "<many-2@test.example>" })
+      yield* waitUntil(() => deliveredTo(server).length >= 1_050, () => `1,050 deliveries; worker output:\n${worker.output()}`, "30 seconds")
+      assert.strictEqual(yield* worker.terminate, 0, worker.output())
+      assert.strictEqual(server.messages.length, 11)
+      assert.strictEqual(deliveredTo(server).length, 1_050)
+      assert.deepStrictEqual(new Set(deliveredTo(server)), new Set(addresses(1_050)))
+      assert.deepStrictEqual(new Set(server.messages.map((message) => message.header("Message-ID"))), new Set(["<many-2@test.example>"]))
+      assert.strictEqual(yield* errors, "")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 60_000)
+
+  it.live("recipients a server defers with 452 \"too many recipients\" get copies for them alone until all have it", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer({ maxRecipients: 100 })
+      const { worker, publish, errors } = yield* startWorker(server, { SMTP_MAX_RECIPIENTS: "150" })
+      yield* publish({ subject: "Many", text: "Hello", to_emails: addresses(1_050), message_id: "<many-3@test.example>" })
+      yield* waitUntil(() => deliveredTo(server).length >= 1_050, () => `1,050 deliveries; worker output:\n${worker.output()}`, "30 seconds")
+      assert.strictEqual(yield* worker.terminate, 0, worker.output())
+      assert.deepStrictEqual(deliveredTo(server).length, 1_050)
+      assert.deepStrictEqual(new Set(deliveredTo(server)), new Set(addresses(1_050)))
+      // the 350 deferred in the first round come back as one copy (its own Message-ID), 100 of those once more
+      const ids = server.messages.map((message) => message.header("Message-ID"))
+      assert.strictEqual(ids.filter((id) => id === "<many-3@test.example>").length, 7)
+      assert.strictEqual(new Set(ids).size, 3)
+      assert.strictEqual(yield* errors, "")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 60_000)
+})
