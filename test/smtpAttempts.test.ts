@@ -13,6 +13,7 @@ import * as SmtpPool from "../src/layers/SmtpPool.ts"
 import { SmtpConnection } from "../src/services/SmtpConnection.ts"
 import { buildCli, type CliEnv, startCli, waitUntil } from "./support/processes.ts"
 import { makeAdmin } from "./support/rabbitmq.ts"
+import { rawSmtpServer } from "./support/rawSmtpServer.ts"
 import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
 
 /** `count` addresses; a `+NNN` tag makes the test server refuse them with that code */
@@ -44,7 +45,7 @@ const sendWithPool = (server: SmtpTestServer, message: OutgoingEmail, options: P
 const deliveredTo = (server: SmtpTestServer): Array<string> => server.messages.flatMap((message) => message.envelope.to)
 
 /** A worker process on a fresh queue and errors directory, with short requeue delays (their queues deleted after). */
-const startWorker = Effect.fnUntraced(function*(server: SmtpTestServer, env: CliEnv = {}) {
+const startWorker = Effect.fnUntraced(function*(server: { readonly host: string; readonly port: number }, env: CliEnv = {}) {
   const fs = yield* FileSystem.FileSystem
   const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-attempts-" })
   const admin = yield* makeAdmin
@@ -128,4 +129,48 @@ describe("SMTP_MAX_RECIPIENTS", () => {
       assert.strictEqual(new Set(ids).size, 3)
       assert.strictEqual(yield* errors, "")
     }).pipe(Effect.provide(NodeFileSystem.layer)), 60_000)
+})
+
+describe("a server that accepts connections but never greets", () => {
+  beforeAll(buildCli, 120_000)
+
+  it.live("is Unavailable for send and healthCheck, never a TimeoutError", () =>
+    Effect.gen(function*() {
+      const silent = yield* rawSmtpServer({ silent: true })
+      const pool = SmtpPool.layer({ host: silent.host, port: silent.port, timeout: "200 millis", connectRetryDelay: "10 millis" })
+      const [sendError, checkError] = yield* Effect.gen(function*() {
+        const smtp = yield* SmtpConnection
+        return [yield* Effect.flip(smtp.send(email(["one@test.example"]))), yield* Effect.flip(smtp.healthCheck)] as const
+      }).pipe(Effect.provide(pool))
+      assert.strictEqual(sendError._tag, "Unavailable")
+      assert.strictEqual(checkError._tag, "Unavailable")
+      assert.include(sendError.message, "no answer within 200 ms while waiting for")
+      assert.strictEqual(silent.connections, 6)
+    }))
+
+  it.live("is waited out by the worker: nothing requeued or recorded, and delivery resumes when a real server answers", () =>
+    Effect.gen(function*() {
+      const silent = yield* rawSmtpServer({ silent: true })
+      const { worker, publish, errors } = yield* startWorker(silent, {
+        EMAIL_TIMEOUT: "0.2",
+        RETRY_BASE_DELAY: "50 millis",
+        OUTAGE_MAX_DELAY: "200 millis"
+      })
+      for (const n of [1, 2, 3]) {
+        yield* publish({ subject: "Hi", text: "Hello", to_emails: [`user${n}@test.example`], message_id: `<silent-${n}@test.example>` })
+      }
+      yield* worker.waitForOutput(/smtp unavailable, waiting before trying again[^\n]*no answer within 200 ms/, "20 seconds")
+      yield* waitUntil(() => silent.connections >= 20, "20 connections to the silent server", "20 seconds")
+      yield* Effect.promise(silent.close)
+      const server = yield* smtpServer({ port: silent.port })
+      yield* waitUntil(() => server.messages.length >= 3, () => `3 deliveries; worker output:\n${worker.output()}`, "20 seconds")
+      assert.strictEqual(yield* worker.terminate, 0, worker.output())
+      assert.deepStrictEqual(
+        server.messages.map((message) => message.header("Message-ID")).sort(),
+        ["<silent-1@test.example>", "<silent-2@test.example>", "<silent-3@test.example>"]
+      )
+      assert.notInclude(worker.output(), "requeued")
+      assert.notInclude(worker.output(), "TimeoutError")
+      assert.strictEqual(yield* errors, "")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 90_000)
 })

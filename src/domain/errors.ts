@@ -14,13 +14,14 @@ export class DnsError extends Schema.TaggedError<DnsError>()("DnsError", {
 }) {}
 
 /**
- * A step took too long: connecting, the greeting, a socket read, or the whole attempt (`MAX_CONSUME_SECONDS`).
+ * A step took too long: a socket read during a transaction, or the whole attempt (`MAX_CONSUME_SECONDS`). A timeout
+ * while opening a connection is an outage (`Unavailable`).
  * Effect's own `Cause.TimeoutError` shares this tag; it is always mapped into this class (see `programs/retryPolicy.ts`)
  * so exactly one `TimeoutError` type flows through the pipeline.
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   message: Schema.String,
-  stage: Schema.Literals(["connect", "greeting", "socket", "attempt"]),
+  stage: Schema.Literals(["socket", "attempt"]),
   timeoutMillis: Schema.Number
 }) {}
 

@@ -90,7 +90,7 @@ interface Target {
   readonly timeoutMillis: number
 }
 
-type OpenError = DnsError | TimeoutError | Unavailable
+type OpenError = DnsError | Unavailable
 type SendFailure = TimeoutError | NotDelivered | Rejected | Unavailable
 
 /**
@@ -164,37 +164,28 @@ const absorbIdleError = (): void => {}
 
 const dnsCodes: ReadonlySet<string> = new Set(["EDNS", "ENOTFOUND", "EAI_AGAIN"])
 
-const timeoutStages = {
-  CONNECT_TIMEOUT: "connect",
-  UPGRADE_TIMEOUT: "greeting",
-  GREETING_TIMEOUT: "greeting"
-} as const
-
-/** Timeouts while opening are the greeting's: an idle socket then is one waiting for the server's next line. */
-const timeoutFailure = (
-  target: Target,
-  error: SMTPError,
-  idleSocketStage: "greeting" | "socket"
-): TimeoutError | undefined => {
-  if (error.code !== "ETIMEDOUT") return undefined
-  const type = error.timeoutType ?? "SOCKET_TIMEOUT"
-  const stage = type === "SOCKET_TIMEOUT" ? idleSocketStage : timeoutStages[type]
-  return new TimeoutError({
-    message: `SMTP ${stage} timed out after ${target.timeoutMillis} ms (${target.server})`,
-    stage,
-    timeoutMillis: target.timeoutMillis
-  })
+/** What an opening step that timed out was waiting for; an idle socket then waits for a reply to EHLO or a login. */
+const openingStages: Readonly<Record<string, string>> = {
+  CONNECT_TIMEOUT: "the connection",
+  UPGRADE_TIMEOUT: "the TLS upgrade",
+  GREETING_TIMEOUT: "the greeting"
 }
 
-/** Opening failed: the host does not resolve, a step timed out, or the server as a whole is out (refused, login). */
+/**
+ * Opening failed: the host does not resolve, or the server as a whole is out. A step that times out (connecting,
+ * the greeting, TLS, the login) is an outage too: a server that accepts connections but never greets is as out
+ * as one that refuses them, and no message has reached it.
+ */
 const openFailure = (target: Target, error: SMTPError): OpenError => {
   const code = error.originalCode ?? error.code ?? ""
   if (error.code === "EDNS" || dnsCodes.has(code)) {
     const message = `Cannot resolve SMTP host ${target.host}: ${error.message}`
     return new DnsError({ message, host: target.host, code })
   }
-  return timeoutFailure(target, error, "greeting") ??
-    new Unavailable({ message: `SMTP server ${target.server} is unavailable: ${error.message}`, dependency: "smtp" })
+  const reason = error.code === "ETIMEDOUT"
+    ? `no answer within ${target.timeoutMillis} ms while waiting for ${openingStages[error.timeoutType ?? ""] ?? "a reply while opening the session"}`
+    : error.message
+  return new Unavailable({ message: `SMTP server ${target.server} is unavailable: ${reason}`, dependency: "smtp" })
 }
 
 /** Sending failed: a reply about this message (4xx / 5xx), or the connection broke under it. */
@@ -203,8 +194,13 @@ const sendFailure = (
   recipients: ReadonlyArray<string>,
   error: SMTPError
 ): SendFailure => {
-  const timeout = timeoutFailure(target, error, "socket")
-  if (timeout !== undefined) return timeout
+  if (error.code === "ETIMEDOUT") {
+    return new TimeoutError({
+      message: `SMTP socket timed out after ${target.timeoutMillis} ms (${target.server})`,
+      stage: "socket",
+      timeoutMillis: target.timeoutMillis
+    })
+  }
   const smtpCode = error.responseCode
   if (smtpCode === undefined) {
     return new NotDelivered({
