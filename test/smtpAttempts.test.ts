@@ -5,12 +5,14 @@
  */
 import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FileSystem } from "effect"
+import { Duration, Effect, FileSystem } from "effect"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
 import * as SmtpPool from "../src/layers/SmtpPool.ts"
+import { withAttemptDeadline } from "../src/programs/retryPolicy.ts"
 import { SmtpConnection } from "../src/services/SmtpConnection.ts"
+import { withCapturedLogs } from "./support/logCapture.ts"
 import { buildCli, type CliEnv, startCli, waitUntil } from "./support/processes.ts"
 import { makeAdmin } from "./support/rabbitmq.ts"
 import { rawSmtpServer } from "./support/rawSmtpServer.ts"
@@ -173,4 +175,77 @@ describe("a server that accepts connections but never greets", () => {
       assert.notInclude(worker.output(), "TimeoutError")
       assert.strictEqual(yield* errors, "")
     }).pipe(Effect.provide(NodeFileSystem.layer)), 90_000)
+})
+
+describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
+  beforeAll(buildCli, 120_000)
+
+  const underDeadline = (millis: number, options: SmtpPool.SmtpPoolOptions, messages: ReadonlyArray<OutgoingEmail>) =>
+    Effect.gen(function*() {
+      const smtp = yield* SmtpConnection
+      return yield* Effect.forEach(
+        messages,
+        (message) => Effect.result(smtp.send(message).pipe(withAttemptDeadline(Duration.millis(millis)))),
+        { concurrency: "unbounded" }
+      )
+    }).pipe(Effect.provide(SmtpPool.layer({ timeout: "2 seconds", connectRetryDelay: "10 millis", ...options })))
+
+  it.live("cutting a slow transaction is a TimeoutError, logged with the stage it cut", () =>
+    withCapturedLogs((lines) =>
+      Effect.gen(function*() {
+        const server = yield* smtpServer({ messageDelayMillis: 1_000 })
+        const [outcome] = yield* underDeadline(300, { host: server.host, port: server.port }, [email(["one@test.example"])])
+        assert.strictEqual(outcome?._tag, "Failure")
+        const error = outcome?._tag === "Failure" ? outcome.failure : undefined
+        assert.strictEqual(error?._tag, "TimeoutError")
+        assert.include(error?.message, "cut while SMTP transaction")
+        assert.deepInclude(lines, {
+          level: "Warn",
+          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt while SMTP transaction"
+        })
+      })
+    ))
+
+  it.live("cutting the opening of a connection is an outage (Unavailable), logged as waiting for a connection", () =>
+    withCapturedLogs((lines) =>
+      Effect.gen(function*() {
+        const silent = yield* rawSmtpServer({ silent: true })
+        const [outcome] = yield* underDeadline(300, { host: silent.host, port: silent.port }, [email(["one@test.example"])])
+        const error = outcome?._tag === "Failure" ? outcome.failure : undefined
+        assert.strictEqual(error?._tag, "Unavailable")
+        assert.deepInclude(lines, {
+          level: "Warn",
+          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt while waiting for a connection"
+        })
+      })
+    ))
+
+  it.live("waiting for the one pooled connection other sends hold does not count against it", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer({ messageDelayMillis: 200 })
+      const messages = [1, 2, 3, 4].map((n) => email([`user${n}@test.example`]))
+      const outcomes = yield* underDeadline(600, { host: server.host, port: server.port, connections: 1 }, messages)
+      // the fourth waits about 600 ms for the connection, then takes about 200 ms
+      assert.deepStrictEqual(outcomes.map((outcome) => outcome._tag), ["Success", "Success", "Success", "Success"])
+      assert.strictEqual(server.messages.length, 4)
+    }))
+
+  it.live("the worker with one SMTP connection and a slow server delivers every event once, none requeued", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer({ messageDelayMillis: 300 })
+      const { worker, publish, errors } = yield* startWorker(server, {
+        SMTP_CONNECTIONS: "1",
+        CONCURRENCY: "8",
+        MAX_CONSUME_SECONDS: "1"
+      })
+      for (const n of [1, 2, 3, 4, 5, 6, 7, 8]) {
+        yield* publish({ subject: "Hi", text: "Hello", to_emails: [`user${n}@test.example`], message_id: `<slow-${n}@test.example>` })
+      }
+      yield* waitUntil(() => server.messages.length >= 8, () => `8 deliveries; worker output:\n${worker.output()}`, "30 seconds")
+      assert.strictEqual(yield* worker.terminate, 0, worker.output())
+      assert.strictEqual(server.messages.length, 8)
+      assert.notInclude(worker.output(), "requeued")
+      assert.notInclude(worker.output(), "attempt deadline")
+      assert.strictEqual(yield* errors, "")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 60_000)
 })

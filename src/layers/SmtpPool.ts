@@ -32,6 +32,7 @@ import SMTPConnection from "nodemailer/lib/smtp-connection"
 import { DnsError, NotDelivered, Rejected, smtpCodeOf, TimeoutError, Unavailable } from "../domain/errors.ts"
 import { withEventSpan } from "../programs/eventSpan.ts"
 import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
+import { AttemptDeadline } from "../services/AttemptDeadline.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
 import { messageBytes } from "./nodemailerMessage.ts"
@@ -389,17 +390,27 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     size: capacity
   })
 
+  /**
+   * `use` on a slot's connection, ready. The attempt's deadline does not count the wait for a free slot (other sends
+   * hold them, each bounded by its own deadline); it counts getting the connection ready, then the transaction.
+   */
   const withSession = <A, E>(idleLimitMillis: number, use: (session: Session) => Effect.Effect<A, E>) =>
-    Pool.use(pool, (slot) => {
-      slot.busy = true
-      let session: Session | undefined
-      return readySession(slot, idleLimitMillis).pipe(
-        Effect.flatMap((ready) => {
-          session = ready
-          return use(ready)
-        }),
-        Effect.onExit((exit) => finishTurn(slot, session, exit))
-      )
+    Effect.flatMap(Effect.service(AttemptDeadline), (deadline) => {
+      deadline.enter("waiting for a connection")
+      deadline.pause()
+      return Pool.use(pool, (slot) => {
+        deadline.resume()
+        slot.busy = true
+        let session: Session | undefined
+        return readySession(slot, idleLimitMillis).pipe(
+          Effect.flatMap((ready) => {
+            session = ready
+            deadline.enter("SMTP transaction")
+            return use(ready)
+          }),
+          Effect.onExit((exit) => finishTurn(slot, session, exit))
+        )
+      })
     })
 
   const deliver = (session: Session, email: OutgoingEmail, recipients: ReadonlyArray<string>, bytes: Buffer) =>

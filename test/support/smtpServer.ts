@@ -12,6 +12,7 @@
  * - `greetingDelayMillis`: wait this long before the 220 banner (slow-greeting tests).
  * - `refuseNoop: true`: answer NOOP with 500, as a server that no longer knows the session would.
  * - `maxRecipients`: answer RCPT TO with 452 "Too many recipients" past this many in one transaction.
+ * - `messageDelayMillis`: wait this long before answering the end of each message (a slow transaction).
  *
  * Scripted replies:
  * - a recipient whose address contains `+NNN` (a 4xx or 5xx code, e.g. `user+451@x`, `user+550@x`) is refused at
@@ -41,6 +42,7 @@ export interface SmtpServerOptions {
   readonly greetingDelayMillis?: number
   readonly refuseNoop?: boolean
   readonly maxRecipients?: number
+  readonly messageDelayMillis?: number
 }
 
 export interface ReceivedMessage {
@@ -185,12 +187,13 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         }
         const chunks: Array<Buffer> = []
         stream.on("data", (chunk: Buffer) => chunks.push(chunk))
-        stream.on("end", () => {
-          const failure = failures.shift()
-          if (failure !== undefined) return callback(smtpError(failure.code, failure.text))
-          messages.push(receivedMessage(session, Buffer.concat(chunks).toString("utf8")))
-          callback(null, `OK: queued as ${messages.length}`)
-        })
+        stream.on("end", () =>
+          setTimeout(() => {
+            const failure = failures.shift()
+            if (failure !== undefined) return callback(smtpError(failure.code, failure.text))
+            messages.push(receivedMessage(session, Buffer.concat(chunks).toString("utf8")))
+            callback(null, `OK: queued as ${messages.length}`)
+          }, options.messageDelayMillis ?? 0))
       }
     })
     // a client cutting its connection is routine in these tests
