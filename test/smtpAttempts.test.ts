@@ -249,3 +249,59 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
       assert.strictEqual(yield* errors, "")
     }).pipe(Effect.provide(NodeFileSystem.layer)), 60_000)
 })
+
+describe("a server that sends a reply out of turn (a second 250 after a message's own)", () => {
+  beforeAll(buildCli, 120_000)
+
+  const sendInTurn = (server: { readonly host: string; readonly port: number }, count: number) =>
+    Effect.gen(function*() {
+      const smtp = yield* SmtpConnection
+      return yield* Effect.forEach(Array.from({ length: count }, (_, n) => n + 1), (n) =>
+        smtp.send({ ...email([`user${n}@test.example`]), messageId: `<turn-${n}@test.example>` }))
+    }).pipe(Effect.provide(SmtpPool.layer({ host: server.host, port: server.port, connections: 1, timeout: "2 seconds" })))
+
+  for (const [when, extraReplyLate] of [["with it", false], ["after the next command went out", true]] as const) {
+    it.live(`sent ${when}: each message is delivered once, reported with its own reply, and the connection is not reused`, () =>
+      Effect.gen(function*() {
+        const server = yield* rawSmtpServer({ extraReply: "250 OK again", extraReplyLate })
+        const reports = yield* sendInTurn(server, 6)
+        assert.deepStrictEqual(reports.map((report) => report.response), [1, 2, 3, 4, 5, 6].map((n) => `250 OK: queued as ${n}`))
+        assert.deepStrictEqual(server.messages.map((message) => message.to), [1, 2, 3, 4, 5, 6].map((n) => [`user${n}@test.example`]))
+        assert.isAbove(server.connections, 1)
+      }))
+  }
+
+  it.live("left over after a message, it is noticed before the next one: that one's refusals are its own", () =>
+    Effect.gen(function*() {
+      const server = yield* rawSmtpServer({ extraReply: "250 OK again" })
+      const [first, second] = yield* Effect.gen(function*() {
+        const smtp = yield* SmtpConnection
+        return [
+          yield* smtp.send(email(["user1@test.example"])),
+          yield* smtp.send(email(["refused@test.example", "user2@test.example"]))
+        ] as const
+      }).pipe(Effect.provide(SmtpPool.layer({ host: server.host, port: server.port, connections: 1, timeout: "2 seconds" })))
+      assert.deepStrictEqual(first.accepted, ["user1@test.example"])
+      assert.deepStrictEqual(second.accepted, ["user2@test.example"])
+      assert.deepStrictEqual(second.rejected.map(({ address, smtpCode }) => [address, smtpCode]), [["refused@test.example", 550]])
+      assert.strictEqual(server.connections, 2)
+    }))
+
+  it.live("the worker delivers each event exactly once", () =>
+    Effect.gen(function*() {
+      const server = yield* rawSmtpServer({ extraReply: "250 OK again", extraReplyLate: true })
+      const { worker, publish, errors } = yield* startWorker(server, { SMTP_CONNECTIONS: "1", SEND_ATTEMPTS: "3" })
+      const ids = Array.from({ length: 10 }, (_, n) => `<twice-${n}@test.example>`)
+      for (const [n, id] of ids.entries()) {
+        yield* publish({ subject: "Hi", text: "Hello", to_emails: [`user${n}@test.example`], message_id: id })
+      }
+      yield* waitUntil(() => server.messages.length >= 10, () => `10 deliveries; worker output:\n${worker.output()}`, "30 seconds")
+      // a duplicate would follow within the retry delays
+      yield* Effect.sleep("2 seconds")
+      assert.strictEqual(yield* worker.terminate, 0, worker.output())
+      const delivered = server.messages.map((message) => /^Message-ID: (.*)$/im.exec(message.text)?.[1])
+      assert.deepStrictEqual([...delivered].sort(), [...ids].sort())
+      assert.notInclude(worker.output(), "requeued")
+      assert.strictEqual(yield* errors, "")
+    }).pipe(Effect.provide(NodeFileSystem.layer)), 60_000)
+})

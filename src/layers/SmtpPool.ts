@@ -132,15 +132,53 @@ const settle = <A>(client: SMTPConnection, start: (done: Done<A>) => void): Effe
 interface CommandChannel {
   readonly _sendCommand: (command: string) => void
   readonly _responseActions: Array<(reply: string) => void>
+  /** replies received and not yet handed to their command, and the start of one still arriving */
+  readonly _responseQueue: ReadonlyArray<string>
+  readonly _remainder: string
 }
 
-/** The server's reply to NOOP. */
-const noop = (client: SMTPConnection): Effect.Effect<string, SMTPError> =>
+/**
+ * Once an exchange is over, every reply has met its command. A reply left over, or on its way, came out of turn (a
+ * server answering twice): the next command would take it for its own answer, and every reply after it would be
+ * one command late, so the connection is not reused.
+ */
+const outOfTurn = (client: SMTPConnection): boolean => {
+  const channel = client as unknown as CommandChannel
+  return channel._responseQueue.length > 0 || channel._remainder !== "" || channel._responseActions.length > 0
+}
+
+/** The server's next reply: to `command`, sent first, or (without one) to a command already answered out of turn. */
+const nextReply = (client: SMTPConnection, command?: string): Effect.Effect<string, SMTPError> =>
   settle<string>(client, (done) => {
     const channel = client as unknown as CommandChannel
     channel._responseActions.push((reply) => done(null, reply))
-    channel._sendCommand("NOOP")
+    if (command !== undefined) channel._sendCommand(command)
   })
+
+/**
+ * The message's own reply was not a final one (1xx-3xx, e.g. the 354 that answers DATA): a reply came out of turn
+ * earlier in the exchange, and every reply since was taken by the command before its own. The server has the whole
+ * message; its verdict is the next reply.
+ */
+const isOneReplyLate = (error: SMTPError): boolean =>
+  error.code === "EMESSAGE" && error.responseCode !== undefined && error.responseCode < 400
+
+/** The verdict on a message whose replies came one late; the connection is closed, since its turns are not to be trusted. */
+const lateVerdict = (client: SMTPConnection, recipients: ReadonlyArray<string>): Effect.Effect<DeliveryReport, SMTPError> =>
+  nextReply(client).pipe(
+    Effect.ensuring(Effect.sync(() => client.close())),
+    Effect.flatMap((reply) => {
+      if (reply.startsWith("2")) return Effect.succeed({ accepted: recipients, rejected: [], response: reply })
+      const responseCode = Number(reply.slice(0, 3))
+      const error: SMTPError = Object.assign(new Error(`Message failed: ${reply}`), {
+        code: "EMESSAGE",
+        response: reply,
+        responseCode,
+        permanent: responseCode >= 500
+      })
+      return Effect.fail(error)
+    })
+  )
 
 /** A refused message leaves the session usable once RSET ends the transaction (as nodemailer's own pool does). */
 const resetAfterRefusal = (client: SMTPConnection): Effect.Effect<void> =>
@@ -337,7 +375,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         yield* quit(current.client)
         detach(slot)
       } else if (now - current.lastUsedAt >= idleLimitMillis) {
-        const healthy = yield* noop(current.client).pipe(
+        const healthy = yield* nextReply(current.client, "NOOP").pipe(
           Effect.match({ onFailure: () => false, onSuccess: (reply) => reply.startsWith("250") })
         )
         yield* recordCheck(healthy)
@@ -365,6 +403,10 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     }
     // the check before the exchange failed, and has dealt with the connection itself
     if (session === undefined) return Effect.void
+    if (outOfTurn(session.client)) {
+      discard(slot)
+      return withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
+    }
     return Effect.map(Clock.currentTimeMillis, (now) => {
       session.lastUsedAt = now
       session.reused = true
@@ -421,6 +463,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         (done) => session.client.send({ from: email.envelope.from, to: [...recipients] }, message, done)
       ).pipe(
         Effect.map(deliveryReport),
+        Effect.catchIf(isOneReplyLate, () => lateVerdict(session.client, recipients)),
         Effect.catch((error): Effect.Effect<never, SendFailure | ConnectionLost> => {
           const failure = sendFailure(target, recipients, error)
           const connectionBroke = error.code === "ECONNECTION" || error.code === "ESOCKET"

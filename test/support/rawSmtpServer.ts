@@ -4,10 +4,11 @@
  * `options.port` is given; `close()` stops it sooner (its port can then take another server).
  *
  * Without options it speaks just enough SMTP for nodemailer (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no
- * PIPELINING, no AUTH, no STARTTLS). Options:
+ * PIPELINING, no AUTH, no STARTTLS); it refuses a recipient whose address starts with `refused` with 550. Options:
  * - `silent: true`: accept connections and never send a byte (a server that never greets);
  * - `extraReply`: after the reply to the end of each message, send this reply as well, out of turn (as a server
- *   that answers twice does).
+ *   that answers twice does): in the same write, or with `extraReplyLate: true` just before its reply to the next
+ *   command (so it reaches the client after that command was sent).
  *
  * Records: `messages` (each message's recipients and text), `connections` (accepted since start).
  */
@@ -18,6 +19,7 @@ export interface RawSmtpServerOptions {
   readonly port?: number
   readonly silent?: boolean
   readonly extraReply?: string
+  readonly extraReplyLate?: boolean
 }
 
 export interface RawSmtpServer {
@@ -41,15 +43,23 @@ export const rawSmtpServer = (options: RawSmtpServerOptions = {}) =>
         let buffered = ""
         let recipients: Array<string> = []
         let data: Array<string> | null = null
-        const reply = (line: string) => socket.write(`${line}\r\n`)
+        let late: string | null = null
+        const reply = (line: string) => {
+          socket.write(late === null ? `${line}\r\n` : `${late}\r\n${line}\r\n`)
+          late = null
+        }
         const onLine = (line: string) => {
           if (data !== null) {
             if (line !== ".") return data.push(line.startsWith("..") ? line.slice(1) : line)
             messages.push({ to: recipients, text: data.join("\r\n") })
             data = null
             recipients = []
-            reply(`250 OK: queued as ${messages.length}`)
-            if (options.extraReply !== undefined) reply(options.extraReply)
+            const verdict = `250 OK: queued as ${messages.length}`
+            const extra = options.extraReply
+            if (extra === undefined) return reply(verdict)
+            if (options.extraReplyLate !== true) return reply(`${verdict}\r\n${extra}`)
+            reply(verdict)
+            late = extra
             return
           }
           const verb = line.slice(0, 4).toUpperCase()
@@ -60,7 +70,9 @@ export const rawSmtpServer = (options: RawSmtpServerOptions = {}) =>
             return reply("250 OK")
           }
           if (verb === "RCPT") {
-            recipients.push(/<([^>]*)>/.exec(line)?.[1] ?? "")
+            const address = /<([^>]*)>/.exec(line)?.[1] ?? ""
+            if (address.startsWith("refused")) return reply("550 No such user")
+            recipients.push(address)
             return reply("250 OK")
           }
           if (verb === "DATA") {
