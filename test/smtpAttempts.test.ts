@@ -71,9 +71,9 @@ const startWorker = Effect.fnUntraced(function*(server: { readonly host: string;
   }
 })
 
-describe("SMTP_MAX_RECIPIENTS", () => {
-  beforeAll(buildCli, 120_000)
+beforeAll(buildCli, 120_000)
 
+describe("SMTP_MAX_RECIPIENTS", () => {
   it.live("10,000 recipients go to a server that takes 100 per transaction as 100 transactions of one message", () =>
     Effect.gen(function*() {
       const server = yield* smtpServer({ maxRecipients: 100 })
@@ -134,8 +134,6 @@ describe("SMTP_MAX_RECIPIENTS", () => {
 })
 
 describe("a server that accepts connections but never greets", () => {
-  beforeAll(buildCli, 120_000)
-
   it.live("is Unavailable for send and healthCheck, never a TimeoutError", () =>
     Effect.gen(function*() {
       const silent = yield* rawSmtpServer({ silent: true })
@@ -178,8 +176,6 @@ describe("a server that accepts connections but never greets", () => {
 })
 
 describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
-  beforeAll(buildCli, 120_000)
-
   const underDeadline = (millis: number, options: SmtpPool.SmtpPoolOptions, messages: ReadonlyArray<OutgoingEmail>) =>
     Effect.gen(function*() {
       const smtp = yield* SmtpConnection
@@ -230,6 +226,15 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
       assert.strictEqual(server.messages.length, 4)
     }))
 
+  it.live("it stops once one transaction of a split message is accepted: cutting it then would send that one again", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer({ messageDelayMillis: 200 })
+      const [outcome] = yield* underDeadline(500, { host: server.host, port: server.port, maxRecipients: 2 }, [email(addresses(10))])
+      assert.strictEqual(outcome?._tag, "Success")
+      assert.deepStrictEqual(outcome?._tag === "Success" ? outcome.success.accepted : [], addresses(10))
+      assert.strictEqual(server.messages.length, 5)
+    }))
+
   it.live("the worker with one SMTP connection and a slow server delivers every event once, none requeued", () =>
     Effect.gen(function*() {
       const server = yield* smtpServer({ messageDelayMillis: 300 })
@@ -251,8 +256,6 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
 })
 
 describe("a server that sends a reply out of turn (a second 250 after a message's own)", () => {
-  beforeAll(buildCli, 120_000)
-
   const sendInTurn = (server: { readonly host: string; readonly port: number }, count: number) =>
     Effect.gen(function*() {
       const smtp = yield* SmtpConnection

@@ -494,9 +494,11 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
    * Message-ID), their reports merged. Until one is accepted, a failed transaction fails the message as a whole:
    * nobody has it yet. After that a failure cannot undo what was sent, so it ends the message as refusals: each
    * recipient of the failed transaction with its reply, those not tried yet with none. The pipeline then requeues a
-   * copy for the deferred ones and records the refused ones, for them alone.
+   * copy for the deferred ones and records the refused ones, for them alone. For the same reason the attempt's
+   * deadline stops once a transaction is accepted.
    */
   const deliverInTransactions = Effect.fnUntraced(function*(email: OutgoingEmail, bytes: Buffer) {
+    const deadline = yield* AttemptDeadline
     const recipients = email.envelope.to
     const accepted: Array<string> = []
     const rejected: Array<Refusal> = []
@@ -515,6 +517,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         )
         break
       }
+      deadline.stop()
       accepted.push(...outcome.success.accepted)
       rejected.push(...outcome.success.rejected)
       response = outcome.success.response

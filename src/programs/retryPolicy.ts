@@ -100,6 +100,7 @@ class PausableDeadline implements AttemptDeadlineShape {
   private endsAt: number
   private pausedAt: number | null = null
   private firedWhilePaused = false
+  private stopped = false
   private timer: ReturnType<typeof setTimeout> | undefined
   private onExpiry: () => void = () => {}
 
@@ -119,7 +120,7 @@ class PausableDeadline implements AttemptDeadlineShape {
     if (this.pausedAt === null) return
     this.endsAt += Date.now() - this.pausedAt
     this.pausedAt = null
-    if (this.firedWhilePaused) {
+    if (this.firedWhilePaused && !this.stopped) {
       this.firedWhilePaused = false
       this.arm(this.endsAt - Date.now())
     }
@@ -131,6 +132,7 @@ class PausableDeadline implements AttemptDeadlineShape {
   }
 
   stop(): void {
+    this.stopped = true
     clearTimeout(this.timer)
   }
 

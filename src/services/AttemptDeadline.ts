@@ -14,10 +14,15 @@ export interface AttemptDeadlineShape {
   /** stop counting time until `resume`, e.g. while waiting for a pooled connection other sends hold */
   readonly pause: () => void
   readonly resume: () => void
+  /**
+   * from now on it does not cut the attempt: part of the message is with the server, and cutting the attempt would
+   * send that part again. What is left is bounded by the SMTP timeouts of each step.
+   */
+  readonly stop: () => void
 }
 
 const ignored = (): void => {}
 
 export const AttemptDeadline = Context.Reference<AttemptDeadlineShape>("email-senders/AttemptDeadline", {
-  defaultValue: () => ({ enter: ignored, pause: ignored, resume: ignored })
+  defaultValue: () => ({ enter: ignored, pause: ignored, resume: ignored, stop: ignored })
 })
