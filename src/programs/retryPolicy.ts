@@ -177,7 +177,8 @@ const liveClock = Context.get(Context.empty(), Clock.Clock)
  * pooled connection does not count (`AttemptDeadline.pause`). Every attempt pays for its deadline: on the real clock
  * it is one fiber and a timer, where `Effect.timeoutOrElse` races the attempt against a second, sleeping fiber (on
  * the benchmark's workload that race cost 12 % of the worker's CPU, the timer 4 %). A simulated clock (`TestClock`)
- * drives only Effect's own sleeps, so there the deadline is `Effect.timeoutOrElse`, and pauses are not honoured.
+ * drives only Effect's own sleeps, so there the deadline is `Effect.timeoutOrElse`, which names the stage but
+ * honours no pause or stop.
  */
 export const withAttemptDeadline = (deadline: Duration.Duration) =>
 <A, E, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError | Unavailable, R> =>
