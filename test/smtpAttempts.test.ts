@@ -37,17 +37,31 @@ const email = (to: ReadonlyArray<string>): OutgoingEmail => ({
   realm: null
 })
 
-const sendWithPool = (server: SmtpTestServer, message: OutgoingEmail, options: Partial<SmtpPool.SmtpPoolOptions> = {}) =>
+type Server = { readonly host: string; readonly port: number }
+
+/** `use` with a pool for `server` (short timeouts), released when it ends. */
+const withPool = <A, E>(
+  server: Server,
+  options: Partial<SmtpPool.SmtpPoolOptions>,
+  use: (smtp: SmtpConnection["Service"]) => Effect.Effect<A, E>
+) =>
   Effect.gen(function*() {
-    return yield* (yield* SmtpConnection).send(message)
-  }).pipe(
-    Effect.provide(SmtpPool.layer({ host: server.host, port: server.port, timeout: "2 seconds", ...options }))
-  )
+    return yield* use(yield* SmtpConnection)
+  }).pipe(Effect.provide(SmtpPool.layer({
+    host: server.host,
+    port: server.port,
+    timeout: "2 seconds",
+    connectRetryDelay: "10 millis",
+    ...options
+  })))
+
+const sendWithPool = (server: Server, message: OutgoingEmail, options: Partial<SmtpPool.SmtpPoolOptions> = {}) =>
+  withPool(server, options, (smtp) => smtp.send(message))
 
 const deliveredTo = (server: SmtpTestServer): Array<string> => server.messages.flatMap((message) => message.envelope.to)
 
 /** A worker process on a fresh queue and errors directory, with short requeue delays (their queues deleted after). */
-const startWorker = Effect.fnUntraced(function*(server: { readonly host: string; readonly port: number }, env: CliEnv = {}) {
+const startWorker = Effect.fnUntraced(function*(server: Server, env: CliEnv = {}) {
   const fs = yield* FileSystem.FileSystem
   const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-attempts-" })
   const admin = yield* makeAdmin
@@ -139,11 +153,8 @@ describe("a server that accepts connections but never greets", () => {
   it.live("is Unavailable for send and healthCheck, never a TimeoutError", () =>
     Effect.gen(function*() {
       const silent = yield* rawSmtpServer({ silent: true })
-      const pool = SmtpPool.layer({ host: silent.host, port: silent.port, timeout: "200 millis", connectRetryDelay: "10 millis" })
-      const [sendError, checkError] = yield* Effect.gen(function*() {
-        const smtp = yield* SmtpConnection
-        return [yield* Effect.flip(smtp.send(email(["one@test.example"]))), yield* Effect.flip(smtp.healthCheck)] as const
-      }).pipe(Effect.provide(pool))
+      const [sendError, checkError] = yield* withPool(silent, { timeout: "200 millis" }, (smtp) =>
+        Effect.all([Effect.flip(smtp.send(email(["one@test.example"]))), Effect.flip(smtp.healthCheck)]))
       assert.strictEqual(sendError._tag, "Unavailable")
       assert.strictEqual(checkError._tag, "Unavailable")
       assert.include(sendError.message, "no answer within 200 ms while waiting for")
@@ -178,21 +189,24 @@ describe("a server that accepts connections but never greets", () => {
 })
 
 describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
-  const underDeadline = (millis: number, options: SmtpPool.SmtpPoolOptions, messages: ReadonlyArray<OutgoingEmail>) =>
-    Effect.gen(function*() {
-      const smtp = yield* SmtpConnection
-      return yield* Effect.forEach(
+  const underDeadline = (
+    millis: number,
+    server: Server,
+    options: Partial<SmtpPool.SmtpPoolOptions>,
+    messages: ReadonlyArray<OutgoingEmail>
+  ) =>
+    withPool(server, options, (smtp) =>
+      Effect.forEach(
         messages,
         (message) => Effect.result(smtp.send(message).pipe(withAttemptDeadline(Duration.millis(millis)))),
         { concurrency: "unbounded" }
-      )
-    }).pipe(Effect.provide(SmtpPool.layer({ timeout: "2 seconds", connectRetryDelay: "10 millis", ...options })))
+      ))
 
   it.live("cutting a slow transaction is a TimeoutError, logged with the stage it cut", () =>
     withCapturedLogs((lines) =>
       Effect.gen(function*() {
         const server = yield* smtpServer({ messageDelayMillis: 1_000 })
-        const [outcome] = yield* underDeadline(300, { host: server.host, port: server.port }, [email(["one@test.example"])])
+        const [outcome] = yield* underDeadline(300, server, {}, [email(["one@test.example"])])
         assert.strictEqual(outcome?._tag, "Failure")
         const error = outcome?._tag === "Failure" ? outcome.failure : undefined
         assert.strictEqual(error?._tag, "TimeoutError")
@@ -208,7 +222,7 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
     withCapturedLogs((lines) =>
       Effect.gen(function*() {
         const silent = yield* rawSmtpServer({ silent: true })
-        const [outcome] = yield* underDeadline(300, { host: silent.host, port: silent.port }, [email(["one@test.example"])])
+        const [outcome] = yield* underDeadline(300, silent, {}, [email(["one@test.example"])])
         const error = outcome?._tag === "Failure" ? outcome.failure : undefined
         assert.strictEqual(error?._tag, "Unavailable")
         assert.deepInclude(lines, {
@@ -222,7 +236,7 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
     Effect.gen(function*() {
       const server = yield* smtpServer({ messageDelayMillis: 200 })
       const messages = [1, 2, 3, 4].map((n) => email([`user${n}@test.example`]))
-      const outcomes = yield* underDeadline(600, { host: server.host, port: server.port, connections: 1 }, messages)
+      const outcomes = yield* underDeadline(600, server, { connections: 1 }, messages)
       // the fourth waits about 600 ms for the connection, then takes about 200 ms
       assert.deepStrictEqual(outcomes.map((outcome) => outcome._tag), ["Success", "Success", "Success", "Success"])
       assert.strictEqual(server.messages.length, 4)
@@ -231,7 +245,7 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
   it.live("it stops once one transaction of a split message is accepted: cutting it then would send that one again", () =>
     Effect.gen(function*() {
       const server = yield* smtpServer({ messageDelayMillis: 200 })
-      const [outcome] = yield* underDeadline(500, { host: server.host, port: server.port, maxRecipients: 2 }, [email(addresses(10))])
+      const [outcome] = yield* underDeadline(500, server, { maxRecipients: 2 }, [email(addresses(10))])
       assert.strictEqual(outcome?._tag, "Success")
       assert.deepStrictEqual(outcome?._tag === "Success" ? outcome.success.accepted : [], addresses(10))
       assert.strictEqual(server.messages.length, 5)
@@ -258,12 +272,10 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
 })
 
 describe("a server that sends a reply out of turn (a second 250 after a message's own)", () => {
-  const sendInTurn = (server: { readonly host: string; readonly port: number }, count: number) =>
-    Effect.gen(function*() {
-      const smtp = yield* SmtpConnection
-      return yield* Effect.forEach(Array.from({ length: count }, (_, n) => n + 1), (n) =>
-        smtp.send({ ...email([`user${n}@test.example`]), messageId: `<turn-${n}@test.example>` }))
-    }).pipe(Effect.provide(SmtpPool.layer({ host: server.host, port: server.port, connections: 1, timeout: "2 seconds" })))
+  const sendInTurn = (server: Server, count: number) =>
+    withPool(server, { connections: 1 }, (smtp) =>
+      Effect.forEach(Array.from({ length: count }, (_, n) => n + 1), (n) =>
+        smtp.send({ ...email([`user${n}@test.example`]), messageId: `<turn-${n}@test.example>` })))
 
   for (const [when, extraReplyLate] of [["with it", false], ["after the next command went out", true]] as const) {
     it.live(`sent ${when}: each message is delivered once, reported with its own reply, and the connection is not reused`, () =>
@@ -279,13 +291,8 @@ describe("a server that sends a reply out of turn (a second 250 after a message'
   it.live("left over after a message, it is noticed before the next one: that one's refusals are its own", () =>
     Effect.gen(function*() {
       const server = yield* rawSmtpServer({ extraReply: "250 OK again" })
-      const [first, second] = yield* Effect.gen(function*() {
-        const smtp = yield* SmtpConnection
-        return [
-          yield* smtp.send(email(["user1@test.example"])),
-          yield* smtp.send(email(["refused@test.example", "user2@test.example"]))
-        ] as const
-      }).pipe(Effect.provide(SmtpPool.layer({ host: server.host, port: server.port, connections: 1, timeout: "2 seconds" })))
+      const [first, second] = yield* withPool(server, { connections: 1 }, (smtp) =>
+        Effect.all([smtp.send(email(["user1@test.example"])), smtp.send(email(["refused@test.example", "user2@test.example"]))]))
       assert.deepStrictEqual(first.accepted, ["user1@test.example"])
       assert.deepStrictEqual(second.accepted, ["user2@test.example"])
       assert.deepStrictEqual(second.rejected.map(({ address, smtpCode }) => [address, smtpCode]), [["refused@test.example", 550]])
