@@ -210,10 +210,10 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
         assert.strictEqual(outcome?._tag, "Failure")
         const error = outcome?._tag === "Failure" ? outcome.failure : undefined
         assert.strictEqual(error?._tag, "TimeoutError")
-        assert.include(error?.message, "cut while SMTP transaction")
+        assert.include(error?.message, "cut at the stage \"SMTP transaction\"")
         assert.deepInclude(lines, {
           level: "Warn",
-          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt while SMTP transaction"
+          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt at the stage \"SMTP transaction\""
         })
       })
     ))
@@ -227,7 +227,7 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
         assert.strictEqual(error?._tag, "Unavailable")
         assert.deepInclude(lines, {
           level: "Warn",
-          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt while waiting for a connection"
+          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt at the stage \"waiting for a connection\""
         })
       })
     ))

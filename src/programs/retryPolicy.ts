@@ -78,12 +78,12 @@ const deadlineExpired = (deadline: Duration.Duration, stage: AttemptStage): Effe
   const error = stage === "waiting for a connection"
     ? new Unavailable({ message: `no SMTP connection ready within the attempt deadline of ${limit}`, dependency: "smtp" })
     : new TimeoutError({
-      message: `attempt did not finish within ${limit}: cut while ${stage}`,
+      message: `attempt did not finish within ${limit}: cut at the stage "${stage}"`,
       stage: "attempt",
       timeoutMillis: Duration.toMillis(deadline)
     })
   return Effect.andThen(
-    Effect.logWarning(`The attempt deadline of ${limit} cut the attempt while ${stage}`).pipe(
+    Effect.logWarning(`The attempt deadline of ${limit} cut the attempt at the stage "${stage}"`).pipe(
       Effect.annotateLogs({ stage })
     ),
     Effect.fail(error)
