@@ -161,31 +161,41 @@ describe("a server that accepts connections but never greets", () => {
       assert.strictEqual(silent.connections, 6)
     }))
 
-  it.live("is waited out by the worker: nothing requeued or recorded, and delivery resumes when a real server answers", () =>
-    Effect.gen(function*() {
-      const silent = yield* rawSmtpServer({ silent: true })
-      const { worker, publish, errors } = yield* startWorker(silent, {
-        EMAIL_TIMEOUT: "0.2",
-        RETRY_BASE_DELAY: "50 millis",
-        OUTAGE_MAX_DELAY: "200 millis"
-      })
-      for (const n of [1, 2, 3]) {
-        yield* publish({ subject: "Hi", text: "Hello", to_emails: [`user${n}@test.example`], message_id: `<silent-${n}@test.example>` })
-      }
-      yield* worker.waitForOutput(/smtp unavailable, waiting before trying again[^\n]*no answer within 200 ms/, "20 seconds")
-      yield* waitUntil(() => silent.connections >= 20, "20 connections to the silent server", "20 seconds")
-      yield* Effect.promise(silent.close)
-      const server = yield* smtpServer({ port: silent.port })
-      yield* waitUntil(() => server.messages.length >= 3, () => `3 deliveries; worker output:\n${worker.output()}`, "20 seconds")
-      assert.strictEqual(yield* worker.terminate, 0, worker.output())
-      assert.deepStrictEqual(
-        server.messages.map((message) => message.header("Message-ID")).sort(),
-        ["<silent-1@test.example>", "<silent-2@test.example>", "<silent-3@test.example>"]
-      )
-      assert.notInclude(worker.output(), "requeued")
-      assert.notInclude(worker.output(), "TimeoutError")
-      assert.strictEqual(yield* errors, "")
-    }).pipe(Effect.provide(NodeFileSystem.layer)), 90_000)
+  const cuts = [
+    { by: "EMAIL_TIMEOUT", env: { EMAIL_TIMEOUT: "0.2" }, logged: /smtp unavailable, waiting before trying again[^\n]*no answer within 200 ms/ },
+    {
+      by: "the attempt deadline",
+      env: { EMAIL_TIMEOUT: "5", MAX_CONSUME_SECONDS: "0.3" },
+      logged: /cut the attempt at the stage \\"waiting for a connection\\"/
+    }
+  ]
+  for (const { by, env, logged } of cuts) {
+    it.live(`cut by ${by}, it is waited out by the worker: nothing requeued or recorded, and delivery resumes when a real server answers`, () =>
+      Effect.gen(function*() {
+        const silent = yield* rawSmtpServer({ silent: true })
+        const { worker, publish, errors } = yield* startWorker(silent, {
+          RETRY_BASE_DELAY: "50 millis",
+          OUTAGE_MAX_DELAY: "200 millis",
+          ...env
+        })
+        for (const n of [1, 2, 3]) {
+          yield* publish({ subject: "Hi", text: "Hello", to_emails: [`user${n}@test.example`], message_id: `<silent-${n}@test.example>` })
+        }
+        yield* worker.waitForOutput(logged, "20 seconds")
+        yield* waitUntil(() => silent.connections >= 20, "20 connections to the silent server", "20 seconds")
+        yield* Effect.promise(silent.close)
+        const server = yield* smtpServer({ port: silent.port })
+        yield* waitUntil(() => server.messages.length >= 3, () => `3 deliveries; worker output:\n${worker.output()}`, "20 seconds")
+        assert.strictEqual(yield* worker.terminate, 0, worker.output())
+        assert.deepStrictEqual(
+          server.messages.map((message) => message.header("Message-ID")).sort(),
+          ["<silent-1@test.example>", "<silent-2@test.example>", "<silent-3@test.example>"]
+        )
+        assert.notInclude(worker.output(), "requeued")
+        assert.notInclude(worker.output(), "TimeoutError")
+        assert.strictEqual(yield* errors, "")
+      }).pipe(Effect.provide(NodeFileSystem.layer)), 90_000)
+  }
 })
 
 describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
