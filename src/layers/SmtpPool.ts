@@ -7,8 +7,10 @@
  * has no maximum lifetime, and requeues a message without bound when connections keep dropping.
  *
  * Before a connection idle for `idleCheck` is reused it must answer NOOP with 250 (Zulip's health check), else it
- * is replaced. Opening gets 3 tries with full-jitter exponential backoff (Zulip). A send that leaves the connection
- * in doubt (socket error, timeout, interruption) discards it; a refused message only resets it with RSET.
+ * is replaced. Opening gets 3 tries with full-jitter exponential backoff (Zulip); a failure to open, a timeout
+ * included, is an outage (`Unavailable`). A send that leaves the connection in doubt (socket error, timeout,
+ * interruption, a reply out of turn) discards it; a refused message only resets it with RSET. A recipient list
+ * longer than `SMTP_MAX_RECIPIENTS` goes as several transactions of the one message.
  */
 import {
   Clock,
