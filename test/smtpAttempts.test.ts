@@ -5,7 +5,7 @@
  */
 import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, FileSystem } from "effect"
+import { Duration, Effect, FileSystem, Redacted } from "effect"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
@@ -157,8 +157,18 @@ describe("a server that accepts connections but never greets", () => {
         Effect.all([Effect.flip(smtp.send(email(["one@test.example"]))), Effect.flip(smtp.healthCheck)]))
       assert.strictEqual(sendError._tag, "Unavailable")
       assert.strictEqual(checkError._tag, "Unavailable")
-      assert.include(sendError.message, "no answer within 200 ms while waiting for")
+      assert.include(sendError.message, "no answer within 200 ms")
       assert.strictEqual(silent.connections, 6)
+    }))
+
+  it.live("nor does one that never answers the login: Unavailable", () =>
+    Effect.gen(function*() {
+      const server = yield* rawSmtpServer({ stallLogin: true })
+      const error = yield* withPool(server, { timeout: "200 millis", user: "worker", password: Redacted.make("s3cret") }, (smtp) =>
+        Effect.flip(smtp.send(email(["one@test.example"]))))
+      assert.strictEqual(error._tag, "Unavailable")
+      assert.include(error.message, "no answer within 200 ms")
+      assert.strictEqual(server.messages.length, 0)
     }))
 
   const cuts = [

@@ -205,11 +205,11 @@ const absorbIdleError = (): void => {}
 
 const dnsCodes: ReadonlySet<string> = new Set(["EDNS", "ENOTFOUND", "EAI_AGAIN"])
 
-/** What an opening step that timed out was waiting for; an idle socket then waits for a reply to EHLO or a login. */
+/** Where an opening step timed out, by nodemailer's timeout type; its socket timeout does not say which step it cut. */
 const openingStages: Readonly<Record<string, string>> = {
-  CONNECT_TIMEOUT: "the connection",
-  UPGRADE_TIMEOUT: "the TLS upgrade",
-  GREETING_TIMEOUT: "the greeting"
+  CONNECT_TIMEOUT: "while connecting",
+  UPGRADE_TIMEOUT: "during the TLS upgrade",
+  GREETING_TIMEOUT: "while waiting for the greeting"
 }
 
 /**
@@ -224,7 +224,7 @@ const openFailure = (target: Target, error: SMTPError): OpenError => {
     return new DnsError({ message, host: target.host, code })
   }
   const reason = error.code === "ETIMEDOUT"
-    ? `no answer within ${target.timeoutMillis} ms while waiting for ${openingStages[error.timeoutType ?? ""] ?? "a reply while opening the session"}`
+    ? `no answer within ${target.timeoutMillis} ms ${openingStages[error.timeoutType ?? ""] ?? "while opening the session"}`
     : error.message
   return new Unavailable({ message: `SMTP server ${target.server} is unavailable: ${reason}`, dependency: "smtp" })
 }

@@ -6,6 +6,7 @@
  * Without options it speaks just enough SMTP for nodemailer (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no
  * PIPELINING, no AUTH, no STARTTLS); it refuses a recipient whose address starts with `refused` with 550. Options:
  * - `silent: true`: accept connections and never send a byte (a server that never greets);
+ * - `stallLogin: true`: offer AUTH PLAIN and LOGIN, and never answer AUTH;
  * - `extraReply`: after the reply to the end of each message, send this reply as well, out of turn (as a server
  *   that answers twice does): in the same write, or with `extraReplyLate: true` just before its reply to the next
  *   command (so it reaches the client after that command was sent).
@@ -18,6 +19,7 @@ import { createServer, type Socket } from "node:net"
 export interface RawSmtpServerOptions {
   readonly port?: number
   readonly silent?: boolean
+  readonly stallLogin?: boolean
   readonly extraReply?: string
   readonly extraReplyLate?: boolean
 }
@@ -63,7 +65,10 @@ export const rawSmtpServer = (options: RawSmtpServerOptions = {}) =>
             return
           }
           const verb = line.slice(0, 4).toUpperCase()
-          if (verb === "EHLO" || verb === "HELO") return reply("250 raw.test")
+          if (verb === "EHLO" || verb === "HELO") {
+            return reply(options.stallLogin === true ? "250-raw.test\r\n250 AUTH PLAIN LOGIN" : "250 raw.test")
+          }
+          if (verb === "AUTH" && options.stallLogin === true) return
           if (verb === "MAIL" || verb === "NOOP") return reply("250 OK")
           if (verb === "RSET") {
             recipients = []
