@@ -161,7 +161,7 @@ describe("a server that accepts connections but never greets", () => {
       assert.strictEqual(silent.connections, 6)
     }))
 
-  it.live("nor does one that never answers the login: Unavailable", () =>
+  it.live("one that greets but never answers the login is Unavailable too", () =>
     Effect.gen(function*() {
       const server = yield* rawSmtpServer({ stallLogin: true })
       const error = yield* withPool(server, { timeout: "200 millis", user: "worker", password: Redacted.make("s3cret") }, (smtp) =>
