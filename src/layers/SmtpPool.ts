@@ -465,7 +465,11 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         (done) => session.client.send({ from: email.envelope.from, to: [...recipients] }, message, done)
       ).pipe(
         Effect.map(deliveryReport),
-        Effect.catchIf(isOneReplyLate, () => lateVerdict(session.client, recipients)),
+        Effect.catchIf(isOneReplyLate, (error) =>
+          withServer(Effect.logWarning(
+            `The SMTP server's replies came one late (the message was answered ${error.responseCode}); ` +
+              "its verdict is the next reply, and the connection is closed"
+          )).pipe(Effect.andThen(lateVerdict(session.client, recipients)))),
         Effect.catch((error): Effect.Effect<never, SendFailure | ConnectionLost> => {
           const failure = sendFailure(target, recipients, error)
           const connectionBroke = error.code === "ECONNECTION" || error.code === "ESOCKET"
