@@ -99,20 +99,36 @@ describe("SMTP_MAX_RECIPIENTS", () => {
       assert.deepStrictEqual(new Set(server.messages.map((message) => message.header("Message-ID"))), new Set(["<many-1@test.example>"]))
     }), 60_000)
 
-  it.live("a transaction failing after one was accepted refuses its recipients, and leaves the rest untried; a first one fails the message", () =>
+  it.live("a transaction the server refuses refuses its recipients alone; the others are still sent", () =>
     Effect.gen(function*() {
       const server = yield* smtpServer()
-      const [first, refused, untried] = [addresses(2, "first"), addresses(2, "refused", "+550"), addresses(2, "untried")]
-      const report = yield* sendWithPool(server, email([...first, ...refused, ...untried]), { maxRecipients: 2 })
-      assert.deepStrictEqual(report.accepted, first)
-      assert.deepStrictEqual(report.rejected.map(({ address, smtpCode }) => [address, smtpCode]), [
-        ...refused.map((address) => [address, 550]),
-        ...untried.map((address) => [address, null])
-      ])
-      assert.deepStrictEqual(deliveredTo(server), first)
+      const [refused, first, second] = [addresses(2, "refused", "+550"), addresses(2, "first"), addresses(2, "second")]
+      const report = yield* sendWithPool(server, email([...refused, ...first, ...second]), { maxRecipients: 2 })
+      assert.deepStrictEqual(report.accepted, [...first, ...second])
+      assert.deepStrictEqual(report.rejected.map(({ address, smtpCode }) => [address, smtpCode]), refused.map((address) => [address, 550]))
+      assert.deepStrictEqual(deliveredTo(server), [...first, ...second])
+    }))
 
-      const error = yield* Effect.flip(sendWithPool(server, email([...refused, ...untried]), { maxRecipients: 2 }))
-      assert.strictEqual(error._tag, "Rejected")
+  it.live("with no transaction accepted the message fails as a whole, by a refusal that may pass later if there is one", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer()
+      const refused = yield* Effect.flip(sendWithPool(server, email(addresses(4, "refused", "+550")), { maxRecipients: 2 }))
+      assert.strictEqual(refused._tag, "Rejected")
+      const deferred = [...addresses(2, "refused", "+550"), ...addresses(2, "later", "+452")]
+      const error = yield* Effect.flip(sendWithPool(server, email(deferred), { maxRecipients: 2 }))
+      assert.strictEqual(error._tag, "NotDelivered")
+      assert.strictEqual(error._tag === "NotDelivered" ? error.smtpCode : null, 452)
+      assert.deepStrictEqual(deliveredTo(server), [])
+    }))
+
+  it.live("a transaction that gets no reply ends the message: its recipients and the untried ones are deferred", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer()
+      const [first, dropped, untried] = [addresses(2, "first"), addresses(2, "dropped"), addresses(2, "untried")]
+      server.dropNextMessages(1, 1)
+      const report = yield* sendWithPool(server, email([...first, ...dropped, ...untried]), { maxRecipients: 2 })
+      assert.deepStrictEqual(report.accepted, first)
+      assert.deepStrictEqual(report.rejected.map(({ address, smtpCode }) => [address, smtpCode]), [...dropped, ...untried].map((address) => [address, null]))
       assert.deepStrictEqual(deliveredTo(server), first)
     }))
 

@@ -497,37 +497,42 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
 
   /**
    * A recipient list longer than `maxRecipients` goes in several transactions of the same message (same
-   * Message-ID), their reports merged. Until one is accepted, a failed transaction fails the message as a whole:
-   * nobody has it yet. After that a failure cannot undo what was sent, so it ends the message as refusals: each
-   * recipient of the failed transaction with its reply, those not tried yet with none. The pipeline then requeues a
-   * copy for the deferred ones and records the refused ones, for them alone. For the same reason the attempt's
-   * deadline stops once a transaction is accepted.
+   * Message-ID), their reports merged. A transaction the server answered with a refusal refuses its recipients with
+   * that reply, and the next one is tried; one that got no reply (the connection, a timeout, an outage) ends the
+   * message, its recipients and those not tried yet deferred. The pipeline then requeues a copy for the deferred
+   * ones and records the refused ones, for them alone. If no transaction was accepted, nobody has the message, and
+   * it fails as a whole: with a failure that may pass later if there is one, so no recipient is given up too soon.
+   * Once one is accepted the attempt's deadline stops: cutting the attempt then would send that one again.
    */
   const deliverInTransactions = Effect.fnUntraced(function*(email: OutgoingEmail, bytes: Buffer) {
     const deadline = yield* AttemptDeadline
     const recipients = email.envelope.to
     const accepted: Array<string> = []
     const rejected: Array<Refusal> = []
+    const failures: Array<OpenError | SendFailure> = []
     let response = ""
     for (let start = 0; start < recipients.length; start += maxRecipients) {
       const group = recipients.slice(start, start + maxRecipients)
       const outcome = yield* Effect.result(deliverOnSomeConnection(email, group, bytes, capacity))
-      if (outcome._tag === "Failure") {
-        if (start === 0) return yield* Effect.fail(outcome.failure)
-        const { message } = outcome.failure
-        const smtpCode = smtpCodeOf(outcome.failure)
+      if (outcome._tag === "Success") {
+        deadline.stop()
+        accepted.push(...outcome.success.accepted)
+        rejected.push(...outcome.success.rejected)
+        response = outcome.success.response
+        continue
+      }
+      const failure = outcome.failure
+      failures.push(failure)
+      const smtpCode = smtpCodeOf(failure)
+      rejected.push(...group.map((address) => ({ address, smtpCode, response: failure.message })))
+      if (smtpCode === null) {
         const untried = recipients.slice(start + maxRecipients)
-        rejected.push(
-          ...group.map((address) => ({ address, smtpCode, response: message })),
-          ...untried.map((address) => ({ address, smtpCode: null, response: `not tried after: ${message}` }))
-        )
+        rejected.push(...untried.map((address) => ({ address, smtpCode: null, response: `not tried after: ${failure.message}` })))
         break
       }
-      deadline.stop()
-      accepted.push(...outcome.success.accepted)
-      rejected.push(...outcome.success.rejected)
-      response = outcome.success.response
     }
+    const decisive = failures.find((failure) => failure._tag !== "Rejected") ?? failures[0]
+    if (accepted.length === 0 && decisive !== undefined) return yield* Effect.fail(decisive)
     return { accepted, rejected, response } satisfies DeliveryReport
   })
 

@@ -18,7 +18,8 @@
  * - a recipient whose address contains `+NNN` (a 4xx or 5xx code, e.g. `user+451@x`, `user+550@x`) is refused at
  *   RCPT TO with that code;
  * - `failNextMessages(count, code, text?)`: the next `count` messages are refused with `code` after DATA;
- * - `dropNextMessages(count)`: the next `count` messages lose their connection in the middle of DATA;
+ * - `dropNextMessages(count, after?)`: the next `count` messages (after `after` more are taken, default none) lose
+ *   their connection in the middle of DATA;
  * - `dropConnections()`: every open connection is cut (the server keeps listening);
  * - `refuseConnections(code)`: greet new connections with `code` (e.g. 421) and close them; `null` stops it;
  * - `stop()` cuts every connection and stops listening; `start()` listens again on the same port (outage tests).
@@ -64,7 +65,7 @@ export interface SmtpTestServer {
   readonly peakConnections: number
   readonly commandCount: (command: string) => number
   readonly failNextMessages: (count: number, code: number, text?: string) => void
-  readonly dropNextMessages: (count: number) => void
+  readonly dropNextMessages: (count: number, after?: number) => void
   readonly dropConnections: () => void
   readonly refuseConnections: (code: number | null) => void
   readonly stop: () => Promise<void>
@@ -129,6 +130,7 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
   const commands = new Map<string, number>()
   const failures: Array<{ readonly code: number; readonly text: string }> = []
   let drops = 0
+  let takenBeforeDrops = 0
   let refusal: number | null = null
   let connections = 0
   let peakConnections = 0
@@ -176,7 +178,9 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         callback(scripted === null ? null : smtpError(Number(scripted[1]), `Scripted refusal of ${address.address}`))
       },
       onData: (stream: SMTPServerDataStream, session, callback) => {
-        if (drops > 0) {
+        if (takenBeforeDrops > 0) {
+          takenBeforeDrops--
+        } else if (drops > 0) {
           drops--
           stream.once("data", () => {
             for (const connection of server.connections) {
@@ -227,8 +231,9 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
     failNextMessages: (count, code, text = "Scripted failure") => {
       for (let i = 0; i < count; i++) failures.push({ code, text })
     },
-    dropNextMessages: (count) => {
+    dropNextMessages: (count, after = 0) => {
       drops += count
+      takenBeforeDrops = after
     },
     dropConnections: () => {
       for (const connection of current.connections) connection._socket.destroy()
