@@ -148,14 +148,13 @@ const smtpCheck = (settings: Settings): Effect.Effect<Outcome> => {
       switch (error._tag) {
         case "DnsError":
           return Effect.succeed(failed(error.message, "EMAIL_HOST (the name does not resolve)"))
-        case "TimeoutError":
-          return Effect.succeed(failed(error.message, "EMAIL_HOST / EMAIL_PORT (nothing answers there), or EMAIL_TIMEOUT"))
         case "Unavailable":
           return Effect.succeed(
             error.refusal === undefined
               ? failed(
                 error.message,
-                "EMAIL_HOST / EMAIL_PORT (is the SMTP server running there?), EMAIL_USE_TLS / EMAIL_USE_SSL (what it offers)"
+                "EMAIL_HOST / EMAIL_PORT (is the SMTP server running there?), EMAIL_USE_TLS / EMAIL_USE_SSL (what it " +
+                  "offers), EMAIL_TIMEOUT (how long it may take to answer)"
               )
               : failed(`${smtp.host}:${smtp.port ?? 25} refused: ${error.refusal.reason}`, error.refusal.setting)
           )

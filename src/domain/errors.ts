@@ -14,13 +14,14 @@ export class DnsError extends Schema.TaggedError<DnsError>()("DnsError", {
 }) {}
 
 /**
- * A step took too long: connecting, the greeting, a socket read, or the whole attempt (`MAX_CONSUME_SECONDS`).
+ * A step took too long: a socket read during a transaction, or the whole attempt (`MAX_CONSUME_SECONDS`). A timeout
+ * while opening a connection is an outage (`Unavailable`).
  * Effect's own `Cause.TimeoutError` shares this tag; it is always mapped into this class (see `programs/retryPolicy.ts`)
  * so exactly one `TimeoutError` type flows through the pipeline.
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
   message: Schema.String,
-  stage: Schema.Literals(["connect", "greeting", "socket", "attempt"]),
+  stage: Schema.Literals(["socket", "attempt"]),
   timeoutMillis: Schema.Number
 }) {}
 
@@ -105,5 +106,5 @@ const transientTags: ReadonlySet<string> = new Set(["DnsError", "TimeoutError", 
 export const isTransient = (error: { readonly _tag: string }): error is TransientError => transientTags.has(error._tag)
 
 /** The SMTP reply code an error carries, if any (for failure records and metrics). */
-export const smtpCodeOf = (error: SendEmailError): number | null =>
+export const smtpCodeOf = (error: SendEmailError | Unavailable): number | null =>
   error._tag === "Rejected" || error._tag === "NotDelivered" ? error.smtpCode : null

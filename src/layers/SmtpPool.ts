@@ -7,8 +7,10 @@
  * has no maximum lifetime, and requeues a message without bound when connections keep dropping.
  *
  * Before a connection idle for `idleCheck` is reused it must answer NOOP with 250 (Zulip's health check), else it
- * is replaced. Opening gets 3 tries with full-jitter exponential backoff (Zulip). A send that leaves the connection
- * in doubt (socket error, timeout, interruption) discards it; a refused message only resets it with RSET.
+ * is replaced. Opening gets 3 tries with full-jitter exponential backoff (Zulip); a failure to open, a timeout
+ * included, is an outage (`Unavailable`). A send that leaves the connection in doubt (socket error, timeout,
+ * interruption, a reply out of turn) discards it; a refused message only resets it with RSET. A recipient list
+ * longer than `SMTP_MAX_RECIPIENTS` goes as several transactions of the one message.
  */
 import {
   Clock,
@@ -29,9 +31,10 @@ import {
 import { Readable } from "node:stream"
 import type { SMTPConnectionOptions, SMTPConnectionSendInfo, SMTPError } from "nodemailer/lib/smtp-connection"
 import SMTPConnection from "nodemailer/lib/smtp-connection"
-import { DnsError, NotDelivered, Rejected, TimeoutError, Unavailable } from "../domain/errors.ts"
+import { DnsError, NotDelivered, Rejected, smtpCodeOf, TimeoutError, Unavailable } from "../domain/errors.ts"
 import { withEventSpan } from "../programs/eventSpan.ts"
 import type { DeliveryReport, OutgoingEmail } from "../domain/OutgoingEmail.ts"
+import { AttemptDeadline } from "../services/AttemptDeadline.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
 import { EmailHostSetting, EmailPortSetting } from "./connectionSettings.ts"
@@ -63,6 +66,8 @@ export interface SmtpPoolOptions {
   readonly maxConnectionLifetime?: Duration.Input | undefined
   /** first delay of the backoff between the 3 tries of opening a connection. Default 1 second */
   readonly connectRetryDelay?: Duration.Input | undefined
+  /** most RCPT TO commands in one SMTP transaction: a longer recipient list is sent in several. Default 100 */
+  readonly maxRecipients?: number | undefined
 }
 
 /** Zulip's exact wording (two spaces before "To"). */
@@ -90,7 +95,7 @@ interface Target {
   readonly timeoutMillis: number
 }
 
-type OpenError = DnsError | TimeoutError | Unavailable
+type OpenError = DnsError | Unavailable
 type SendFailure = TimeoutError | NotDelivered | Rejected | Unavailable
 
 /**
@@ -131,15 +136,53 @@ const settle = <A>(client: SMTPConnection, start: (done: Done<A>) => void): Effe
 interface CommandChannel {
   readonly _sendCommand: (command: string) => void
   readonly _responseActions: Array<(reply: string) => void>
+  /** replies received and not yet handed to their command, and the start of one still arriving */
+  readonly _responseQueue: ReadonlyArray<string>
+  readonly _remainder: string
 }
 
-/** The server's reply to NOOP. */
-const noop = (client: SMTPConnection): Effect.Effect<string, SMTPError> =>
+/**
+ * Once an exchange is over, every reply has met its command. A reply left over, or on its way, came out of turn (a
+ * server answering twice): the next command would take it for its own answer, and every reply after it would be
+ * one command late, so the connection is not reused.
+ */
+const outOfTurn = (client: SMTPConnection): boolean => {
+  const channel = client as unknown as CommandChannel
+  return channel._responseQueue.length > 0 || channel._remainder !== "" || channel._responseActions.length > 0
+}
+
+/** The server's next reply: to `command`, sent first, or (without one) to a command already answered out of turn. */
+const nextReply = (client: SMTPConnection, command?: string): Effect.Effect<string, SMTPError> =>
   settle<string>(client, (done) => {
     const channel = client as unknown as CommandChannel
     channel._responseActions.push((reply) => done(null, reply))
-    channel._sendCommand("NOOP")
+    if (command !== undefined) channel._sendCommand(command)
   })
+
+/**
+ * The message's own reply was not a final one (1xx-3xx, e.g. the 354 that answers DATA): a reply came out of turn
+ * earlier in the exchange, and every reply since was taken by the command before its own. The server has the whole
+ * message; its verdict is the next reply.
+ */
+const isOneReplyLate = (error: SMTPError): boolean =>
+  error.code === "EMESSAGE" && error.responseCode !== undefined && error.responseCode < 400
+
+/** The verdict on a message whose replies came one late; the connection is closed, since its turns are not to be trusted. */
+const lateVerdict = (client: SMTPConnection, recipients: ReadonlyArray<string>): Effect.Effect<DeliveryReport, SMTPError> =>
+  nextReply(client).pipe(
+    Effect.ensuring(Effect.sync(() => client.close())),
+    Effect.flatMap((reply) => {
+      if (reply.startsWith("2")) return Effect.succeed({ accepted: recipients, rejected: [], response: reply })
+      const responseCode = Number(reply.slice(0, 3))
+      const error: SMTPError = Object.assign(new Error(`Message failed: ${reply}`), {
+        code: "EMESSAGE",
+        response: reply,
+        responseCode,
+        permanent: responseCode >= 500
+      })
+      return Effect.fail(error)
+    })
+  )
 
 /** A refused message leaves the session usable once RSET ends the transaction (as nodemailer's own pool does). */
 const resetAfterRefusal = (client: SMTPConnection): Effect.Effect<void> =>
@@ -164,26 +207,11 @@ const absorbIdleError = (): void => {}
 
 const dnsCodes: ReadonlySet<string> = new Set(["EDNS", "ENOTFOUND", "EAI_AGAIN"])
 
-const timeoutStages = {
-  CONNECT_TIMEOUT: "connect",
-  UPGRADE_TIMEOUT: "greeting",
-  GREETING_TIMEOUT: "greeting"
-} as const
-
-/** Timeouts while opening are the greeting's: an idle socket then is one waiting for the server's next line. */
-const timeoutFailure = (
-  target: Target,
-  error: SMTPError,
-  idleSocketStage: "greeting" | "socket"
-): TimeoutError | undefined => {
-  if (error.code !== "ETIMEDOUT") return undefined
-  const type = error.timeoutType ?? "SOCKET_TIMEOUT"
-  const stage = type === "SOCKET_TIMEOUT" ? idleSocketStage : timeoutStages[type]
-  return new TimeoutError({
-    message: `SMTP ${stage} timed out after ${target.timeoutMillis} ms (${target.server})`,
-    stage,
-    timeoutMillis: target.timeoutMillis
-  })
+/** Where an opening step timed out, by nodemailer's timeout type; its socket timeout does not say which step it cut. */
+const openingStages: Readonly<Record<string, string>> = {
+  CONNECT_TIMEOUT: "while connecting",
+  UPGRADE_TIMEOUT: "during the TLS upgrade",
+  GREETING_TIMEOUT: "while waiting for the greeting"
 }
 
 /** A login refused for good (535): only a change of the credentials ends it; a 4xx refusal is temporary. */
@@ -192,7 +220,11 @@ const loginRefusal = (error: SMTPError): Refusal | undefined =>
     ? { setting: "EMAIL_HOST_USER / EMAIL_HOST_PASSWORD", reason: error.response ?? error.message }
     : undefined
 
-/** Opening failed: the host does not resolve, a step timed out, or the server as a whole is out (refused, login). */
+/**
+ * Opening failed: the host does not resolve, or the server as a whole is out. A step that times out (connecting,
+ * the greeting, TLS, the login) is an outage too: a server that accepts connections but never greets is as out
+ * as one that refuses them, and no message has reached it.
+ */
 const openFailure = (target: Target, error: SMTPError): OpenError => {
   const refusal = loginRefusal(error)
   if (refusal !== undefined) {
@@ -203,18 +235,25 @@ const openFailure = (target: Target, error: SMTPError): OpenError => {
     const message = `Cannot resolve SMTP host ${target.host}: ${error.message}`
     return new DnsError({ message, host: target.host, code })
   }
-  return timeoutFailure(target, error, "greeting") ??
-    new Unavailable({ message: `SMTP server ${target.server} is unavailable: ${error.message}`, dependency: "smtp" })
+  const reason = error.code === "ETIMEDOUT"
+    ? `no answer within ${target.timeoutMillis} ms ${openingStages[error.timeoutType ?? ""] ?? "while opening the session"}`
+    : error.message
+  return new Unavailable({ message: `SMTP server ${target.server} is unavailable: ${reason}`, dependency: "smtp" })
 }
 
 /** Sending failed: a reply about this message (4xx / 5xx), or the connection broke under it. */
 const sendFailure = (
   target: Target,
-  email: OutgoingEmail,
+  recipients: ReadonlyArray<string>,
   error: SMTPError
 ): SendFailure => {
-  const timeout = timeoutFailure(target, error, "socket")
-  if (timeout !== undefined) return timeout
+  if (error.code === "ETIMEDOUT") {
+    return new TimeoutError({
+      message: `SMTP socket timed out after ${target.timeoutMillis} ms (${target.server})`,
+      stage: "socket",
+      timeoutMillis: target.timeoutMillis
+    })
+  }
   const smtpCode = error.responseCode
   if (smtpCode === undefined) {
     return new NotDelivered({
@@ -233,9 +272,11 @@ const sendFailure = (
   // nodemailer's reading of the reply class: 5xx but 503 is final; with no recipient accepted it already prefers
   // a 4xx refusal, so one deferred recipient keeps the whole message retryable
   return error.permanent === true
-    ? new Rejected({ message, smtpCode, response, recipients: error.rejected ?? [...email.envelope.to] })
+    ? new Rejected({ message, smtpCode, response, recipients: error.rejected ?? [...recipients] })
     : new NotDelivered({ message, smtpCode, response })
 }
+
+type RecipientRefusal = DeliveryReport["rejected"][number]
 
 const deliveryReport = (info: SMTPConnectionSendInfo): DeliveryReport => ({
   accepted: info.accepted,
@@ -311,7 +352,7 @@ export const checkServer = (options: SmtpPoolOptions): Effect.Effect<string, Ope
   const { target } = opening
   // opening stays interruptible (a caller's deadline closes the connection at once): no acquireUseRelease
   return Effect.flatMap(connectOnce(opening), (client) =>
-    noop(client).pipe(
+    nextReply(client, "NOOP").pipe(
       Effect.mapError((error) => openFailure(target, error)),
       Effect.flatMap((reply) =>
         reply.startsWith("250")
@@ -329,6 +370,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   const { target } = opening
   const { timeoutMillis } = target
   const capacity = options.connections ?? 4
+  const maxRecipients = options.maxRecipients ?? 100
   const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
   const maxLifetimeMillis = options.maxConnectionLifetime === undefined
     ? Number.POSITIVE_INFINITY
@@ -392,7 +434,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         yield* quit(current.client, timeoutMillis)
         detach(slot)
       } else if (now - current.lastUsedAt >= idleLimitMillis) {
-        const healthy = yield* noop(current.client).pipe(
+        const healthy = yield* nextReply(current.client, "NOOP").pipe(
           Effect.match({ onFailure: () => false, onSuccess: (reply) => reply.startsWith("250") })
         )
         yield* recordCheck(healthy)
@@ -420,6 +462,10 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     }
     // the check before the exchange failed, and has dealt with the connection itself
     if (session === undefined) return Effect.void
+    if (outOfTurn(session.client)) {
+      discard(slot)
+      return withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
+    }
     return Effect.map(Clock.currentTimeMillis, (now) => {
       session.lastUsedAt = now
       session.reused = true
@@ -445,29 +491,44 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     size: capacity
   })
 
+  /**
+   * `use` on a slot's connection, ready. The attempt's deadline does not count the wait for a free slot (other sends
+   * hold them, each bounded by its own deadline); it counts getting the connection ready, then the transaction.
+   */
   const withSession = <A, E>(idleLimitMillis: number, use: (session: Session) => Effect.Effect<A, E>) =>
-    Pool.use(pool, (slot) => {
-      slot.busy = true
-      let session: Session | undefined
-      return readySession(slot, idleLimitMillis).pipe(
-        Effect.flatMap((ready) => {
-          session = ready
-          return use(ready)
-        }),
-        Effect.onExit((exit) => finishTurn(slot, session, exit))
-      )
+    Effect.flatMap(Effect.service(AttemptDeadline), (deadline) => {
+      deadline.enter("waiting for a connection")
+      deadline.pause()
+      return Pool.use(pool, (slot) => {
+        deadline.resume()
+        slot.busy = true
+        let session: Session | undefined
+        return readySession(slot, idleLimitMillis).pipe(
+          Effect.flatMap((ready) => {
+            session = ready
+            deadline.enter("SMTP transaction")
+            return use(ready)
+          }),
+          Effect.onExit((exit) => finishTurn(slot, session, exit))
+        )
+      })
     })
 
-  const deliver = (session: Session, email: OutgoingEmail, bytes: Buffer) =>
+  const deliver = (session: Session, email: OutgoingEmail, recipients: ReadonlyArray<string>, bytes: Buffer) =>
     Effect.suspend(() => {
       const message = Readable.from([bytes])
       return settle<SMTPConnectionSendInfo>(
         session.client,
-        (done) => session.client.send({ from: email.envelope.from, to: [...email.envelope.to] }, message, done)
+        (done) => session.client.send({ from: email.envelope.from, to: [...recipients] }, message, done)
       ).pipe(
         Effect.map(deliveryReport),
+        Effect.catchIf(isOneReplyLate, (error) =>
+          withServer(Effect.logWarning(
+            `The SMTP server's replies came one late (the message was answered ${error.responseCode}); ` +
+              "its verdict is the next reply, and the connection is closed"
+          )).pipe(Effect.andThen(lateVerdict(session.client, recipients)))),
         Effect.catch((error): Effect.Effect<never, SendFailure | ConnectionLost> => {
-          const failure = sendFailure(target, email, error)
+          const failure = sendFailure(target, recipients, error)
           const connectionBroke = error.code === "ECONNECTION" || error.code === "ESOCKET"
           if (session.reused && connectionBroke && !message.readableDidRead) {
             // closed now, so the next try takes another connection rather than this one before it notices it is gone
@@ -482,13 +543,55 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   /** A reused connection that broke before any of the message went out: another connection takes it, up to `capacity` times. */
   const deliverOnSomeConnection = (
     email: OutgoingEmail,
+    recipients: ReadonlyArray<string>,
     bytes: Buffer,
     reconnects: number
   ): Effect.Effect<DeliveryReport, OpenError | SendFailure> =>
-    withSession(idleCheckMillis, (session) => deliver(session, email, bytes)).pipe(
+    withSession(idleCheckMillis, (session) => deliver(session, email, recipients, bytes)).pipe(
       Effect.catchTag("ConnectionLost", ({ failure }) =>
-        reconnects > 0 ? deliverOnSomeConnection(email, bytes, reconnects - 1) : Effect.fail(failure))
+        reconnects > 0 ? deliverOnSomeConnection(email, recipients, bytes, reconnects - 1) : Effect.fail(failure))
     )
+
+  /**
+   * A recipient list longer than `maxRecipients` goes in several transactions of the same message (same
+   * Message-ID), their reports merged. A transaction the server answered with a refusal refuses its recipients with
+   * that reply, and the next one is tried; one that got no reply (the connection, a timeout, an outage) ends the
+   * message, its recipients and those not tried yet deferred. The pipeline then requeues a copy for the deferred
+   * ones and records the refused ones, for them alone. If no transaction was accepted, nobody has the message, and
+   * it fails as a whole: with a failure that may pass later if there is one, so no recipient is given up too soon.
+   * Once one is accepted the attempt's deadline stops: cutting the attempt then would send that one again.
+   */
+  const deliverInTransactions = Effect.fnUntraced(function*(email: OutgoingEmail, bytes: Buffer) {
+    const deadline = yield* AttemptDeadline
+    const recipients = email.envelope.to
+    const accepted: Array<string> = []
+    const rejected: Array<RecipientRefusal> = []
+    const failures: Array<OpenError | SendFailure> = []
+    let response = ""
+    for (let start = 0; start < recipients.length; start += maxRecipients) {
+      const group = recipients.slice(start, start + maxRecipients)
+      const outcome = yield* Effect.result(deliverOnSomeConnection(email, group, bytes, capacity))
+      if (outcome._tag === "Success") {
+        deadline.stop()
+        accepted.push(...outcome.success.accepted)
+        rejected.push(...outcome.success.rejected)
+        response = outcome.success.response
+        continue
+      }
+      const failure = outcome.failure
+      failures.push(failure)
+      const smtpCode = smtpCodeOf(failure)
+      rejected.push(...group.map((address) => ({ address, smtpCode, response: failure.message })))
+      if (smtpCode === null) {
+        const untried = recipients.slice(start + maxRecipients)
+        rejected.push(...untried.map((address) => ({ address, smtpCode: null, response: `not tried after: ${failure.message}` })))
+        break
+      }
+    }
+    const decisive = failures.find((failure) => failure._tag !== "Rejected") ?? failures[0]
+    if (accepted.length === 0 && decisive !== undefined) return yield* Effect.fail(decisive)
+    return { accepted, rejected, response } satisfies DeliveryReport
+  })
 
   /**
    * The message is composed before a connection is taken, so a connection waits only on the network. It goes to
@@ -497,7 +600,10 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
    * when tracing is on; `Effect.fn` would also record a stack frame for every email.
    */
   const send = (email: OutgoingEmail) =>
-    Effect.flatMap(messageBytes(email), (bytes) => deliverOnSomeConnection(email, bytes, capacity)).pipe(
+    Effect.flatMap(messageBytes(email), (bytes) =>
+      email.envelope.to.length <= maxRecipients
+        ? deliverOnSomeConnection(email, email.envelope.to, bytes, capacity)
+        : deliverInTransactions(email, bytes)).pipe(
       withEventSpan("SmtpPool.send")
     )
 
@@ -552,7 +658,8 @@ export const optionsConfig: Config.Config<SmtpPoolOptions> = Config.all({
   timeout: DurationSetting("EMAIL_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15))),
   connections: CountSetting("SMTP_CONNECTIONS", 1).pipe(Config.withDefault(4)),
   idleCheck: DurationSetting("SMTP_IDLE_CHECK").pipe(Config.withDefault(Duration.seconds(5))),
-  maxConnectionLifetime: optional(DurationSetting("EMAIL_MAX_CONNECTION_LIFETIME"))
+  maxConnectionLifetime: optional(DurationSetting("EMAIL_MAX_CONNECTION_LIFETIME")),
+  maxRecipients: CountSetting("SMTP_MAX_RECIPIENTS", 1).pipe(Config.withDefault(100))
 })
 
 export const layerConfig: Layer.Layer<SmtpConnection | SmtpStatus, Config.ConfigError> = Layer.unwrap(

@@ -3,7 +3,8 @@
  * requeued event comes back, and the deadline of one attempt.
  */
 import { Clock, Context, Duration, Effect, Fiber, Schedule } from "effect"
-import { isTransient, type SendEmailError, TimeoutError, type Unavailable } from "../domain/errors.ts"
+import { isTransient, type SendEmailError, TimeoutError, Unavailable } from "../domain/errors.ts"
+import { AttemptDeadline, type AttemptDeadlineShape, type AttemptStage } from "../services/AttemptDeadline.ts"
 import type { WorkerSettingsShape } from "../services/WorkerSettings.ts"
 
 /** Exponential from `base` (×2, jittered 0.8–1.2), never longer than `cap`. */
@@ -71,42 +72,125 @@ export const requeueDelay = (settings: WorkerSettingsShape, failedTries: number)
 export const requeueDelays = (settings: WorkerSettingsShape): ReadonlyArray<Duration.Duration> =>
   Array.from({ length: settings.maxRequestRetries }, (_, index) => requeueDelay(settings, index + 1))
 
-const deadlineError = (deadline: Duration.Duration) =>
-  new TimeoutError({
-    message: `attempt did not finish within ${Duration.format(deadline)} (MAX_CONSUME_SECONDS)`,
-    stage: "attempt",
-    timeoutMillis: Duration.toMillis(deadline)
-  })
+/**
+ * The deadline fired: logged with the stage it cut. Cut while getting a connection ready (opening it, or checking an
+ * idle one), the attempt met an outage, as when opening fails: no message reached the server, so it is
+ * `Unavailable` and counts no attempt. Cut anywhere else, it is our `TimeoutError`.
+ */
+const deadlineExpired = (deadline: Duration.Duration, stage: AttemptStage): Effect.Effect<never, TimeoutError | Unavailable> => {
+  const limit = `${Duration.format(deadline)} (MAX_CONSUME_SECONDS)`
+  const error = stage === "waiting for a connection"
+    ? new Unavailable({ message: `no SMTP connection ready within the attempt deadline of ${limit}`, dependency: "smtp" })
+    : new TimeoutError({
+      message: `attempt did not finish within ${limit}: cut at the stage "${stage}"`,
+      stage: "attempt",
+      timeoutMillis: Duration.toMillis(deadline)
+    })
+  return Effect.andThen(
+    Effect.logWarning(`The attempt deadline of ${limit} cut the attempt at the stage "${stage}"`).pipe(
+      Effect.annotateLogs({ stage })
+    ),
+    Effect.fail(error)
+  )
+}
 
-/** The attempt in a child fiber, interrupted by a plain timer if that fires first. */
+/**
+ * A deadline on a plain timer that can stop counting. Pausing and resuming only note the time and move the end: the
+ * timer stays armed, and when it fires before the (moved) end, or during a pause, it is armed again for what is left
+ * then. So the common attempt, which never waits long, sets one timer and clears it.
+ */
+class PausableDeadline implements AttemptDeadlineShape {
+  stage: AttemptStage = "building the email"
+  private endsAt: number
+  private pausedAt: number | null = null
+  private firedWhilePaused = false
+  private stopped = false
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private onExpiry: () => void = () => {}
+
+  constructor(private readonly millis: number) {
+    this.endsAt = Date.now() + millis
+  }
+
+  enter(stage: AttemptStage): void {
+    this.stage = stage
+  }
+
+  pause(): void {
+    this.pausedAt ??= Date.now()
+  }
+
+  resume(): void {
+    if (this.pausedAt === null) return
+    this.endsAt += Date.now() - this.pausedAt
+    this.pausedAt = null
+    if (this.firedWhilePaused && !this.stopped) {
+      this.firedWhilePaused = false
+      this.arm(this.endsAt - Date.now())
+    }
+  }
+
+  start(onExpiry: () => void): void {
+    this.onExpiry = onExpiry
+    this.arm(this.millis)
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+  }
+
+  private arm(millis: number): void {
+    this.timer = setTimeout(() => this.fired(), Math.max(0, millis))
+  }
+
+  private fired(): void {
+    if (this.pausedAt !== null) {
+      this.firedWhilePaused = true
+    } else if (Date.now() < this.endsAt) {
+      this.arm(this.endsAt - Date.now())
+    } else {
+      this.onExpiry()
+    }
+  }
+}
+
+/** The attempt in a child fiber, interrupted by the deadline's timer if that fires first. */
 const timerDeadline = <A, E, R>(attempt: Effect.Effect<A, E, R>, deadline: Duration.Duration) =>
-  Effect.flatMap(Effect.forkChild(attempt, { startImmediately: true }), (fiber) =>
-    Effect.callback<A, E | TimeoutError>((resume) => {
-      const timer = setTimeout(
-        () => resume(Effect.andThen(Fiber.interrupt(fiber), Effect.fail(deadlineError(deadline)))),
-        Duration.toMillis(deadline)
-      )
-      fiber.addObserver((exit) => {
-        clearTimeout(timer)
-        resume(exit)
-      })
-      // the attempt is interrupted with its parent
-      return Fiber.interrupt(fiber)
-    }))
+  Effect.suspend(() => {
+    const timer = new PausableDeadline(Duration.toMillis(deadline))
+    return Effect.flatMap(
+      Effect.forkChild(Effect.provideService(attempt, AttemptDeadline, timer), { startImmediately: true }),
+      (fiber) =>
+        Effect.callback<A, E | TimeoutError | Unavailable>((resume) => {
+          timer.start(() => resume(Effect.andThen(Fiber.interrupt(fiber), deadlineExpired(deadline, timer.stage))))
+          fiber.addObserver((exit) => {
+            timer.stop()
+            resume(exit)
+          })
+          // the attempt is interrupted with its parent
+          return Fiber.interrupt(fiber)
+        })
+    )
+  })
 
 const liveClock = Context.get(Context.empty(), Clock.Clock)
 
 /**
- * Bounds one attempt by `deadline`, failing with our own `TimeoutError` so exactly one `TimeoutError` type flows.
- * Every attempt pays for its deadline: on the real clock it is one fiber and a timer, where `Effect.timeoutOrElse`
- * races the attempt against a second, sleeping fiber (on the benchmark's workload that race cost 12 % of the
- * worker's CPU, the timer 4 %). A simulated clock (`TestClock`) drives only Effect's own sleeps, so there the
- * deadline is `Effect.timeoutOrElse`.
+ * Bounds one attempt by `deadline` (see `deadlineExpired` for how it fails). Time the attempt spends waiting for a
+ * pooled connection does not count (`AttemptDeadline.pause`). Every attempt pays for its deadline: on the real clock
+ * it is one fiber and a timer, where `Effect.timeoutOrElse` races the attempt against a second, sleeping fiber (on
+ * the benchmark's workload that race cost 12 % of the worker's CPU, the timer 4 %). A simulated clock (`TestClock`)
+ * drives only Effect's own sleeps, so there the deadline is `Effect.timeoutOrElse`, which names the stage but
+ * honours no pause or stop.
  */
 export const withAttemptDeadline = (deadline: Duration.Duration) =>
-<A, E, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError, R> =>
-  Effect.clockWith((clock) =>
-    clock === liveClock
-      ? timerDeadline(attempt, deadline)
-      : Effect.timeoutOrElse(attempt, { duration: deadline, orElse: () => Effect.fail(deadlineError(deadline)) })
-  )
+<A, E, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E | TimeoutError | Unavailable, R> =>
+  Effect.clockWith((clock) => {
+    if (clock === liveClock) return timerDeadline(attempt, deadline)
+    const stages = new PausableDeadline(Duration.toMillis(deadline))
+    return Effect.timeoutOrElse(Effect.provideService(attempt, AttemptDeadline, stages), {
+      duration: deadline,
+      orElse: () => deadlineExpired(deadline, stages.stage)
+    })
+  })

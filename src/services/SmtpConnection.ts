@@ -13,7 +13,7 @@ export class SmtpConnection extends Context.Service<SmtpConnection, {
     message: OutgoingEmail
   ) => Effect.Effect<DeliveryReport, DnsError | TimeoutError | NotDelivered | Rejected | Unavailable>
   /** open a connection if needed and check it answers NOOP with 250 (Zulip's health check) */
-  readonly healthCheck: Effect.Effect<void, DnsError | TimeoutError | Unavailable>
+  readonly healthCheck: Effect.Effect<void, DnsError | Unavailable>
   /** QUIT every open connection */
   readonly close: Effect.Effect<void>
 }>()("email-senders/SmtpConnection") {}

@@ -11,12 +11,15 @@
  *   client that requires STARTTLS fails); `implicitTls: true`: speak TLS from the first byte (like port 465).
  * - `greetingDelayMillis`: wait this long before the 220 banner (slow-greeting tests).
  * - `refuseNoop: true`: answer NOOP with 500, as a server that no longer knows the session would.
+ * - `maxRecipients`: answer RCPT TO with 452 "Too many recipients" past this many in one transaction.
+ * - `messageDelayMillis`: wait this long before answering the end of each message (a slow transaction).
  *
  * Scripted replies:
  * - a recipient whose address contains `+NNN` (a 4xx or 5xx code, e.g. `user+451@x`, `user+550@x`) is refused at
  *   RCPT TO with that code;
  * - `failNextMessages(count, code, text?)`: the next `count` messages are refused with `code` after DATA;
- * - `dropNextMessages(count)`: the next `count` messages lose their connection in the middle of DATA;
+ * - `dropNextMessages(count, after?)`: the next `count` messages (after `after` more are taken, default none) lose
+ *   their connection in the middle of DATA;
  * - `dropConnections()`: every open connection is cut (the server keeps listening);
  * - `refuseConnections(code)`: greet new connections with `code` (e.g. 421) and close them; `null` stops it;
  * - `changePassword(password)`: from now on AUTH takes this password (an operator fixing the account);
@@ -40,6 +43,8 @@ export interface SmtpServerOptions {
   readonly implicitTls?: boolean
   readonly greetingDelayMillis?: number
   readonly refuseNoop?: boolean
+  readonly maxRecipients?: number
+  readonly messageDelayMillis?: number
 }
 
 export interface ReceivedMessage {
@@ -61,7 +66,7 @@ export interface SmtpTestServer {
   readonly peakConnections: number
   readonly commandCount: (command: string) => number
   readonly failNextMessages: (count: number, code: number, text?: string) => void
-  readonly dropNextMessages: (count: number) => void
+  readonly dropNextMessages: (count: number, after?: number) => void
   readonly dropConnections: () => void
   readonly refuseConnections: (code: number | null) => void
   readonly changePassword: (password: string) => void
@@ -127,6 +132,7 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
   const commands = new Map<string, number>()
   const failures: Array<{ readonly code: number; readonly text: string }> = []
   let drops = 0
+  let takenBeforeDrops = 0
   let refusal: number | null = null
   let password = options.auth?.password
   let connections = 0
@@ -167,12 +173,17 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         auth.username === options.auth?.user && auth.password === password
           ? callback(null, { user: auth.username })
           : callback(smtpError(535, "Authentication credentials invalid")),
-      onRcptTo: (address, _session, callback) => {
+      onRcptTo: (address, session, callback) => {
+        if (session.envelope.rcptTo.length >= (options.maxRecipients ?? Number.POSITIVE_INFINITY)) {
+          return callback(smtpError(452, "4.5.3 Too many recipients"))
+        }
         const scripted = scriptedRecipientCode.exec(address.address)
         callback(scripted === null ? null : smtpError(Number(scripted[1]), `Scripted refusal of ${address.address}`))
       },
       onData: (stream: SMTPServerDataStream, session, callback) => {
-        if (drops > 0) {
+        if (takenBeforeDrops > 0) {
+          takenBeforeDrops--
+        } else if (drops > 0) {
           drops--
           stream.once("data", () => {
             for (const connection of server.connections) {
@@ -183,12 +194,13 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         }
         const chunks: Array<Buffer> = []
         stream.on("data", (chunk: Buffer) => chunks.push(chunk))
-        stream.on("end", () => {
-          const failure = failures.shift()
-          if (failure !== undefined) return callback(smtpError(failure.code, failure.text))
-          messages.push(receivedMessage(session, Buffer.concat(chunks).toString("utf8")))
-          callback(null, `OK: queued as ${messages.length}`)
-        })
+        stream.on("end", () =>
+          setTimeout(() => {
+            const failure = failures.shift()
+            if (failure !== undefined) return callback(smtpError(failure.code, failure.text))
+            messages.push(receivedMessage(session, Buffer.concat(chunks).toString("utf8")))
+            callback(null, `OK: queued as ${messages.length}`)
+          }, options.messageDelayMillis ?? 0))
       }
     })
     // a client cutting its connection is routine in these tests
@@ -222,8 +234,9 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
     failNextMessages: (count, code, text = "Scripted failure") => {
       for (let i = 0; i < count; i++) failures.push({ code, text })
     },
-    dropNextMessages: (count) => {
+    dropNextMessages: (count, after = 0) => {
       drops += count
+      takenBeforeDrops = after
     },
     dropConnections: () => {
       for (const connection of current.connections) connection._socket.destroy()
