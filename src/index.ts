@@ -38,13 +38,13 @@ export {
 } from "./programs/retryPolicy.ts"
 export {
   buildEmail,
+  type Delivered,
+  type DeliveryAnnotations,
+  deliveryAnnotations,
   deliverEvent,
-  type DeliveryProgress,
   sendEmail,
   type SentEmail,
-  progressAnnotations,
-  type ProgressAnnotations,
-  startProgress
+  type Undelivered
 } from "./programs/sendEmail.ts"
 export * as Metrics from "./programs/metrics.ts"
 export { runWorker } from "./programs/worker.ts"

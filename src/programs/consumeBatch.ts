@@ -20,15 +20,7 @@ import { WorkerSettings } from "../services/WorkerSettings.ts"
 import { withEventSpan } from "./eventSpan.ts"
 import { countFailure, deliveriesRetryingFailureStore, eventsConsumed, eventsRequeued, eventsSettled } from "./metrics.ts"
 import { requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
-import {
-  annotatedAsNow,
-  deliverEvent,
-  type DeliveryProgress,
-  progressAnnotations,
-  type ProgressAnnotations,
-  type SentEmail,
-  startProgress
-} from "./sendEmail.ts"
+import { type DeliveryAnnotations, deliveryAnnotations, deliverEvent, type SentEmail } from "./sendEmail.ts"
 
 export type Outcome = "sent" | "requeued" | "failed" | "released"
 
@@ -209,31 +201,31 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
   return yield* recordFailure(delivery, event.original, reason)
 })
 
-const settleWithProgress = Effect.fnUntraced(function*(
-  delivery: Delivery,
-  event: EmailEvent,
-  progress: DeliveryProgress,
-  annotated: ProgressAnnotations
-) {
-  const result = yield* Effect.result(deliverEvent(event, progress, annotated))
-  const settled = result._tag === "Success"
-    // the server has the email: the ack must happen even if shutdown interrupts now, or it would be sent twice
-    ? Effect.uninterruptible(onSent(delivery, event, result.success, progress.attempts))
-    : onFailed(delivery, event, result.failure, progress.attempts)
-  return yield* annotatedAsNow(progress, 0, annotated)(settled)
-})
+/** The delivery's outcome settled, its lines annotated with the last attempt and, once built, the email's identity. */
+const settleDelivered = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations) =>
+  Effect.flatMap(Effect.result(deliverEvent(event)), (result) => {
+    const { attempts } = result._tag === "Success" ? result.success : result.failure
+    const message = result._tag === "Success" ? result.success.sent.message : result.failure.message
+    const settled = result._tag === "Success"
+      // the server has the email: the ack must happen even if shutdown interrupts now, or it would be sent twice
+      ? Effect.uninterruptible(onSent(delivery, event, result.success.sent, attempts))
+      : onFailed(delivery, event, result.failure.error, attempts)
+    const now = deliveryAnnotations(event, attempts, message)
+    // annotating makes a new context, and most deliveries learn nothing new along the way
+    const same = now.attempt === initial.attempt && now.message_id === initial.message_id && now.realm === initial.realm
+    return same ? settled : Effect.annotateLogs(settled, now)
+  })
 
 /** Every log line about the event carries its template, realm, `failed_tries`, attempt and (once known) Message-ID. */
 const settleDecoded = (delivery: Delivery, event: EmailEvent) => {
-  const progress = startProgress(event)
-  const annotated = progressAnnotations(progress, 1)
-  return Effect.annotateLogs(settleWithProgress(delivery, event, progress, annotated), {
+  const initial = deliveryAnnotations(event, 1, null)
+  return Effect.annotateLogs(settleDelivered(delivery, event, initial), {
     template: templateName(event),
     realm_id: event.realmId ?? "none",
     failed_tries: event.failedTries,
     // the broker delivered it before: a crash may have cut in after the send, so this email may be a duplicate
     ...(delivery.redelivered ? { redelivered: true } : {}),
-    ...annotated
+    ...initial
   })
 }
 

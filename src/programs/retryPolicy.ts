@@ -24,11 +24,15 @@ export const isRetriedInProcess = (error: SendEmailError): boolean =>
  * Exponential with jitter, capped at `retryMaxDelay`, at most `sendAttempts` attempts in all, and only while the
  * error is one `isRetriedInProcess`: a `Rejected` email is attempted once, a 4xx reply goes back to the queue.
  */
-export const sendRetrySchedule = (settings: WorkerSettingsShape) =>
+export const sendRetrySchedule = <Input = SendEmailError>(
+  settings: WorkerSettingsShape,
+  /** the error in what the schedule is given: for a retry whose failures carry more than the error */
+  errorOf: (input: Input) => SendEmailError = (input) => input as SendEmailError
+) =>
   cappedBackoff(settings.retryBaseDelay, settings.retryMaxDelay).pipe(
     Schedule.upTo({ times: Math.max(0, settings.sendAttempts - 1) }),
-    Schedule.setInputType<SendEmailError>(),
-    Schedule.while(({ input }) => isRetriedInProcess(input))
+    Schedule.setInputType<Input>(),
+    Schedule.while(({ input }) => isRetriedInProcess(errorOf(input)))
   )
 
 /** While SMTP or the database is down: keep checking, backing off up to `outageMaxDelay`, for as long as it takes. */

@@ -1,5 +1,5 @@
 /** One event from JSON to the SMTP server: decode → resolve realm and users → build → send, with retries. */
-import { Effect, Metric } from "effect"
+import { Effect, identity, Metric, Ref, Schedule } from "effect"
 import { decodeEmailEvent, type EmailEvent } from "../domain/EmailEvent.ts"
 import { isTransient, type SendEmailError, smtpCodeOf, type Unavailable } from "../domain/errors.ts"
 import { messageIdFor } from "../domain/MessageId.ts"
@@ -8,64 +8,44 @@ import { EmailBuilder } from "../services/EmailBuilder.ts"
 import { RealmRepository } from "../services/RealmRepository.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SuppressionList } from "../services/SuppressionList.ts"
-import { WorkerSettings } from "../services/WorkerSettings.ts"
+import { WorkerSettings, type WorkerSettingsShape } from "../services/WorkerSettings.ts"
 import { emailsSent, eventsWaitingOnOutage, observeDeliveryLatency, sendRetries, timeSmtpSend } from "./metrics.ts"
-import { outageSchedule, retryAfterFailure, sendRetrySchedule, withAttemptDeadline } from "./retryPolicy.ts"
+import { outageSchedule, sendRetrySchedule, withAttemptDeadline } from "./retryPolicy.ts"
 
 export interface SentEmail {
   readonly message: OutgoingEmail
   readonly report: DeliveryReport
 }
 
-/**
- * What is known about one delivery so far, for the failure record and for log annotations. It belongs to the one
- * fiber delivering the event (attempts run one after another), so it is a plain record rather than a `Ref`.
- */
-export interface DeliveryProgress {
-  /** attempts that reached a verdict (an outage wait is not one) */
-  attempts: number
-  /** the Message-ID once the email is built; before that, the producer's `message_id` if it set one */
-  messageId: string | null
-  /** the realm's string id once resolved */
-  realm: string | null
-  /** the email once built: later attempts send the same message instead of resolving and rendering it again */
-  message: OutgoingEmail | null
-  /** waiting for SMTP or the database to come back, and so counted in `eventsWaitingOnOutage` */
-  waitingOnOutage: boolean
+/** An event delivered, and the attempts that reached a verdict (an outage wait is not one). */
+export interface Delivered {
+  readonly sent: SentEmail
+  readonly attempts: number
 }
 
-export const startProgress = (event: EmailEvent): DeliveryProgress => ({
-  attempts: 0,
-  // a producer's message_id gives the header as is, whatever the host
-  messageId: event.messageId === null ? null : messageIdFor(event, ""),
-  realm: null,
-  message: null,
-  waitingOnOutage: false
-})
+/** An event not delivered: the last attempt's error, its number, and the email if it was built. */
+export interface Undelivered {
+  readonly error: SendEmailError
+  readonly attempts: number
+  readonly message: OutgoingEmail | null
+}
 
-export type ProgressAnnotations = {
+/** What a delivery's log lines say it is: its attempt (counting the one under way), Message-ID and realm. */
+export type DeliveryAnnotations = {
   readonly attempt: number
   readonly message_id?: string
   readonly realm?: string
 }
 
-/** The annotations of log lines about the delivery: its attempt (counting the one under way), Message-ID and realm. */
-export const progressAnnotations = (progress: DeliveryProgress, attemptOffset = 0): ProgressAnnotations => ({
-  attempt: progress.attempts + attemptOffset,
-  ...(progress.messageId === null ? {} : { message_id: progress.messageId }),
-  ...(progress.realm === null ? {} : { realm: progress.realm })
-})
-
-/**
- * `effect` with its lines annotated with what is known now, unless `around` (the annotations already on the lines
- * around it) says the same: annotating makes a new context, and most deliveries learn nothing new along the way.
- */
-export const annotatedAsNow = (progress: DeliveryProgress, attemptOffset: number, around?: ProgressAnnotations) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-  const now = progressAnnotations(progress, attemptOffset)
-  const same = around !== undefined && now.attempt === around.attempt && now.message_id === around.message_id &&
-    now.realm === around.realm
-  return same ? effect : Effect.annotateLogs(effect, now)
+/** The annotations of an attempt: the email's Message-ID and realm once built, else the producer's `message_id`. */
+export const deliveryAnnotations = (event: EmailEvent, attempt: number, message: OutgoingEmail | null): DeliveryAnnotations => {
+  if (message === null) {
+    // a producer's message_id gives the header as is, whatever the host
+    return event.messageId === null ? { attempt } : { attempt, message_id: messageIdFor(event, "") }
+  }
+  return message.realm === null
+    ? { attempt, message_id: message.messageId }
+    : { attempt, message_id: message.messageId, realm: message.realm }
 }
 
 const lookUpRecipients = Effect.fnUntraced(function*(event: EmailEvent) {
@@ -114,86 +94,86 @@ const leaveSuppressionList = Effect.fnUntraced(function*(message: OutgoingEmail)
   yield* (yield* SuppressionList).remove(message.envelope.to)
 })
 
-/**
- * One attempt: the email built on the first one (kept in `progress` for the next), then sent. Its recipients leave
- * the suppression list once, between the build and the first send, when the event asks for it.
- */
-const attemptOnce = (event: EmailEvent, progress: DeliveryProgress) =>
-  progress.message === null
-    ? Effect.flatMap(buildEmail(event), (message) => {
-      // the attempt's lines were annotated before the Message-ID and realm were known; the send's carry them
-      const attemptAnnotations = progressAnnotations(progress, 1)
-      progress.message = message
-      progress.messageId = message.messageId
-      progress.realm = message.realm
-      const send = sendBuilt(message, event)
-      return annotatedAsNow(progress, 1, attemptAnnotations)(
-        event.removeSuppressedDestination ? Effect.andThen(leaveSuppressionList(message), send) : send
-      )
-    })
-    : sendBuilt(progress.message, event)
-
-const setWaitingOnOutage = (progress: DeliveryProgress, waiting: boolean): Effect.Effect<void> => {
-  if (progress.waitingOnOutage === waiting) return Effect.void
-  progress.waitingOnOutage = waiting
-  return Metric.modify(eventsWaitingOnOutage, waiting ? 1 : -1)
-}
+/** One try of an attempt: the email built on the first, its lines annotated from then on, then sent. */
+const tryOnce = (event: EmailEvent, attempt: number, built: Ref.Ref<OutgoingEmail | null>) =>
+  Effect.flatMap(Ref.get(built), (known) =>
+    known !== null
+      ? Effect.annotateLogs(sendBuilt(known, event), deliveryAnnotations(event, attempt, known))
+      : Effect.flatMap(buildEmail(event), (message) => {
+        // the attempt's lines were annotated before the Message-ID and realm were known; the send's carry them
+        const send = event.removeSuppressedDestination ? Effect.andThen(leaveSuppressionList(message), sendBuilt(message, event)) : sendBuilt(message, event)
+        return Effect.andThen(Ref.set(built, message), Effect.annotateLogs(send, deliveryAnnotations(event, attempt, message)))
+      }))
 
 /**
- * An outage (`Unavailable`) is logged (at DEBUG when it is a refusal, logged at ERROR where it was met) and waited
- * out; it is not a verdict, so no attempt is counted.
+ * One attempt, bounded by `MAX_CONSUME_SECONDS` per try. An outage (`Unavailable`) is logged and waited out, with
+ * the event counted in `eventsWaitingOnOutage` meanwhile; it is not a verdict, so the attempt goes on.
  */
-const onOutage = (progress: DeliveryProgress, error: Unavailable) =>
-  (error.refusal === undefined ? Effect.logWarning : Effect.logDebug)(
-    `${error.dependency} unavailable, waiting before trying again: ${error.message}`
-  ).pipe(
-    Effect.annotateLogs(progressAnnotations(progress, 1)),
-    Effect.andThen(setWaitingOnOutage(progress, true))
+const attemptUntilVerdict = (
+  event: EmailEvent,
+  attempt: number,
+  built: Ref.Ref<OutgoingEmail | null>,
+  settings: WorkerSettingsShape
+) => {
+  let waiting = false
+  const stopWaiting = Effect.suspend(() => {
+    if (!waiting) return Effect.void
+    waiting = false
+    return Metric.modify(eventsWaitingOnOutage, -1)
+  })
+  const onOutage = (error: Unavailable) =>
+    Effect.flatMap(Ref.get(built), (message) =>
+      Effect.logWarning(`${error.dependency} unavailable, waiting before trying again: ${error.message}`).pipe(
+        Effect.annotateLogs(deliveryAnnotations(event, attempt, message)),
+        Effect.andThen(Effect.suspend(() => {
+          if (waiting) return Effect.void
+          waiting = true
+          return Metric.modify(eventsWaitingOnOutage, 1)
+        }))
+      ))
+  return tryOnce(event, attempt, built).pipe(
+    withAttemptDeadline(settings.maxConsumeTime),
+    Effect.tapError((error) => error._tag === "Unavailable" ? onOutage(error) : Effect.void),
+    Effect.retry(outageSchedule(settings)),
+    // interrupted while waiting out an outage, or a verdict: no longer waiting
+    Effect.ensuring(stopWaiting),
+    // the outage schedule never gives up, so an `Unavailable` cannot get here
+    Effect.catchTag("Unavailable", (error) => Effect.die(error))
   )
-
-/** An attempt reached a verdict: counted (beyond the first, as an in-process retry), ending any outage wait. */
-const countAttempt = (progress: DeliveryProgress): Effect.Effect<void> => {
-  progress.attempts++
-  const notWaiting = setWaitingOnOutage(progress, false)
-  return progress.attempts > 1 ? Effect.andThen(Metric.update(sendRetries, 1), notWaiting) : notWaiting
 }
 
 /**
- * Deliver a decoded event: each attempt is bounded by `MAX_CONSUME_SECONDS`; an outage (`Unavailable`) waits and
- * tries again without counting an attempt; a lost connection, a timeout or a DNS failure is retried by the send
- * schedule (a 4xx reply is left to the caller to requeue, `isRetriedInProcess`). `progress` counts
- * the attempts that reached a verdict, for the failure record, and keeps what the log lines are annotated with.
+ * Deliver a decoded event: attempt after attempt while the error is one the send schedule retries in process (a lost
+ * connection, a timeout, a DNS failure; a 4xx reply is left to the caller to requeue, `isRetriedInProcess`). The
+ * attempt's number is the schedule's own; an attempt beyond the first counts as a retry in `sendRetries`.
  */
 export const deliverEvent = Effect.fnUntraced(function*(
-  event: EmailEvent,
-  progress: DeliveryProgress,
-  /** the annotations the caller already put on the delivery's lines, if any */
-  around?: ProgressAnnotations
-): Effect.fn.Return<SentEmail, SendEmailError, RealmRepository | EmailBuilder | SmtpConnection | SuppressionList> {
+  event: EmailEvent
+): Effect.fn.Return<Delivered, Undelivered, RealmRepository | EmailBuilder | SmtpConnection | SuppressionList> {
   const settings = yield* WorkerSettings
-  const attempt = Effect.suspend(() =>
-    attemptOnce(event, progress).pipe(
-      annotatedAsNow(progress, 1, around),
-      withAttemptDeadline(settings.maxConsumeTime),
-      // `progress` changes as each attempt ends, so these run then, not when the attempt is built
-      Effect.tapError((error) => error._tag === "Unavailable" ? onOutage(progress, error) : countAttempt(progress)),
-      Effect.tap(() => countAttempt(progress))
+  const built = yield* Ref.make<OutgoingEmail | null>(null)
+  const attempt = Effect.flatMap(Schedule.CurrentMetadata, ({ attempt: retries }) => {
+    const number = retries + 1
+    const verdict = attemptUntilVerdict(event, number, built, settings).pipe(
+      Effect.map((sent): Delivered => ({ sent, attempts: number })),
+      Effect.mapError((error) => ({ error, attempts: number })),
+      number > 1 ? Effect.ensuring(Metric.update(sendRetries, 1)) : identity
     )
-  )
+    // the first attempt's lines are annotated by the caller; a retry's say which it is
+    return number > 1
+      ? Effect.flatMap(Ref.get(built), (message) => Effect.annotateLogs(verdict, deliveryAnnotations(event, number, message)))
+      : verdict
+  })
   return yield* attempt.pipe(
-    retryAfterFailure(
-      () => outageSchedule(settings),
-      // interrupted while waiting out an outage: no longer waiting
-      Effect.suspend(() => setWaitingOnOutage(progress, false))
-    ),
-    // the outage schedule never gives up, so an `Unavailable` cannot get here
-    Effect.catchTag("Unavailable", (error) => Effect.die(error)),
-    retryAfterFailure(() => sendRetrySchedule(settings))
+    Effect.retry(sendRetrySchedule(settings, (failure: { readonly error: SendEmailError }) => failure.error)),
+    Effect.catch(({ attempts, error }) =>
+      Effect.flatMap(Ref.get(built), (message): Effect.Effect<never, Undelivered> => Effect.fail({ error, attempts, message })))
   )
 })
 
 /** Decode a JSON value as an `email_senders` event and deliver it. */
 export const sendEmail = Effect.fn("sendEmail")(function*(input: unknown) {
   const event = yield* decodeEmailEvent(input)
-  return yield* deliverEvent(event, startProgress(event))
+  const delivered = yield* deliverEvent(event).pipe(Effect.mapError(({ error }) => error))
+  return delivered.sent
 })
