@@ -32,10 +32,9 @@ export {
   isRetriedInProcess,
   outageSchedule,
   requeueDelay,
-  retryAfterFailure,
-  sendRetrySchedule,
-  withAttemptDeadline
+  sendRetrySchedule
 } from "./programs/retryPolicy.ts"
+export { withAttemptDeadline } from "./programs/attemptDeadline.ts"
 export {
   buildEmail,
   type Delivered,

@@ -11,7 +11,7 @@ import { InMemorySmtp } from "../src/layers/InMemorySmtp.ts"
 import { InMemorySuppressionList } from "../src/layers/InMemorySuppressionList.ts"
 import { consumeBatch } from "../src/programs/consumeBatch.ts"
 import * as Metrics from "../src/programs/metrics.ts"
-import { withAttemptDeadline } from "../src/programs/retryPolicy.ts"
+import { withAttemptDeadline } from "../src/programs/attemptDeadline.ts"
 import { runWorker } from "../src/programs/worker.ts"
 import { FailureStore } from "../src/services/FailureStore.ts"
 import { QueueConsumer } from "../src/services/QueueConsumer.ts"
@@ -186,6 +186,25 @@ describe("consumeBatch", () => {
         ), "Zulip's send error line, with the recipient count instead of the addresses")
       }).pipe(Effect.provide(inMemoryLayer))
     ))
+
+  it.effect("the attempts recorded are those that reached a verdict: outage waits between them count none", () =>
+    Effect.gen(function*() {
+      const smtp = yield* InMemorySmtp
+      const outage = new Unavailable({ message: "connection refused", dependency: "smtp" })
+      yield* smtp.failNext(1, outage)
+      yield* smtp.failNext(1, connectionLost)
+      yield* smtp.failNext(1, outage)
+      yield* smtp.failNext(1, connectionLost)
+      yield* smtp.failNext(1, rejected)
+      const deliveries = yield* publishAndTake([confirmNewEmail])
+      const fiber = yield* Effect.forkChild(consumeBatch(deliveries))
+      yield* TestClock.adjust("1 minute")
+      const [settlement] = yield* Fiber.join(fiber)
+      assert.strictEqual(settlement!.outcome, "failed")
+      assert.strictEqual((yield* smtp.attemptTimes).length, 5)
+      const [record] = yield* (yield* InMemoryFailures).records
+      assert.deepStrictEqual(record!.reason, { tag: "Rejected", message: rejected.message, attempts: 3, smtpCode: 550 })
+    }).pipe(withSettings({ sendAttempts: 3 }), Effect.provide(inMemoryLayer)))
 
   it.effect("a poison event in the middle of a batch leaves the others delivered", () =>
     Effect.gen(function*() {

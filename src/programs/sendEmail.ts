@@ -10,7 +10,8 @@ import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SuppressionList } from "../services/SuppressionList.ts"
 import { WorkerSettings, type WorkerSettingsShape } from "../services/WorkerSettings.ts"
 import { emailsSent, eventsWaitingOnOutage, observeDeliveryLatency, sendRetries, timeSmtpSend } from "./metrics.ts"
-import { outageSchedule, sendRetrySchedule, withAttemptDeadline } from "./retryPolicy.ts"
+import { withAttemptDeadline } from "./attemptDeadline.ts"
+import { outageSchedule, sendRetrySchedule } from "./retryPolicy.ts"
 
 export interface SentEmail {
   readonly message: OutgoingEmail
