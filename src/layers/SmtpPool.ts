@@ -38,6 +38,7 @@ import { AttemptDeadline } from "../services/AttemptDeadline.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
 import { EmailHostSetting, EmailPortSetting } from "./connectionSettings.ts"
+import { hasUnmatchedReplies, onNextReply, setSocketTimeout } from "./nodemailerInternals.ts"
 import { messageBytes } from "./nodemailerMessage.ts"
 import { describeRefusal, makeRefusalLog, type Refusal } from "./refusals.ts"
 import { CountSetting, DurationSetting } from "./settingValues.ts"
@@ -129,35 +130,9 @@ const settle = <A>(client: SMTPConnection, start: (done: Done<A>) => void): Effe
     return Effect.sync(stopListening)
   })
 
-/**
- * nodemailer has no NOOP method; these two members are how its own RSET and QUIT are written. nodemailer is pinned
- * to an exact version, so they cannot move under us.
- */
-interface CommandChannel {
-  readonly _sendCommand: (command: string) => void
-  readonly _responseActions: Array<(reply: string) => void>
-  /** replies received and not yet handed to their command, and the start of one still arriving */
-  readonly _responseQueue: ReadonlyArray<string>
-  readonly _remainder: string
-}
-
-/**
- * Once an exchange is over, every reply has met its command. A reply left over, or on its way, came out of turn (a
- * server answering twice): the next command would take it for its own answer, and every reply after it would be
- * one command late, so the connection is not reused.
- */
-const outOfTurn = (client: SMTPConnection): boolean => {
-  const channel = client as unknown as CommandChannel
-  return channel._responseQueue.length > 0 || channel._remainder !== "" || channel._responseActions.length > 0
-}
-
 /** The server's next reply: to `command`, sent first, or (without one) to a command already answered out of turn. */
 const nextReply = (client: SMTPConnection, command?: string): Effect.Effect<string, SMTPError> =>
-  settle<string>(client, (done) => {
-    const channel = client as unknown as CommandChannel
-    channel._responseActions.push((reply) => done(null, reply))
-    if (command !== undefined) channel._sendCommand(command)
-  })
+  settle<string>(client, (done) => onNextReply(client, (reply) => done(null, reply), command))
 
 /**
  * The message's own reply was not a final one (1xx-3xx, e.g. the 354 that answers DATA): a reply came out of turn
@@ -192,14 +167,6 @@ const resetAfterRefusal = (client: SMTPConnection): Effect.Effect<void> =>
       Effect.asVoid,
       Effect.catch(() => Effect.sync(() => client.close()))
     )
-
-/**
- * nodemailer's socket timeout counts inactivity: it is off while a connection is parked, so a healthy idle
- * connection lives until its NOOP check, and on while the connection works.
- */
-const setSocketTimeout = (client: SMTPConnection, millis: number): void => {
-  if (client._socket) client._socket.setTimeout(millis)
-}
 
 // An idle connection's error only ends it (noticed before reuse); errors during an operation reach it through
 // `settle`. Without a listener, an `error` event would crash the process.
@@ -462,13 +429,17 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     }
     // the check before the exchange failed, and has dealt with the connection itself
     if (session === undefined) return Effect.void
-    if (outOfTurn(session.client)) {
+    // once an exchange is over, every reply has met its command; one left over or on its way came out of turn (a
+    // server answering twice), and the next command would take it for its own answer, every reply one late
+    if (hasUnmatchedReplies(session.client)) {
       discard(slot)
       return withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
     }
     return Effect.map(Clock.currentTimeMillis, (now) => {
       session.lastUsedAt = now
       session.reused = true
+      // nodemailer's socket timeout counts inactivity: off while parked, so a healthy idle connection lives until
+      // its NOOP check, and on again while it works
       setSocketTimeout(session.client, 0)
       if (Exit.isSuccess(exit)) lastCheck = { ok: true, at: now }
     })
