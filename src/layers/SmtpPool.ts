@@ -24,8 +24,10 @@ import {
   Layer,
   Option,
   Pool,
+  Queue,
   Random,
   Redacted,
+  Ref,
   Schedule
 } from "effect"
 import { Readable } from "node:stream"
@@ -38,6 +40,7 @@ import { AttemptDeadline } from "../services/AttemptDeadline.ts"
 import { SmtpConnection } from "../services/SmtpConnection.ts"
 import { SmtpStatus, type SmtpStatusSnapshot } from "../services/SmtpStatus.ts"
 import { EmailHostSetting, EmailPortSetting } from "./connectionSettings.ts"
+import { hasUnmatchedReplies, onNextReply, setSocketTimeout } from "./nodemailerInternals.ts"
 import { messageBytes } from "./nodemailerMessage.ts"
 import { describeRefusal, makeRefusalLog, type Refusal } from "./refusals.ts"
 import { CountSetting, DurationSetting } from "./settingValues.ts"
@@ -77,16 +80,22 @@ const missingPasswordMessage = "An SMTP username was set (EMAIL_HOST_USER), but 
 interface Session {
   readonly client: SMTPConnection
   readonly openedAt: number
-  lastUsedAt: number
+  readonly lastUsedAt: number
   /** has carried a message or a check before the current one */
-  reused: boolean
+  readonly reused: boolean
 }
 
-/** A pool item: room for one connection, opened when first needed. */
-interface Slot {
-  session: Session | undefined
-  busy: boolean
+interface SlotState {
+  /** the connection, opened when first needed */
+  readonly session: Session | undefined
+  /** lent out to a send or a health check */
+  readonly busy: boolean
 }
+
+/** A pool item: room for one connection. A `Ref`, since the status snapshot and `close` read it from other fibers. */
+type Slot = Ref.Ref<SlotState>
+
+const emptySlot: SlotState = { session: undefined, busy: false }
 
 /** What failure messages name. */
 interface Target {
@@ -129,35 +138,9 @@ const settle = <A>(client: SMTPConnection, start: (done: Done<A>) => void): Effe
     return Effect.sync(stopListening)
   })
 
-/**
- * nodemailer has no NOOP method; these two members are how its own RSET and QUIT are written. nodemailer is pinned
- * to an exact version, so they cannot move under us.
- */
-interface CommandChannel {
-  readonly _sendCommand: (command: string) => void
-  readonly _responseActions: Array<(reply: string) => void>
-  /** replies received and not yet handed to their command, and the start of one still arriving */
-  readonly _responseQueue: ReadonlyArray<string>
-  readonly _remainder: string
-}
-
-/**
- * Once an exchange is over, every reply has met its command. A reply left over, or on its way, came out of turn (a
- * server answering twice): the next command would take it for its own answer, and every reply after it would be
- * one command late, so the connection is not reused.
- */
-const outOfTurn = (client: SMTPConnection): boolean => {
-  const channel = client as unknown as CommandChannel
-  return channel._responseQueue.length > 0 || channel._remainder !== "" || channel._responseActions.length > 0
-}
-
 /** The server's next reply: to `command`, sent first, or (without one) to a command already answered out of turn. */
 const nextReply = (client: SMTPConnection, command?: string): Effect.Effect<string, SMTPError> =>
-  settle<string>(client, (done) => {
-    const channel = client as unknown as CommandChannel
-    channel._responseActions.push((reply) => done(null, reply))
-    if (command !== undefined) channel._sendCommand(command)
-  })
+  settle<string>(client, (done) => onNextReply(client, (reply) => done(null, reply), command))
 
 /**
  * The message's own reply was not a final one (1xx-3xx, e.g. the 354 that answers DATA): a reply came out of turn
@@ -192,14 +175,6 @@ const resetAfterRefusal = (client: SMTPConnection): Effect.Effect<void> =>
       Effect.asVoid,
       Effect.catch(() => Effect.sync(() => client.close()))
     )
-
-/**
- * nodemailer's socket timeout counts inactivity: it is off while a connection is parked, so a healthy idle
- * connection lives until its NOOP check, and on while the connection works.
- */
-const setSocketTimeout = (client: SMTPConnection, millis: number): void => {
-  if (client._socket) client._socket.setTimeout(millis)
-}
 
 // An idle connection's error only ends it (noticed before reuse); errors during an operation reach it through
 // `settle`. Without a listener, an `error` event would crash the process.
@@ -383,13 +358,10 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     Schedule.upTo({ times: 2 })
   )
 
-  const slots = new Set<Slot>()
+  const slots: ReadonlyArray<Slot> = Array.from({ length: capacity }, () => Ref.makeUnsafe(emptySlot))
   const refusals = makeRefusalLog(`SMTP server ${target.server}`)
-  let lastCheck: SmtpStatusSnapshot["lastCheck"] = null
-  const recordCheck = (ok: boolean) =>
-    Effect.map(Clock.currentTimeMillis, (at) => {
-      lastCheck = { ok, at }
-    })
+  const lastCheck = yield* Ref.make<SmtpStatusSnapshot["lastCheck"]>(null)
+  const recordCheck = (ok: boolean) => Effect.flatMap(Clock.currentTimeMillis, (at) => Ref.set(lastCheck, { ok, at }))
 
   const openSession = withServer(Effect.gen(function*() {
     if (opening.user !== "" && opening.password === undefined) yield* Effect.logError(missingPasswordMessage)
@@ -411,28 +383,26 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     return { client, openedAt: now, lastUsedAt: now, reused: false } satisfies Session
   }))
 
-  const detach = (slot: Slot): Session | undefined => {
-    const session = slot.session
-    slot.session = undefined
-    return session
-  }
+  /** Takes the slot's connection out of it, leaving the slot as busy as it was. */
+  const detach = (slot: Slot): Effect.Effect<Session | undefined> =>
+    Ref.modify(slot, (state) => [state.session, { session: undefined, busy: state.busy }])
 
-  /** Drops the slot's connection without a word to the server: it is broken or its state is unknown. */
-  const discard = (slot: Slot): void => detach(slot)?.client.close()
-
-  /** The slot's connection, checked (or opened) for use. */
-  const readySession = Effect.fnUntraced(function*(slot: Slot, idleLimitMillis: number) {
-    const current = slot.session
+  /**
+   * The connection `current` (the slot's, or none), checked for use, else a new one; the slot is left holding what
+   * is returned.
+   */
+  const readySession = Effect.fnUntraced(function*(slot: Slot, current: Session | undefined, idleLimitMillis: number) {
+    let usable = current
     if (current?.client.destroyed === true) {
       // the server ended it while it was idle
-      detach(slot)
+      usable = undefined
     } else if (current !== undefined) {
       setSocketTimeout(current.client, timeoutMillis)
       const now = yield* Clock.currentTimeMillis
       if (now - current.openedAt >= maxLifetimeMillis) {
         yield* withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime"))
         yield* quit(current.client, timeoutMillis)
-        detach(slot)
+        usable = undefined
       } else if (now - current.lastUsedAt >= idleLimitMillis) {
         const healthy = yield* nextReply(current.client, "NOOP").pipe(
           Effect.match({ onFailure: () => false, onSuccess: (reply) => reply.startsWith("250") })
@@ -440,12 +410,15 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         yield* recordCheck(healthy)
         if (!healthy) {
           yield* withServer(Effect.logInfo("An idle SMTP connection failed its NOOP check; reconnecting"))
-          discard(slot)
+          current.client.close()
+          usable = undefined
         }
       }
     }
-    const session = slot.session ?? (yield* openSession)
-    slot.session = session
+    if (usable !== undefined) return usable
+    if (current !== undefined) yield* Ref.set(slot, { session: undefined, busy: true })
+    const session = yield* openSession
+    yield* Ref.set(slot, { session, busy: true })
     return session
   })
 
@@ -454,39 +427,45 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
    * exchange was cut short (its state is unknown). A completed exchange proves the server healthy as well as a NOOP
    * does, so readiness needs no probe.
    */
-  const finishTurn = (slot: Slot, session: Session | undefined, exit: Exit.Exit<unknown, unknown>) => {
-    slot.busy = false
+  const finishTurn = (
+    slot: Slot,
+    session: Session | undefined,
+    exit: Exit.Exit<unknown, unknown>
+  ): Effect.Effect<void> => {
     if (Exit.hasInterrupts(exit) || session?.client.destroyed === true) {
-      discard(slot)
-      return Effect.void
+      return Effect.map(Ref.getAndSet(slot, emptySlot), (state) => state.session?.client.close())
     }
     // the check before the exchange failed, and has dealt with the connection itself
-    if (session === undefined) return Effect.void
-    if (outOfTurn(session.client)) {
-      discard(slot)
-      return withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
+    if (session === undefined) return Ref.set(slot, emptySlot)
+    // once an exchange is over, every reply has met its command; one left over or on its way came out of turn (a
+    // server answering twice), and the next command would take it for its own answer, every reply one late
+    if (hasUnmatchedReplies(session.client)) {
+      session.client.close()
+      return Effect.andThen(
+        Ref.set(slot, emptySlot),
+        withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
+      )
     }
-    return Effect.map(Clock.currentTimeMillis, (now) => {
-      session.lastUsedAt = now
-      session.reused = true
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      // nodemailer's socket timeout counts inactivity: off while parked, so a healthy idle connection lives until
+      // its NOOP check, and on again while it works
       setSocketTimeout(session.client, 0)
-      if (Exit.isSuccess(exit)) lastCheck = { ok: true, at: now }
+      const parked = Ref.set(slot, { session: { ...session, lastUsedAt: now, reused: true }, busy: false })
+      return Exit.isSuccess(exit) ? Effect.andThen(parked, Ref.set(lastCheck, { ok: true, at: now })) : parked
     })
   }
 
+  // the pool hands out the slots made above, and QUITs their connections when the layer's scope closes
+  const freeSlots = yield* Queue.unbounded<Slot>()
+  yield* Queue.offerAll(freeSlots, slots)
   const pool = yield* Pool.make({
     acquire: Effect.acquireRelease(
-      Effect.sync(() => {
-        const slot: Slot = { session: undefined, busy: false }
-        slots.add(slot)
-        return slot
-      }),
+      Queue.take(freeSlots),
       (slot) =>
-        Effect.suspend(() => {
-          slots.delete(slot)
-          const session = detach(slot)
-          return session === undefined ? Effect.void : quit(session.client, timeoutMillis)
-        })
+        Effect.flatMap(
+          detach(slot),
+          (session) => session === undefined ? Effect.void : quit(session.client, timeoutMillis)
+        )
     ),
     size: capacity
   })
@@ -501,9 +480,9 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
       deadline.pause()
       return Pool.use(pool, (slot) => {
         deadline.resume()
-        slot.busy = true
         let session: Session | undefined
-        return readySession(slot, idleLimitMillis).pipe(
+        return Ref.modify(slot, (state): [Session | undefined, SlotState] => [state.session, { session: state.session, busy: true }]).pipe(
+          Effect.flatMap((current) => readySession(slot, current, idleLimitMillis)),
           Effect.flatMap((ready) => {
             session = ready
             deadline.enter("SMTP transaction")
@@ -611,21 +590,29 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   const healthCheck = withSession(0, () => Effect.void).pipe(Effect.withSpan("SmtpPool.healthCheck"))
 
   // only idle connections: one in use finishes its message and is QUIT when the layer closes
-  const close = Effect.suspend(() => {
-    const idle = [...slots].filter((slot) => !slot.busy).flatMap((slot) => detach(slot) ?? [])
-    return Effect.forEach(idle, (session) => quit(session.client, timeoutMillis), { concurrency: "unbounded", discard: true })
-  })
+  const close = Effect.forEach(
+    slots,
+    (slot) =>
+      Effect.flatMap(
+        Ref.modify(slot, (state): [Session | undefined, SlotState] =>
+          state.busy || state.session === undefined ? [undefined, state] : [state.session, emptySlot]),
+        (session) => session === undefined ? Effect.void : quit(session.client, timeoutMillis)
+      ),
+    { concurrency: "unbounded", discard: true }
+  )
 
-  const snapshot = Effect.sync((): SmtpStatusSnapshot => {
-    let open = 0
-    let busy = 0
-    for (const slot of slots) {
-      if (slot.session !== undefined && !slot.session.client.destroyed) open++
-      if (slot.busy) busy++
+  const snapshot = Effect.map(
+    Effect.all([Effect.forEach(slots, Ref.get), Ref.get(lastCheck), refusals.current]),
+    ([states, check, refusal]): SmtpStatusSnapshot => {
+      let open = 0
+      let busy = 0
+      for (const state of states) {
+        if (state.session !== undefined && !state.session.client.destroyed) open++
+        if (state.busy) busy++
+      }
+      return { capacity, open, busy, lastCheck: check, ...(refusal === undefined ? {} : { refusal }) }
     }
-    const refusal = refusals.current()
-    return { capacity, open, busy, lastCheck, ...(refusal === undefined ? {} : { refusal }) }
-  })
+  )
 
   return Context.make(SmtpConnection, SmtpConnection.of({ send, healthCheck, close })).pipe(
     Context.add(SmtpStatus, SmtpStatus.of({ snapshot }))

@@ -10,6 +10,7 @@ import MailComposer from "nodemailer/lib/mail-composer"
 import type MimeNode from "nodemailer/lib/mime-node"
 import * as qp from "nodemailer/lib/qp"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
+import { hasStreamSteps } from "./nodemailerInternals.ts"
 
 /**
  * Multipart boundaries: a random part drawn once per process and a counter, so no two messages share one and no
@@ -45,18 +46,10 @@ export const mimeTreeOf = (email: OutgoingEmail): MimeNode => {
 /** The largest body serialised in place: nodemailer's QP encoder works in slices of this size, with carry-over. */
 const inlineBodyLimit = 64 * 1024
 
-/** The parts of a MIME node that nodemailer's `MimeNode.stream` reads, which its type declarations leave out. */
-interface StreamedNode {
-  readonly _raw: unknown
-  readonly _transforms: ReadonlyArray<unknown>
-  readonly _processFuncs: ReadonlyArray<unknown>
-}
-
 /** Nodes whose body is a string of at most `inlineBodyLimit` bytes: all a composed `OutgoingEmail` holds. */
 const isInlineTree = (node: MimeNode): boolean => {
-  const streamed = node as unknown as StreamedNode
   const content = node.content
-  return !streamed._raw && streamed._transforms.length === 0 && streamed._processFuncs.length === 0 &&
+  return !hasStreamSteps(node) &&
     (content === undefined || (typeof content === "string" && Buffer.byteLength(content) <= inlineBodyLimit)) &&
     node.childNodes.every(isInlineTree)
 }

@@ -4,7 +4,7 @@
  * fixed without a restart, but says so once at ERROR naming the setting, repeats at DEBUG only, and says at INFO
  * when the peer accepts again.
  */
-import { Effect } from "effect"
+import { Effect, Ref } from "effect"
 
 export interface Refusal {
   /** the setting to fix, as the operator writes it, e.g. `AMQP_URL (user/password)` */
@@ -18,7 +18,7 @@ export const describeRefusal = (refusal: Refusal): string => `refused: ${refusal
 
 export interface RefusalLog {
   /** the refusal in force, until an attempt is accepted */
-  readonly current: () => Refusal | undefined
+  readonly current: Effect.Effect<Refusal | undefined>
   /** an attempt was refused: ERROR the first time this refusal is met, DEBUG while it repeats */
   readonly refused: (refusal: Refusal) => Effect.Effect<void>
   /** an attempt was accepted: INFO when that ends a refusal */
@@ -27,21 +27,19 @@ export interface RefusalLog {
 
 /** The refusals of one peer (`dependency` starts each line, e.g. `broker` or `SMTP server 10.0.0.5:587`). */
 export const makeRefusalLog = (dependency: string): RefusalLog => {
-  let current: Refusal | undefined
+  // a `Ref`: the connections that are refused or accepted run on fibers of their own, and a status reads it
+  const current = Ref.makeUnsafe<Refusal | undefined>(undefined)
   return {
-    current: () => current,
+    current: Ref.get(current),
     refused: (refusal) =>
-      Effect.suspend(() => {
-        const repeated = current?.setting === refusal.setting && current.reason === refusal.reason
-        current = refusal
+      Effect.flatMap(Ref.getAndSet(current, refusal), (previous) => {
+        const repeated = previous?.setting === refusal.setting && previous.reason === refusal.reason
         const line = `${dependency} ${describeRefusal(refusal)} (trying again with backoff)`
         return repeated ? Effect.logDebug(line) : Effect.logError(line)
       }),
-    accepted: Effect.suspend(() => {
-      const ended = current
-      if (ended === undefined) return Effect.void
-      current = undefined
-      return Effect.logInfo(`${dependency} accepts ${ended.setting} again`)
-    })
+    accepted: Effect.flatMap(
+      Ref.getAndSet(current, undefined),
+      (ended) => ended === undefined ? Effect.void : Effect.logInfo(`${dependency} accepts ${ended.setting} again`)
+    )
   }
 }
