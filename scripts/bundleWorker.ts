@@ -23,7 +23,7 @@ await build({
   banner: { js: "import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);" },
   // pg's optional native binding: loaded only if the application asks for it, which this worker never does. The
   // AWS SDK (several MB) is loaded with `import()` from node_modules only when SES's suppression list is used
-  // (src/layers/SesSuppressionList.ts)
+  // (src/smtp/SesSuppressionList.ts)
   // @css-inline/css-inline is a native (.node) module, loaded from node_modules; chokidar is nunjucks' optional
   // file watcher, which the worker never asks for
   external: ["pg-native", "@aws-sdk/*", "@css-inline/*", "chokidar"],

@@ -10,31 +10,31 @@ export type * from "./domain/OutgoingEmail.ts"
 export { type Realm, RealmRow, type User, UserRow, usersInOrder } from "./domain/Realm.ts"
 export { messageIdFor } from "./domain/MessageId.ts"
 
-// services (interfaces)
-export { EmailBuilder, type BuildRequest } from "./services/EmailBuilder.ts"
-export { FailureStore, type FailureReason, type FailureRecord } from "./services/FailureStore.ts"
-export { QueueConsumer, type Delivery } from "./services/QueueConsumer.ts"
-export { QueuePublisher } from "./services/QueuePublisher.ts"
-export { RealmRepository } from "./services/RealmRepository.ts"
-export { SmtpConnection } from "./services/SmtpConnection.ts"
-export { SmtpStatus, type SmtpStatusSnapshot } from "./services/SmtpStatus.ts"
-export { StatsWriter, type QueueStats } from "./services/StatsWriter.ts"
-export { SuppressionList } from "./services/SuppressionList.ts"
-export { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from "./services/WorkerSettings.ts"
+// ports (the service interfaces)
+export { EmailBuilder, type BuildRequest } from "./email/EmailBuilder.ts"
+export { FailureStore, type FailureReason, type FailureRecord } from "./records/FailureStore.ts"
+export { QueueConsumer, type Delivery } from "./queue/QueueConsumer.ts"
+export { QueuePublisher } from "./queue/QueuePublisher.ts"
+export { RealmRepository } from "./realms/RealmRepository.ts"
+export { SmtpConnection } from "./smtp/SmtpConnection.ts"
+export { SmtpStatus, type SmtpStatusSnapshot } from "./smtp/SmtpStatus.ts"
+export { StatsWriter, type QueueStats } from "./records/StatsWriter.ts"
+export { SuppressionList } from "./smtp/SuppressionList.ts"
+export { defaultWorkerSettings, WorkerSettings, type WorkerSettingsShape } from "./config/WorkerSettings.ts"
 
-// programs
-export { type ConsumeServices, consumeBatch, type Outcome, settleDelivery, type Settlement } from "./programs/consumeBatch.ts"
-export { migrateDatabase } from "./programs/migrateDatabase.ts"
-export { type ConsumedBatch, makeQueueStatistics, type QueueStatistics } from "./programs/queueStatistics.ts"
-export * as QueueHealth from "./programs/queueHealth.ts"
-export * as ReplayFailures from "./programs/replayFailures.ts"
+// the pipeline and the programs beside it
+export { type ConsumeServices, consumeBatch, type Outcome, settleDelivery, type Settlement } from "./pipeline/settleDelivery.ts"
+export { migrateDatabase } from "./realms/migrateDatabase.ts"
+export { type ConsumedBatch, makeQueueStatistics, type QueueStatistics } from "./pipeline/queueStatistics.ts"
+export * as QueueHealth from "./records/queueHealth.ts"
+export * as ReplayFailures from "./records/replayFailures.ts"
 export {
   isRetriedInProcess,
   outageSchedule,
   requeueDelay,
   sendRetrySchedule
-} from "./programs/retryPolicy.ts"
-export { withAttemptDeadline } from "./programs/attemptDeadline.ts"
+} from "./pipeline/retryPolicy.ts"
+export { withAttemptDeadline } from "./pipeline/attemptDeadline.ts"
 export {
   buildEmail,
   type Delivered,
@@ -44,36 +44,38 @@ export {
   sendEmail,
   type SentEmail,
   type Undelivered
-} from "./programs/sendEmail.ts"
-export * as Metrics from "./programs/metrics.ts"
-export { runWorker } from "./programs/worker.ts"
+} from "./pipeline/deliverEvent.ts"
+export * as Metrics from "./pipeline/metrics.ts"
+export { runWorker } from "./pipeline/worker.ts"
 
-// live layers
-export * as ConnectionSettings from "./layers/connectionSettings.ts"
-export * as DevelopmentCapture from "./layers/DevelopmentCapture.ts"
-export * as ErrorsFile from "./layers/ErrorsFile.ts"
-export * as JsonFileRealmRepository from "./layers/JsonFileRealmRepository.ts"
-export * as LiveServices from "./layers/LiveServices.ts"
-export * as Logging from "./layers/Logging.ts"
-export * as OperationsHttp from "./layers/OperationsHttp.ts"
-export * as PostgresRealmRepository from "./layers/PostgresRealmRepository.ts"
-export * as RabbitMqConnection from "./layers/RabbitMqConnection.ts"
-export * as RabbitMqConsumer from "./layers/RabbitMqConsumer.ts"
-export * as RabbitMqPublisher from "./layers/RabbitMqPublisher.ts"
-export * as SesSuppressionList from "./layers/SesSuppressionList.ts"
-export * as SmtpPool from "./layers/SmtpPool.ts"
-export * as StatsFile from "./layers/StatsFile.ts"
-export * as Tracing from "./layers/Tracing.ts"
-export * as Translations from "./layers/Translations.ts"
-export { checkTemplates } from "./layers/TemplateRenderer.ts"
-export * as WorkerSettingsFromEnv from "./layers/WorkerSettingsFromEnv.ts"
-export * as ZulipEmailBuilder from "./layers/ZulipEmailBuilder.ts"
+// live adapters and the composition
+export * as ConnectionSettings from "./config/connectionSettings.ts"
+export * as DevelopmentCapture from "./smtp/DevelopmentCapture.ts"
+export * as ErrorsFile from "./records/ErrorsFile.ts"
+export * as JsonFileRealmRepository from "./realms/JsonFileRealmRepository.ts"
+export * as App from "./app.ts"
+/** @deprecated since 0.2: the live composition is `App` */
+export * as LiveServices from "./app.ts"
+export * as Logging from "./operations/Logging.ts"
+export * as OperationsHttp from "./operations/OperationsHttp.ts"
+export * as PostgresRealmRepository from "./realms/PostgresRealmRepository.ts"
+export * as RabbitMqConnection from "./queue/RabbitMqConnection.ts"
+export * as RabbitMqConsumer from "./queue/RabbitMqConsumer.ts"
+export * as RabbitMqPublisher from "./queue/RabbitMqPublisher.ts"
+export * as SesSuppressionList from "./smtp/SesSuppressionList.ts"
+export * as SmtpPool from "./smtp/SmtpPool.ts"
+export * as StatsFile from "./records/StatsFile.ts"
+export * as Tracing from "./operations/Tracing.ts"
+export * as Translations from "./email/Translations.ts"
+export { checkTemplates } from "./email/TemplateRenderer.ts"
+export * as WorkerSettingsFromEnv from "./config/WorkerSettingsFromEnv.ts"
+export * as ZulipEmailBuilder from "./email/ZulipEmailBuilder.ts"
 
-// in-memory layers, for tests
-export * as InMemoryEmailBuilder from "./layers/InMemoryEmailBuilder.ts"
-export { InMemoryFailures } from "./layers/InMemoryFailureStore.ts"
-export { InMemoryQueue, type Requeued } from "./layers/InMemoryQueue.ts"
-export { InMemoryRealms } from "./layers/InMemoryRealmRepository.ts"
-export { InMemorySmtp, type ScriptedSmtpFailure } from "./layers/InMemorySmtp.ts"
-export { InMemoryStats } from "./layers/InMemoryStatsWriter.ts"
-export { InMemorySuppressionList } from "./layers/InMemorySuppressionList.ts"
+// in-memory doubles, for tests
+export * as InMemoryEmailBuilder from "./email/InMemoryEmailBuilder.ts"
+export { InMemoryFailures } from "./records/InMemoryFailureStore.ts"
+export { InMemoryQueue, type Requeued } from "./queue/InMemoryQueue.ts"
+export { InMemoryRealms } from "./realms/InMemoryRealmRepository.ts"
+export { InMemorySmtp, type ScriptedSmtpFailure } from "./smtp/InMemorySmtp.ts"
+export { InMemoryStats } from "./records/InMemoryStatsWriter.ts"
+export { InMemorySuppressionList } from "./smtp/InMemorySuppressionList.ts"

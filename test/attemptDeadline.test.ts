@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber } from "effect"
 import { vi } from "vitest"
 import { TimeoutError } from "../src/domain/errors.ts"
-import { withAttemptDeadline } from "../src/programs/attemptDeadline.ts"
+import { withAttemptDeadline } from "../src/pipeline/attemptDeadline.ts"
 
 describe("withAttemptDeadline on the real clock", () => {
   it.live("an attempt past its deadline is interrupted and fails with our TimeoutError", () =>

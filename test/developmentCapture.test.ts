@@ -4,8 +4,8 @@ import { ConfigProvider, Effect, FileSystem } from "effect"
 import { TestClock } from "effect/testing"
 import { join } from "node:path"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
-import * as DevelopmentCapture from "../src/layers/DevelopmentCapture.ts"
-import { SmtpConnection } from "../src/services/SmtpConnection.ts"
+import * as DevelopmentCapture from "../src/smtp/DevelopmentCapture.ts"
+import { SmtpConnection } from "../src/smtp/SmtpConnection.ts"
 
 const email = (messageId: string, subject = "Welcome to Example Org"): OutgoingEmail => ({
   messageId,

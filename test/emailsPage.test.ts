@@ -11,11 +11,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { chromium } from "playwright-core"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
-import * as DevelopmentCapture from "../src/layers/DevelopmentCapture.ts"
-import { InMemoryRealms } from "../src/layers/InMemoryRealmRepository.ts"
-import * as OperationsHttp from "../src/layers/OperationsHttp.ts"
-import { RabbitMqConnection } from "../src/layers/RabbitMqConnection.ts"
-import { SmtpConnection } from "../src/services/SmtpConnection.ts"
+import * as DevelopmentCapture from "../src/smtp/DevelopmentCapture.ts"
+import { InMemoryRealms } from "../src/realms/InMemoryRealmRepository.ts"
+import * as OperationsHttp from "../src/operations/OperationsHttp.ts"
+import { RabbitMqConnection } from "../src/queue/RabbitMqConnection.ts"
+import { SmtpConnection } from "../src/smtp/SmtpConnection.ts"
 
 const email = (n: number, overrides: Partial<OutgoingEmail> = {}): OutgoingEmail => ({
   messageId: `<email-${n}@zulip.example>`,

@@ -4,8 +4,8 @@ import { Effect, FileSystem } from "effect"
 import { TestClock } from "effect/testing"
 import { createHash } from "node:crypto"
 import { join } from "node:path"
-import * as ErrorsFile from "../src/layers/ErrorsFile.ts"
-import { FailureStore, type FailureReason } from "../src/services/FailureStore.ts"
+import * as ErrorsFile from "../src/records/ErrorsFile.ts"
+import { FailureStore, type FailureReason } from "../src/records/FailureStore.ts"
 
 // asctime is local time: pin a zone that is not UTC so the test proves the conversion (Node honours a runtime TZ).
 process.env.TZ = "America/New_York"

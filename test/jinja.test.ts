@@ -7,8 +7,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
-import { JinjaRenderError, makeJinjaEngine } from "../src/layers/jinja/environment.ts"
-import { englishTranslations, makeCatalogs } from "../src/layers/Translations.ts"
+import { JinjaRenderError, makeJinjaEngine } from "../src/email/jinja/environment.ts"
+import { englishTranslations, makeCatalogs } from "../src/email/Translations.ts"
 
 const fixturesDir = path.join(import.meta.dirname, "fixtures", "jinja")
 

@@ -3,8 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem, Layer } from "effect"
 import { join } from "node:path"
 import { RealmNotFound, UserNotFound } from "../src/domain/errors.ts"
-import * as JsonFileRealmRepository from "../src/layers/JsonFileRealmRepository.ts"
-import { RealmRepository } from "../src/services/RealmRepository.ts"
+import * as JsonFileRealmRepository from "../src/realms/JsonFileRealmRepository.ts"
+import { RealmRepository } from "../src/realms/RealmRepository.ts"
 
 const realmsFile = {
   realms: [

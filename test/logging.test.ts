@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Console, Effect, Logger, Redacted } from "effect"
 import { TestClock } from "effect/testing"
-import { batchedJsonLines, jsonLines, logWriteWindow } from "../src/layers/Logging.ts"
+import { batchedJsonLines, jsonLines, logWriteWindow } from "../src/operations/Logging.ts"
 
 /** A console whose `log` calls are pushed onto `writes`. */
 const recordingConsole = (writes: Array<string>): Console.Console =>

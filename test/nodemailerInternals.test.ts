@@ -4,8 +4,8 @@ import { type AddressInfo, createServer, Socket } from "node:net"
 import { PassThrough } from "node:stream"
 import MimeNode from "nodemailer/lib/mime-node"
 import SMTPConnection from "nodemailer/lib/smtp-connection"
-import { hasStreamSteps, hasUnmatchedReplies, onNextReply, setSocketTimeout } from "../src/layers/nodemailerInternals.ts"
-import { mimeTreeOf } from "../src/layers/nodemailerMessage.ts"
+import { hasStreamSteps, hasUnmatchedReplies, onNextReply, setSocketTimeout } from "../src/smtp/nodemailerInternals.ts"
+import { mimeTreeOf } from "../src/smtp/nodemailerMessage.ts"
 import { startSmtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
 
 const versionOf = (path: string): unknown =>

@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import fc from "fast-check"
 import type MimeNode from "nodemailer/lib/mime-node"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
-import { messageBytes, mimeTreeOf, serializeInline } from "../src/layers/nodemailerMessage.ts"
+import { messageBytes, mimeTreeOf, serializeInline } from "../src/smtp/nodemailerMessage.ts"
 
 /** nodemailer's own streaming build of a tree. */
 const streamed = (tree: MimeNode): Promise<Buffer> =>

@@ -5,9 +5,9 @@ import { SqlClient } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import * as net from "node:net"
 import { RealmNotFound, Unavailable, UserNotFound } from "../src/domain/errors.ts"
-import * as PostgresRealmRepository from "../src/layers/PostgresRealmRepository.ts"
-import { migrateDatabase } from "../src/programs/migrateDatabase.ts"
-import { RealmRepository } from "../src/services/RealmRepository.ts"
+import * as PostgresRealmRepository from "../src/realms/PostgresRealmRepository.ts"
+import { migrateDatabase } from "../src/realms/migrateDatabase.ts"
+import { RealmRepository } from "../src/realms/RealmRepository.ts"
 import { makeTcpProxy } from "./support/tcpProxy.ts"
 
 const postgresPort = 5432

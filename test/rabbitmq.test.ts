@@ -3,11 +3,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import { QueueError } from "../src/domain/errors.ts"
-import * as RabbitMq from "../src/layers/RabbitMqConnection.ts"
-import * as RabbitMqConsumer from "../src/layers/RabbitMqConsumer.ts"
-import * as RabbitMqPublisher from "../src/layers/RabbitMqPublisher.ts"
-import { QueueConsumer } from "../src/services/QueueConsumer.ts"
-import { QueuePublisher } from "../src/services/QueuePublisher.ts"
+import * as RabbitMq from "../src/queue/RabbitMqConnection.ts"
+import * as RabbitMqConsumer from "../src/queue/RabbitMqConsumer.ts"
+import * as RabbitMqPublisher from "../src/queue/RabbitMqPublisher.ts"
+import { QueueConsumer } from "../src/queue/QueueConsumer.ts"
+import { QueuePublisher } from "../src/queue/QueuePublisher.ts"
 import {
   closeConnectionsNamed,
   connectionOptions,

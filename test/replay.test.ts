@@ -19,7 +19,7 @@ import {
   replayFailures,
   type ReplayTarget,
   templateSelected
-} from "../src/programs/replayFailures.ts"
+} from "../src/records/replayFailures.ts"
 import { captureLogs } from "./support/logCapture.ts"
 import { buildCli, runCli, startCli, waitUntil } from "./support/processes.ts"
 import { makeAdmin } from "./support/rabbitmq.ts"

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import * as SesSuppressionList from "../src/layers/SesSuppressionList.ts"
-import { SuppressionList } from "../src/services/SuppressionList.ts"
+import * as SesSuppressionList from "../src/smtp/SesSuppressionList.ts"
+import { SuppressionList } from "../src/smtp/SuppressionList.ts"
 import { type FakeSes, type FakeSesAnswer, fakeSes } from "./support/fakeSes.ts"
 import { withCapturedLogs } from "./support/logCapture.ts"
 

@@ -10,10 +10,10 @@ import {
   HttpPortSetting,
   HttpUrlSetting,
   redactUrl
-} from "../src/layers/connectionSettings.ts"
-import { LogLevelSetting, parseLogLevel } from "../src/layers/Logging.ts"
-import { CountSetting } from "../src/layers/settingValues.ts"
-import { describeFailure } from "../src/commands/reportFailure.ts"
+} from "../src/config/connectionSettings.ts"
+import { LogLevelSetting, parseLogLevel } from "../src/operations/Logging.ts"
+import { CountSetting } from "../src/config/settingValues.ts"
+import { describeFailure } from "../src/cli/reportFailure.ts"
 
 const secret = "pa55-Secret"
 

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Redacted } from "effect"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
-import * as SmtpPool from "../src/layers/SmtpPool.ts"
-import { SmtpConnection } from "../src/services/SmtpConnection.ts"
-import { SmtpStatus } from "../src/services/SmtpStatus.ts"
+import * as SmtpPool from "../src/smtp/SmtpPool.ts"
+import { SmtpConnection } from "../src/smtp/SmtpConnection.ts"
+import { SmtpStatus } from "../src/smtp/SmtpStatus.ts"
 import { withCapturedLogs } from "./support/logCapture.ts"
 import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
 

@@ -10,7 +10,7 @@ import {
   renderHealth,
   thresholdsFor,
   unknownHealth
-} from "../src/programs/queueHealth.ts"
+} from "../src/records/queueHealth.ts"
 import { buildCli, runCli } from "./support/processes.ts"
 import { makeAdmin } from "./support/rabbitmq.ts"
 

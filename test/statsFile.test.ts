@@ -2,8 +2,8 @@ import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem } from "effect"
 import { join } from "node:path"
-import * as StatsFile from "../src/layers/StatsFile.ts"
-import { StatsWriter } from "../src/services/StatsWriter.ts"
+import * as StatsFile from "../src/records/StatsFile.ts"
+import { StatsWriter } from "../src/records/StatsWriter.ts"
 
 /** A fresh directory for the test, removed with its scope, and a writer whose stats dir does not exist yet. */
 const setup = Effect.gen(function*() {

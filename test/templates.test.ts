@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as path from "node:path"
-import { checkTemplates, defaultTemplatesDir, makeTemplateRenderer } from "../src/layers/TemplateRenderer.ts"
-import { makeJinjaEngine } from "../src/layers/jinja/environment.ts"
-import { englishTranslations, makeCatalogs } from "../src/layers/Translations.ts"
+import { checkTemplates, defaultTemplatesDir, makeTemplateRenderer } from "../src/email/TemplateRenderer.ts"
+import { makeJinjaEngine } from "../src/email/jinja/environment.ts"
+import { englishTranslations, makeCatalogs } from "../src/email/Translations.ts"
 import { hasZulipReference, renderWithJinja } from "./support/zulipReference.ts"
 import { rewriteTemplate, templateTree } from "./support/templateTree.ts"
 

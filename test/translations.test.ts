@@ -4,7 +4,7 @@ import { po } from "gettext-parser"
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
-import { compilePluralForms, PluralExpressionError } from "../src/layers/pluralForms.ts"
+import { compilePluralForms, PluralExpressionError } from "../src/email/pluralForms.ts"
 import {
   CatalogError,
   englishTranslations,
@@ -12,7 +12,7 @@ import {
   PluralFormError,
   toLocale,
   type Translations
-} from "../src/layers/Translations.ts"
+} from "../src/email/Translations.ts"
 import { withCapturedLogs } from "./support/logCapture.ts"
 import { rewriteTemplate, templateTree } from "./support/templateTree.ts"
 

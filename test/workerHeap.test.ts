@@ -1,6 +1,6 @@
-/** The worker process's heap (`src/commands/workerHeap.ts`): when the process restarts with a fixed growth, and what it needs. */
+/** The worker process's heap (`src/cli/workerHeap.ts`): when the process restarts with a fixed growth, and what it needs. */
 import { assert, describe, it } from "@effect/vitest"
-import { heapFlagsGiven, heapNeededMb, planHeap } from "../src/commands/workerHeap.ts"
+import { heapFlagsGiven, heapNeededMb, planHeap } from "../src/cli/workerHeap.ts"
 
 const MB = 2 ** 20
 const defaults = { concurrency: 32, maxEventBytes: 512 * 1024 }

@@ -9,10 +9,10 @@ import { Effect } from "effect"
 import fc from "fast-check"
 import { readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
-import { JinjaRenderError, makeJinjaEngine } from "../src/layers/jinja/environment.ts"
-import { inlineDocument, makeStyleInliner } from "../src/layers/styleInliner.ts"
-import { checkTemplates } from "../src/layers/TemplateRenderer.ts"
-import { englishTranslations, makeCatalogs } from "../src/layers/Translations.ts"
+import { JinjaRenderError, makeJinjaEngine } from "../src/email/jinja/environment.ts"
+import { inlineDocument, makeStyleInliner } from "../src/email/styleInliner.ts"
+import { checkTemplates } from "../src/email/TemplateRenderer.ts"
+import { englishTranslations, makeCatalogs } from "../src/email/Translations.ts"
 import {
   hasZulipReference,
   type ReferenceCase,

@@ -16,7 +16,7 @@ export class DnsError extends Schema.TaggedError<DnsError>()("DnsError", {
 /**
  * A step took too long: a socket read during a transaction, or the whole attempt (`MAX_CONSUME_SECONDS`). A timeout
  * while opening a connection is an outage (`Unavailable`).
- * Effect's own `Cause.TimeoutError` shares this tag; it is always mapped into this class (see `programs/retryPolicy.ts`)
+ * Effect's own `Cause.TimeoutError` shares this tag; it is always mapped into this class (see `pipeline/retryPolicy.ts`)
  * so exactly one `TimeoutError` type flows through the pipeline.
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
@@ -77,7 +77,7 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable"
   dependency: Schema.Literals(["smtp", "database"]),
   /**
    * Set when the dependency refuses this configuration (a login refused): the setting to fix and its answer. Such a
-   * refusal is logged at ERROR once where it is met (`layers/refusals.ts`), so the waits on it log at DEBUG.
+   * refusal is logged at ERROR once where it is met (`operations/refusals.ts`), so the waits on it log at DEBUG.
    */
   refusal: Schema.optionalKey(Schema.Struct({ setting: Schema.String, reason: Schema.String }))
 }) {}

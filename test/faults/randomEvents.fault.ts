@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import fc from "fast-check"
 import { statSync } from "node:fs"
 import { join } from "node:path"
-import { defaultWorkerSettings } from "../../src/services/WorkerSettings.ts"
+import { defaultWorkerSettings } from "../../src/config/WorkerSettings.ts"
 import type { Published } from "./support/ledger.ts"
 import { makeScenario } from "./support/scenario.ts"
 

@@ -1,13 +1,13 @@
 /** The whole pipeline on in-memory layers, as an embedding app's tests would compose it. */
 import { Layer } from "effect"
 import type { Realm, User } from "../../src/domain/Realm.ts"
-import * as InMemoryEmailBuilder from "../../src/layers/InMemoryEmailBuilder.ts"
-import { InMemoryFailures } from "../../src/layers/InMemoryFailureStore.ts"
-import { InMemoryQueue } from "../../src/layers/InMemoryQueue.ts"
-import { InMemoryRealms } from "../../src/layers/InMemoryRealmRepository.ts"
-import { InMemorySmtp } from "../../src/layers/InMemorySmtp.ts"
-import { InMemoryStats } from "../../src/layers/InMemoryStatsWriter.ts"
-import { InMemorySuppressionList } from "../../src/layers/InMemorySuppressionList.ts"
+import * as InMemoryEmailBuilder from "../../src/email/InMemoryEmailBuilder.ts"
+import { InMemoryFailures } from "../../src/records/InMemoryFailureStore.ts"
+import { InMemoryQueue } from "../../src/queue/InMemoryQueue.ts"
+import { InMemoryRealms } from "../../src/realms/InMemoryRealmRepository.ts"
+import { InMemorySmtp } from "../../src/smtp/InMemorySmtp.ts"
+import { InMemoryStats } from "../../src/records/InMemoryStatsWriter.ts"
+import { InMemorySuppressionList } from "../../src/smtp/InMemorySuppressionList.ts"
 
 export const realm: Realm = { id: 2, stringId: "zulip", name: "Zulip Dev", deactivated: false }
 export const hamlet: User = {

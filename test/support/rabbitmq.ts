@@ -4,7 +4,7 @@ import { Effect, Redacted, Schedule, type Scope } from "effect"
 import { execFile } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { promisify } from "node:util"
-import type { Delivery, QueueConsumer } from "../../src/services/QueueConsumer.ts"
+import type { Delivery, QueueConsumer } from "../../src/queue/QueueConsumer.ts"
 
 const brokerUrl = "amqp://guest:guest@127.0.0.1:5672"
 

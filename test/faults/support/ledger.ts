@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto"
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs"
 import { jsonDepth } from "../../../src/domain/jsonDepth.ts"
-import { defaultWorkerSettings } from "../../../src/services/WorkerSettings.ts"
+import { defaultWorkerSettings } from "../../../src/config/WorkerSettings.ts"
 
 export interface Published {
   readonly body: string

@@ -1,0 +1,54 @@
+/**
+ * When to try again, in one place: the in-process retry of a send, the wait during an outage, the delay before a
+ * requeued event comes back, and the deadline of one attempt.
+ */
+import { Duration, Schedule } from "effect"
+import { isTransient, type SendEmailError, type Unavailable } from "../domain/errors.ts"
+import type { WorkerSettingsShape } from "../config/WorkerSettings.ts"
+
+/** Exponential from `base` (×2, jittered 0.8–1.2), never longer than `cap`. */
+const cappedBackoff = (base: Duration.Duration, cap: Duration.Duration) =>
+  Schedule.min([Schedule.exponential(base).pipe(Schedule.jittered), Schedule.spaced(cap)])
+
+/**
+ * Whether a failed send is tried again in process, a moment later: what the network or the connection lost
+ * (`DnsError`, `TimeoutError`, a `NotDelivered` without a reply). A server that replied 4xx ("try again later":
+ * greylisting, a rate limit, a full queue) is not asked again within seconds: the event is requeued with
+ * `REQUEUE_DELAY` at once, so its wait holds no delivery fiber and the emails behind it keep their pace.
+ */
+export const isRetriedInProcess = (error: SendEmailError): boolean =>
+  isTransient(error) && !(error._tag === "NotDelivered" && error.smtpCode !== null)
+
+/**
+ * Exponential with jitter, capped at `retryMaxDelay`, at most `sendAttempts` attempts in all, and only while the
+ * error is one `isRetriedInProcess`: a `Rejected` email is attempted once, a 4xx reply goes back to the queue.
+ */
+export const sendRetrySchedule = <Input = SendEmailError>(
+  settings: WorkerSettingsShape,
+  /** the error in what the schedule is given: for a retry whose failures carry more than the error */
+  errorOf: (input: Input) => SendEmailError = (input) => input as SendEmailError
+) =>
+  cappedBackoff(settings.retryBaseDelay, settings.retryMaxDelay).pipe(
+    Schedule.upTo({ times: Math.max(0, settings.sendAttempts - 1) }),
+    Schedule.setInputType<Input>(),
+    Schedule.while(({ input }) => isRetriedInProcess(errorOf(input)))
+  )
+
+/** While SMTP or the database is down: keep checking, backing off up to `outageMaxDelay`, for as long as it takes. */
+export const outageSchedule = (settings: WorkerSettingsShape) =>
+  cappedBackoff(settings.retryBaseDelay, settings.outageMaxDelay).pipe(
+    Schedule.setInputType<Unavailable | SendEmailError>(),
+    Schedule.while(({ input }) => input._tag === "Unavailable")
+  )
+
+/** While the failure store cannot be written: keep trying, backing off up to `outageMaxDelay`. */
+export const storeOutageSchedule = (settings: WorkerSettingsShape) =>
+  cappedBackoff(settings.retryBaseDelay, settings.outageMaxDelay)
+
+/** A requeued event waits `requeueDelay`, doubled for each earlier try (try 1: ×1, try 2: ×2, try 3: ×4). */
+export const requeueDelay = (settings: WorkerSettingsShape, failedTries: number): Duration.Duration =>
+  Duration.times(settings.requeueDelay, 2 ** Math.max(0, failedTries - 1))
+
+/** Every delay a requeue can wait (`failed_tries` 1 to `MAX_REQUEST_RETRIES`), shortest first. */
+export const requeueDelays = (settings: WorkerSettingsShape): ReadonlyArray<Duration.Duration> =>
+  Array.from({ length: settings.maxRequestRetries }, (_, index) => requeueDelay(settings, index + 1))
