@@ -25,6 +25,7 @@ import {
   StatsDirectorySetting
 } from "../config/settingValues.ts"
 import * as SmtpPool from "../smtp/SmtpPool.ts"
+import { checkServer } from "../smtp/smtpSession.ts"
 import { checkTemplates } from "../email/TemplateRenderer.ts"
 import { makeCatalogs } from "../email/Translations.ts"
 import { workerSettingsConfig } from "../config/WorkerSettingsFromEnv.ts"
@@ -142,7 +143,7 @@ const smtpCheck = (settings: Settings): Effect.Effect<Outcome> => {
       `EMAIL_HOST unset: development capture to ${resolve(settings.captureDirectory)}, nothing is sent (no server to check)`
     ))
   }
-  return SmtpPool.checkServer(smtp).pipe(
+  return checkServer(smtp).pipe(
     Effect.map(passed),
     Effect.catch((error) => {
       switch (error._tag) {
