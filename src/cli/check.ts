@@ -29,6 +29,7 @@ import { checkServer } from "../smtp/smtpSession.ts"
 import { checkTemplates } from "../email/TemplateRenderer.ts"
 import { makeCatalogs } from "../email/Translations.ts"
 import { workerSettingsConfig } from "../config/WorkerSettingsFromEnv.ts"
+import * as TemplateDirectories from "../email/templateDirectories.ts"
 import * as ZulipEmailBuilder from "../email/ZulipEmailBuilder.ts"
 import { requeueDelays } from "../pipeline/retryPolicy.ts"
 import { withEnvironment } from "./environmentHelp.ts"
@@ -76,7 +77,7 @@ const settingsConfig = Config.all({
   errorsDirectory: ErrorsDirectorySetting
 })
 
-type Settings = Config.Success<typeof settingsConfig> & { readonly directories: ZulipEmailBuilder.Directories }
+type Settings = Config.Success<typeof settingsConfig> & { readonly directories: TemplateDirectories.Directories }
 
 // ---- the broker ---------------------------------------------------------------------------------------------------
 
@@ -207,7 +208,7 @@ const realmsCheck = (settings: Settings): Effect.Effect<Outcome> => {
 const templatesCheck = (settings: Settings) =>
   Effect.gen(function*() {
     const { templatesDir } = settings.directories
-    yield* ZulipEmailBuilder.checkTemplatesDirectory(templatesDir)
+    yield* TemplateDirectories.checkTemplatesDirectory(templatesDir)
     const problems = yield* checkTemplates(templatesDir)
     return problems.length === 0
       ? passed(`every template under ${resolve(templatesDir)} compiles`)
@@ -224,7 +225,7 @@ const templatesCheck = (settings: Settings) =>
 const catalogsCheck = (settings: Settings) =>
   Effect.gen(function*() {
     const { localeDir } = settings.directories
-    const entries = yield* ZulipEmailBuilder.checkLocaleDirectory(settings.directories)
+    const entries = yield* TemplateDirectories.checkLocaleDirectory(settings.directories)
     if (entries === null) return passed(`no catalog directory (${resolve(localeDir)}): every email is in English`)
     const catalogs = yield* makeCatalogs(localeDir)
     // entries that are no language code (a README) name no catalog
@@ -269,7 +270,7 @@ export const runChecks = Effect.gen(function*() {
   const parsed = yield* Effect.result(Effect.gen(function*() {
     const settings = yield* settingsConfig
     yield* ZulipEmailBuilder.resolveSettings(settings.builder)
-    return { ...settings, directories: ZulipEmailBuilder.directoriesOf(settings.builder) }
+    return { ...settings, directories: TemplateDirectories.directoriesOf(settings.builder) }
   }))
   if (parsed._tag === "Failure") {
     yield* printed("configuration", failed(describeFailure(parsed.failure), "the setting named, as README's Configuration table says"))
