@@ -20,7 +20,7 @@ import { WorkerSettings } from "../config/WorkerSettings.ts"
 import { withEventSpan } from "../operations/eventSpan.ts"
 import { countFailure, deliveriesRetryingFailureStore, eventsConsumed, eventsRequeued, eventsSettled } from "./metrics.ts"
 import { requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
-import { type DeliveryAnnotations, deliveryAnnotations, deliverEvent, type SentEmail } from "./deliverEvent.ts"
+import { type DeliveryAnnotations, deliveryAnnotations, deliverEvent, sameAnnotations, type SentEmail } from "./deliverEvent.ts"
 
 export type Outcome = "sent" | "requeued" | "failed" | "released"
 
@@ -211,9 +211,8 @@ const settleDelivered = (delivery: Delivery, event: EmailEvent, initial: Deliver
       ? Effect.uninterruptible(onSent(delivery, event, result.success.sent, attempts))
       : onFailed(delivery, event, result.failure.error, attempts)
     const now = deliveryAnnotations(event, attempts, message)
-    // annotating makes a new context, and most deliveries learn nothing new along the way
-    const same = now.attempt === initial.attempt && now.message_id === initial.message_id && now.realm === initial.realm
-    return same ? settled : Effect.annotateLogs(settled, now)
+    // most deliveries learn nothing new along the way
+    return sameAnnotations(now, initial) ? settled : Effect.annotateLogs(settled, now)
   })
 
 /** Every log line about the event carries its template, realm, `failed_tries`, attempt and (once known) Message-ID. */
