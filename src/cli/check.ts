@@ -97,13 +97,12 @@ const openBroker = (
 ): Effect.Effect<{ readonly connection: ChannelModel; readonly node: string }, QueueError, Scope.Scope> =>
   Effect.acquireRelease(RabbitMq.connectToFirstNode(url, timeout), ({ connection }) => RabbitMq.closeQuietly(connection))
 
-/** The queue's type, from the broker's refusal of a declaration as `classic` when it is another. */
+/** The queue's type, as the broker's answers to declarations tell it. */
 const queueType = (connection: ChannelModel, queue: string): Effect.Effect<string> =>
-  RabbitMq.withScratchChannel(connection, `check the type of ${queue}`, (channel) =>
-    channel.assertQueue(queue, { durable: true, arguments: { "x-queue-type": "classic" } }).then(
-      () => "classic",
-      (error: Error) => RabbitMq.typeInRefusal(error.message) ?? "not told (it has other arguments)"
-    )).pipe(Effect.catch(() => Effect.succeed("not told")))
+  RabbitMq.existingQueueType(connection, queue).pipe(
+    Effect.map((type) => type ?? "not told (it has other arguments)"),
+    Effect.catch(() => Effect.succeed("not told"))
+  )
 
 const queueCheck = (connection: ChannelModel, queue: string, declaration: RabbitMq.QueueDeclaration) =>
   Effect.gen(function*() {

@@ -192,8 +192,29 @@ export const queueTypeMismatch = "queue type"
 export const isFatal = (error: QueueError): boolean => error.operation === queueTypeMismatch
 
 /** The type an existing queue has, when the broker's refusal of a declaration names it. */
-export const typeInRefusal = (message: string): string | undefined =>
+const typeInRefusal = (message: string): string | undefined =>
   /'x-queue-type'.*current is (?:the value )?'([a-z]+)'/.exec(message)?.[1]
+
+/**
+ * The type of an existing queue, as far as declarations tell: the broker compares the arguments in a fixed order
+ * and names the first that differs, and compares `x-queue-type` after the dead-letter and overflow arguments and
+ * before the delivery limit. So, in turn: Zulip's declaration (accepted: classic); a quorum queue's arguments typed
+ * `classic` (refused naming `x-queue-type` for a quorum queue of this worker, whatever its limit); the type alone.
+ */
+export const existingQueueType = Effect.fnUntraced(function*(connection: ChannelModel, queue: string) {
+  const probes: ReadonlyArray<Record<string, unknown>> = [
+    {},
+    { ...queueArguments(queue, { type: "quorum", deliveryLimit: 1 }), "x-queue-type": "classic" },
+    { "x-queue-type": "classic" }
+  ]
+  for (const probe of probes) {
+    const refused = yield* declareDurable(connection, queue, probe)
+    if (refused === undefined) return "classic"
+    const type = typeInRefusal(refused)
+    if (type !== undefined) return type
+  }
+  return undefined
+})
 
 /** Declare a durable queue; gives the broker's refusal (406: it exists with other arguments), if so. */
 const declareDurable = (connection: ChannelModel, queue: string, args: Record<string, unknown>) =>
@@ -224,15 +245,12 @@ export const declareQueue = Effect.fnUntraced(function*(
   }
   const refused = yield* declareDurable(connection, queue, queueArguments(queue, declaration))
   if (refused === undefined) return
-  const other: QueueType = declaration.type === "classic" ? "quorum" : "classic"
-  // the refusal names the first argument that differs, not always the type: then the other type's declaration tells
-  const existing = typeInRefusal(refused) ??
-    ((yield* declareDurable(connection, queue, queueArguments(queue, { ...declaration, type: other }))) === undefined ? other : undefined)
+  const existing = typeInRefusal(refused) ?? (yield* existingQueueType(connection, queue))
   if (existing !== undefined && existing !== declaration.type) {
     return yield* new QueueError({
       operation: queueTypeMismatch,
       message: `queue ${queue} exists as a ${existing} queue, but QUEUE_TYPE=${declaration.type}: a queue's type cannot be ` +
-        `changed; set QUEUE_TYPE=${existing}, or move to a new ${declaration.type} queue (README, "Moving to a quorum queue")`
+        `changed; set QUEUE_TYPE=${existing}, or move to a new ${declaration.type} queue (README, "Moving from a classic to a quorum queue")`
     })
   }
   yield* Effect.logWarning(`queue ${queue} exists with other arguments (${refused}); using it as it is`)
@@ -298,8 +316,8 @@ const supervise = <A>(
     const cycle = Effect.gen(function*() {
       const lost = yield* Deferred.make<string>()
       const value = yield* build(lost)
-      yield* Deferred.succeed(yield* Ref.get(current), value)
       yield* onChange(true)
+      yield* Deferred.succeed(yield* Ref.get(current), value)
       yield* Effect.logInfo(`${name} open${hooks.describe === undefined ? "" : ` on ${hooks.describe(value)}`}`)
       const reason = yield* Deferred.await(lost)
       yield* Ref.set(current, yield* Deferred.make<A, QueueError>())
@@ -314,7 +332,7 @@ const supervise = <A>(
       })
     // a cycle ends normally when what it built is lost, so the backoff starts afresh for the next one
     yield* cycle.pipe(
-      Effect.retry({ schedule: retry, while: (error) => !isFatal(error) }),
+      Effect.retry(retry),
       Effect.forever,
       Effect.catch(fatal),
       Effect.annotateLogs({ broker }),
@@ -380,6 +398,8 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
     ]).pipe(
       Schedule.jittered,
       Schedule.setInputType<QueueError>(),
+      // what no retry mends ends the rebuilding (supervise)
+      Schedule.while(({ input }) => !isFatal(input)),
       Schedule.tap(({ attempt, duration, input }) =>
         failed(input, `${name} failed (${input.message}); retry ${attempt} in ${Math.round(Duration.toMillis(duration))} ms`)
       )

@@ -1,0 +1,228 @@
+/**
+ * Losing a node of a three-node RabbitMQ cluster mid-run (`npm run test:cluster`; the cluster is `globalSetup.ts`'s).
+ * Each scenario accounts for every published event (delivered, recorded, still queued) like the fault scenarios,
+ * and measures the time to resume: the longest pause in deliveries after the fault struck.
+ *
+ * `CLUSTER_EVENTS` (default 20,000, the issue's number) is how many events the two quorum scenarios publish; the
+ * classic-queue and leaving-node scenarios publish a quarter of it.
+ */
+import { assert, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { createServer } from "node:net"
+import type { QueueDeclaration } from "../../src/queue/RabbitMqConnection.ts"
+import { classicQueue } from "../../src/queue/RabbitMqConnection.ts"
+import type { BrokerTarget } from "../faults/support/broker.ts"
+import type { Published } from "../faults/support/ledger.ts"
+import { type Scenario, scenarioWithGoodEvents } from "../faults/support/scenario.ts"
+import type { WorkerProcess } from "../faults/support/worker.ts"
+import {
+  type ClusterNode,
+  clusterNodes,
+  ctlOnAnyNode,
+  hostOf,
+  joinCluster,
+  killNode,
+  leaveCluster,
+  startApp,
+  startNode,
+  stopApp,
+  unacknowledged
+} from "./support/cluster.ts"
+
+const events = Number(process.env["CLUSTER_EVENTS"] ?? "20000")
+const quorum: QueueDeclaration = { type: "quorum", deliveryLimit: 20 }
+/** SMTP replies held 50 ms, so the smaller scenarios are still running when the fault strikes */
+const slowSink = { delayMillis: 50 }
+const target: BrokerTarget = { urls: clusterNodes.map((node) => node.url), rabbitmqctl: ctlOnAnyNode }
+
+/** The node list starting with node `first`: each worker prefers another node. */
+const nodesFrom = (first: number): string =>
+  clusterNodes.map((_, i) => clusterNodes[(first + i) % clusterNodes.length]!.url).join(",")
+
+const freePort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+)
+
+interface Worker {
+  readonly process: WorkerProcess
+  readonly httpPort: number
+}
+
+interface Readiness {
+  readonly code: number
+  readonly checks: Record<string, string>
+  readonly brokerNode: string | null
+}
+
+const readiness = (worker: Worker): Effect.Effect<Readiness> =>
+  Effect.promise(async () => {
+    const response = await fetch(`http://127.0.0.1:${worker.httpPort}/readyz`)
+    const body = await response.json() as Omit<Readiness, "code">
+    return { code: response.status, ...body }
+  })
+
+/** `count` workers, worker i preferring node i (AMQP_URL starts with it), each with its operations endpoint. */
+const startWorkers = (scenario: Scenario, count: number, firstNode = 0) =>
+  Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) =>
+    Effect.gen(function*() {
+      const httpPort = yield* freePort
+      const process = yield* scenario.startWorker({
+        AMQP_URL: nodesFrom(firstNode + i),
+        HTTP_PORT: String(httpPort),
+        // a lost node is noticed by its closed socket; a quick first retry finds the next node at once
+        OUTAGE_MAX_DELAY: "1"
+      })
+      return { process, httpPort } satisfies Worker
+    }))
+
+/** Seconds of the longest pause in deliveries from `fromMillis` on (the first delivery after it counts from it). */
+const longestPause = (acceptedAt: ReadonlyArray<number>, fromMillis: number): number => {
+  const after = acceptedAt.filter((at) => at >= fromMillis).sort((a, b) => a - b)
+  let previous = fromMillis
+  let longest = 0
+  for (const at of after) {
+    longest = Math.max(longest, at - previous)
+    previous = at
+  }
+  return longest / 1000
+}
+
+const nodeShown = (node: ClusterNode) => `amqp://guest:***@127.0.0.1:${node.amqpPort}`
+
+/** Wait (up to 60 s) until the worker's /readyz shows it connected to a node other than `node`; gives that node. */
+const awaitMovedOff = (worker: Worker, node: ClusterNode) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const { brokerNode } = yield* readiness(worker)
+      if (brokerNode !== null && brokerNode !== nodeShown(node)) return brokerNode
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`the worker did not leave ${node.name} within 60 s`))
+      yield* Effect.sleep("200 millis")
+    }
+  })
+
+/** Let every event settle, stop the workers, and account. */
+const finish = (scenario: Scenario, published: ReadonlyArray<Published>, workers: ReadonlyArray<Worker>) =>
+  Effect.gen(function*() {
+    const allSettled = yield* scenario.awaitSettled(published, "300 seconds")
+    const exited = yield* Effect.forEach(workers, (worker) => worker.process.hasExited)
+    yield* Effect.forEach(workers, (worker) => scenario.stopWorker(worker.process), { concurrency: "unbounded" })
+    const counts = yield* scenario.account(published)
+    return { allSettled, counts, anyExited: exited.some(Boolean) }
+  })
+
+it.live("1 quorum queue, leader's node stopped (stop_app): every event delivered, none lost, resumed within 10 s", ({ task }) =>
+  Effect.gen(function*() {
+    const { published, scenario } = yield* scenarioWithGoodEvents("cluster_stop", events, {}, { target, declaration: quorum })
+    const workers = yield* startWorkers(scenario, 3)
+    yield* scenario.awaitSettledCount(published, Math.round(events / 3), "300 seconds")
+    const leader = yield* Effect.promise(() => hostOf(scenario.queue))
+    const inFlight = yield* Effect.promise(() => unacknowledged(scenario.queue))
+    const stoppedAt = Date.now()
+    yield* Effect.promise(() => stopApp(leader))
+    // the worker that preferred the leader's node moves to another one
+    const movedTo = yield* awaitMovedOff(workers[clusterNodes.indexOf(leader)]!, leader)
+    const { allSettled, anyExited, counts } = yield* finish(scenario, published, workers)
+    yield* Effect.promise(() => startApp(leader))
+    const resume = longestPause(scenario.sink.acceptedAt, stoppedAt)
+    scenario.report(task, "1 quorum, leader stopped", counts, `leader ${leader.name}; its worker moved to ${movedTo}; ${inFlight} unacked when it stopped (duplicates bound)`, resume)
+
+    assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
+    assert.isTrue(allSettled, "delivery did not finish after the leader's node stopped")
+    assert.strictEqual(counts.delivered, events)
+    assert.strictEqual(counts.failed, 0)
+    assert.isAtMost(counts.duplicates, inFlight)
+    assert.isAtMost(resume, 10)
+    assert.isFalse(anyExited, "a worker exited instead of failing over")
+  }).pipe(Effect.scoped))
+
+it.live("2 quorum queue, leader's Erlang process killed (kill -9) and restarted: none lost", ({ task }) =>
+  Effect.gen(function*() {
+    const { published, scenario } = yield* scenarioWithGoodEvents("cluster_kill", events, {}, { target, declaration: quorum })
+    const workers = yield* startWorkers(scenario, 3)
+    yield* scenario.awaitSettledCount(published, Math.round(events / 3), "300 seconds")
+    const leader = yield* Effect.promise(() => hostOf(scenario.queue))
+    const inFlight = yield* Effect.promise(() => unacknowledged(scenario.queue))
+    const killedAt = Date.now()
+    const pid = yield* Effect.promise(() => killNode(leader))
+    // delivery goes on with two of three members; then the node comes back and rejoins
+    yield* scenario.awaitSettledCount(published, Math.round((2 * events) / 3), "300 seconds")
+    yield* Effect.promise(() => startNode(leader))
+    const { allSettled, anyExited, counts } = yield* finish(scenario, published, workers)
+    const resume = longestPause(scenario.sink.acceptedAt, killedAt)
+    scenario.report(task, "2 quorum, leader killed -9, restarted", counts, `leader ${leader.name} (pid ${pid}); ${inFlight} unacked when killed`, resume)
+
+    assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
+    assert.isTrue(allSettled, "delivery did not finish")
+    assert.strictEqual(counts.delivered, events)
+    assert.strictEqual(counts.failed, 0)
+    assert.isAtMost(counts.duplicates, inFlight)
+    assert.isFalse(anyExited, "a worker exited instead of failing over")
+  }).pipe(Effect.scoped))
+
+it.live("3 classic queue on the stopped node: workers fail over and wait, /readyz says why, delivery resumes when it is back", ({ task }) =>
+  Effect.gen(function*() {
+    const count = Math.round(events / 4)
+    const { published, scenario } = yield* scenarioWithGoodEvents("cluster_classic", count, slowSink, { target, declaration: classicQueue })
+    const workers = yield* startWorkers(scenario, 3)
+    yield* scenario.awaitSettledCount(published, Math.round(count / 3), "300 seconds")
+    const home = yield* Effect.promise(() => hostOf(scenario.queue))
+    yield* Effect.promise(() => stopApp(home))
+    // every worker is on a live node, and not ready: the queue's node is down
+    const notReady = yield* Effect.forEach(workers, (worker) =>
+      Effect.promise(async () => {
+        const deadline = Date.now() + 60_000
+        for (;;) {
+          const reply = await Effect.runPromise(readiness(worker))
+          const onLiveNode = reply.brokerNode !== null && reply.brokerNode !== nodeShown(home)
+          if (reply.code === 503 && onLiveNode && reply.checks["broker"]!.includes(scenario.queue)) return reply
+          if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(reply)} 60 s after ${home.name} stopped`)
+          await new Promise((resolve) => setTimeout(resolve, 250))
+        }
+      }))
+    // the deliveries taken before the stop finish (sent, their acks skipped: the broker redelivers them); then none
+    yield* Effect.sleep("3 seconds")
+    const settledWhileDown = scenario.settled(published)
+    yield* Effect.sleep("5 seconds")
+    const settledLater = scenario.settled(published)
+    const restartedAt = Date.now()
+    yield* Effect.promise(() => startApp(home))
+    const { allSettled, anyExited, counts } = yield* finish(scenario, published, workers)
+    const resume = longestPause(scenario.sink.acceptedAt, restartedAt)
+    scenario.report(task, "3 classic, its node stopped", counts, `home ${home.name}; /readyz: ${notReady[0]!.checks["broker"]!.slice(0, 80)}`, resume)
+
+    assert.strictEqual(settledLater, settledWhileDown, "deliveries went on while the queue's node was down")
+    assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
+    assert.isTrue(allSettled, "delivery did not resume once the node was back")
+    assert.strictEqual(counts.delivered, count)
+    assert.strictEqual(counts.failed, 0)
+    assert.isFalse(anyExited, "a worker exited instead of waiting")
+  }).pipe(Effect.scoped))
+
+it.live("4 a worker's node leaves the cluster: it moves to another node by itself, none lost", ({ task }) =>
+  Effect.gen(function*() {
+    const count = Math.round(events / 4)
+    const { published, scenario } = yield* scenarioWithGoodEvents("cluster_leave", count, slowSink, { target, declaration: quorum })
+    const leaving = clusterNodes[2]!
+    const [worker] = yield* startWorkers(scenario, 1, 2)
+    assert.strictEqual((yield* readiness(worker!)).brokerNode, nodeShown(leaving))
+    yield* scenario.awaitSettledCount(published, Math.round(count / 3), "300 seconds")
+    const leftAt = Date.now()
+    yield* Effect.promise(() => leaveCluster(leaving))
+    const movedTo = yield* awaitMovedOff(worker!, leaving)
+    const { allSettled, anyExited, counts } = yield* finish(scenario, published, [worker!])
+    const after = yield* Effect.promise(() => joinCluster(leaving, clusterNodes[0]!)).pipe(Effect.as("rejoined"))
+    const resume = longestPause(scenario.sink.acceptedAt, leftAt)
+    scenario.report(task, "4 worker's node leaves the cluster", counts, `${leaving.name} left (reset); the worker moved to ${movedTo}; then ${after}`, resume)
+
+    assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
+    assert.isTrue(allSettled, "delivery did not finish after the node left")
+    assert.strictEqual(counts.delivered, count)
+    assert.isFalse(anyExited, "the worker exited instead of moving")
+  }).pipe(Effect.scoped))
