@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { beforeAll } from "vitest"
 import { Effect, Redacted, SubscriptionRef } from "effect"
 import { execFileSync } from "node:child_process"
-import { createServer } from "node:net"
+import { closedPort } from "./support/fakeSes.ts"
 import { amqpNodeUrls, amqpUrlProblem, redactAmqpUrl } from "../src/config/connectionSettings.ts"
 import * as RabbitMq from "../src/queue/RabbitMqConnection.ts"
 import * as RabbitMqConsumer from "../src/queue/RabbitMqConsumer.ts"
@@ -22,16 +22,6 @@ import { consumeBatch } from "../src/pipeline/settleDelivery.ts"
 const broker = "amqp://guest:guest@127.0.0.1:5672"
 const quorum: RabbitMq.QueueDeclaration = { type: "quorum", deliveryLimit: 2 }
 
-/** A loopback port nothing listens on: a node that is down. */
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
 
 describe("AMQP_URL as a list of nodes", () => {
   it("splits on commas, blanks around each URL ignored", () => {
