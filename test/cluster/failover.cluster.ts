@@ -43,7 +43,6 @@ const target: BrokerTarget = { urls: clusterNodes.map((node) => node.url), rabbi
 const nodesFrom = (first: number): string =>
   clusterNodes.map((_, i) => clusterNodes[(first + i) % clusterNodes.length]!.url).join(",")
 
-
 interface Worker {
   readonly process: WorkerProcess
   readonly httpPort: number
@@ -69,9 +68,7 @@ const startWorkers = (scenario: Scenario, count: number, firstNode = 0) =>
       const httpPort = yield* closedPort
       const process = yield* scenario.startWorker({
         AMQP_URL: nodesFrom(firstNode + i),
-        HTTP_PORT: String(httpPort),
-        // a lost node is noticed by its closed socket; a quick first retry finds the next node at once
-        OUTAGE_MAX_DELAY: "1"
+        HTTP_PORT: String(httpPort)
       })
       return { process, httpPort } satisfies Worker
     }))

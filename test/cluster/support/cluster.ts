@@ -80,7 +80,7 @@ export const startApp = (node: ClusterNode) => ctl(node, "start_app")
 export const killNode = async (node: ClusterNode): Promise<number> => {
   const pid = Number((await ctl(node, "eval", "list_to_integer(os:getpid()).")).trim())
   process.kill(pid, "SIGKILL")
-  // the VM is gone once epmd forgets it
+  // gone once the signal is delivered; a restart must not find it still holding its ports
   for (let waited = 0; waited < 30_000; waited += 200) {
     try {
       process.kill(pid, 0)
@@ -92,12 +92,13 @@ export const killNode = async (node: ClusterNode): Promise<number> => {
   throw new Error(`${node.name} (pid ${pid}) still runs after kill -9`)
 }
 
-/** Make the node leave the cluster (`stop_app`, `reset`), then join it again (`join_cluster`, `start_app`). */
+/** Make the node leave the cluster: `stop_app`, then `reset` (the other nodes forget it). */
 export const leaveCluster = async (node: ClusterNode): Promise<void> => {
   await ctl(node, "stop_app")
   await ctl(node, "reset")
 }
 
+/** Join the cluster of `seed` (`stop_app`, `join_cluster`, `start_app`). */
 export const joinCluster = async (node: ClusterNode, seed: ClusterNode): Promise<void> => {
   await ctl(node, "stop_app")
   await ctl(node, "join_cluster", seed.name)
