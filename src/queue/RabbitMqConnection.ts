@@ -253,7 +253,9 @@ export const declareQueue = Effect.fnUntraced(function*(
         `changed; set QUEUE_TYPE=${existing}, or move to a new ${declaration.type} queue (README, "Moving from a classic to a quorum queue")`
     })
   }
-  yield* Effect.logWarning(`queue ${queue} exists with other arguments (${refused}); using it as it is`)
+  yield* Effect.logWarning(`queue ${queue} exists with other arguments; using it as it is`).pipe(
+    Effect.annotateLogs({ refusal: refused })
+  )
   yield* withScratchChannel(connection, `check queue ${queue}`, (channel) => channel.checkQueue(queue))
 })
 
