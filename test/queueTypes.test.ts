@@ -168,3 +168,46 @@ describe("a queue that exists with the other type", () => {
       assert.include(result.output, `queue ${queue} exists as a classic queue, but QUEUE_TYPE=quorum`)
     }).pipe(Effect.scoped), 120_000)
 })
+
+describe("move-queue", () => {
+  beforeAll(buildCli, 300_000)
+
+  it.live("moves a classic queue's events, and those its delay queue gives back, into a new quorum queue, each once", () =>
+    Effect.gen(function*() {
+      const admin = yield* makeAdmin
+      const old = yield* admin.declareQueue()
+      const delay = admin.deleteAfter(RabbitMqConsumer.delayQueueName(old, 500))
+      const target = admin.deleteAfter(uniqueName("moved"))
+      admin.deleteAfter(RabbitMq.deadLetterQueueName(target))
+      const bodies = [1, 2, 3].map((n) => JSON.stringify({ subject: `s${n}`, text: "t", to_emails: [`u${n}@example.com`] }))
+      for (const body of bodies) yield* admin.publish(old, body)
+      // a requeued event, back in the old queue half a second from now
+      const connection = yield* RabbitMq.make({ url: Redacted.make(broker), connectionName: uniqueName("conn") })
+      yield* (yield* connection.keepSession("delay", (context) => RabbitMqConsumer.declareDelayQueue(context.connection, old, 500, "classic")))
+      yield* admin.publish(delay, JSON.stringify({ subject: "requeued", text: "t", to_emails: ["r@example.com"], failed_tries: 1 }))
+
+      const result = yield* runCli(["move-queue", old], {
+        QUEUE_NAME: target,
+        QUEUE_TYPE: "quorum",
+        REQUEUE_DELAY: "500 millis",
+        MAX_REQUEST_RETRIES: "1"
+      })
+      assert.strictEqual(result.exitCode, 0, result.output)
+      assert.include(result.stdout, `moved 4 event(s) from ${old} to ${target} (QUEUE_TYPE=quorum)`)
+      assert.strictEqual(yield* admin.messageCount(old), 0)
+      assert.strictEqual(yield* admin.messageCount(delay), 0)
+      const moved = new Set<string>()
+      for (let message = yield* admin.get(target); message !== false; message = yield* admin.get(target)) {
+        moved.add(message.content.toString("utf8"))
+      }
+      assert.strictEqual(moved.size, 4)
+      for (const body of bodies) assert.isTrue(moved.has(body), body)
+    }).pipe(Effect.scoped), 120_000)
+
+  it.live("refuses to move a queue into itself", () =>
+    Effect.gen(function*() {
+      const result = yield* runCli(["move-queue", "email_senders_same"], { QUEUE_NAME: "email_senders_same" })
+      assert.strictEqual(result.exitCode, 1)
+      assert.include(result.stderr, "email_senders_same is QUEUE_NAME itself")
+    }))
+})

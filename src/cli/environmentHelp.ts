@@ -114,7 +114,8 @@ export const environmentOf = {
   check: unique(workerEnvironment, commandTimeout),
   render: unique(["MAX_EVENT_DEPTH"], emailBuilder, realms, everyCommand),
   "db migrate": unique(["DATABASE_URL"], everyCommand),
-  "templates check": unique(["TEMPLATES_DIR"], everyCommand)
+  "templates check": unique(["TEMPLATES_DIR"], everyCommand),
+  "move-queue": unique(broker, queueDeclaration, ["REQUEUE_DELAY", "MAX_REQUEST_RETRIES"], commandTimeout, everyCommand)
 } as const
 
 /**
