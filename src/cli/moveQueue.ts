@@ -68,7 +68,7 @@ export const moveQueueCommand = Command.make("move-queue", {
               Effect.catchIf((error) => error.message.includes("404"), () => Effect.succeed(0))
             )
         } satisfies MoveSession
-      }), () => Effect.void)
+      }))
     const live = session.pipe(
       Effect.timeoutOrElse({
         duration: commandTimeout,
