@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { beforeAll } from "vitest"
-import { Effect, Redacted, SubscriptionRef } from "effect"
+import { Duration, Effect, Redacted, SubscriptionRef } from "effect"
 import { execFileSync } from "node:child_process"
 import { closedPort } from "./support/fakeSes.ts"
 import { amqpNodeUrls, amqpUrlProblem, redactAmqpUrl } from "../src/config/connectionSettings.ts"
@@ -54,6 +54,19 @@ describe("AMQP_URL as a list of nodes", () => {
       assert.strictEqual(yield* connection.node, "amqp://guest:***@127.0.0.1:5672")
       assert.deepStrictEqual(connection.nodes, [down.replace(":guest@", ":***@"), "amqp://guest:***@127.0.0.1:5672"])
     }).pipe(Effect.scoped))
+})
+
+describe("the operator commands' own connection (stats, check)", () => {
+  it.live("opens on the first node that answers; when none does, names each node's failure", () =>
+    Effect.gen(function*() {
+      const down = `amqp://guest:guest@127.0.0.1:${yield* closedPort}`
+      const { connection, node } = yield* RabbitMq.connectToFirstNode(Redacted.make(`${down},${broker}`), Duration.seconds(5))
+      assert.strictEqual(node, "amqp://guest:***@127.0.0.1:5672")
+      yield* RabbitMq.closeQuietly(connection)
+      const other = `amqp://guest:guest@127.0.0.1:${yield* closedPort}`
+      const failure = yield* Effect.flip(RabbitMq.connectToFirstNode(Redacted.make(`${down},${other}`), Duration.seconds(5)))
+      assert.match(failure.message, /^amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED.*; amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/)
+    }))
 })
 
 describe("QUEUE_TYPE=quorum", () => {
