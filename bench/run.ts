@@ -25,6 +25,7 @@ import {
 } from "./protocol.ts"
 import { type Implementation, implementations } from "./implementations.ts"
 import { type RunResult, renderResults, type Scenario, type ScenarioResults } from "./report.ts"
+import { clusterSectionOf, runClusterBench, withClusterSection } from "./cluster.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const projectDir = dirname(benchDir)
@@ -118,10 +119,12 @@ const selected = (all: ReadonlyArray<string>, requested: string | undefined): Re
   return names
 }
 
-const scenarioNames = selected(
-  scenarios.map((scenario) => scenario.name),
-  process.argv.slice(2).join(",") || process.env["BENCH_SCENARIOS"]
-)
+/** `cluster` (bench/cluster.ts) runs on a cluster of its own, only when asked for by name */
+const requestedNames = (process.argv.slice(2).join(",") || process.env["BENCH_SCENARIOS"] || "").split(",").map((name) => name.trim())
+const runsCluster = requestedNames.includes("cluster")
+const scenarioNames = runsCluster && requestedNames.length === 1
+  ? []
+  : selected(scenarios.map((scenario) => scenario.name), requestedNames.filter((name) => name !== "cluster").join(","))
 const implementationNames = selected(everyImplementation, process.env["BENCH_IMPLS"])
 
 const log = (line: string): void => {
@@ -435,6 +438,8 @@ const deleteLeftoverQueues = async (connection: ChannelModel): Promise<void> => 
 }
 
 const main = async () => {
+  if (runsCluster) await runClusterBench()
+  if (scenarioNames.length === 0) return
   const connection = await connect(amqpUrl)
   const startedAt = new Date()
   const results: Array<ScenarioResults> = []
@@ -474,7 +479,15 @@ const main = async () => {
     process.stdout.write(markdown)
     log("partial selection: results printed, bench/RESULTS.md left as it is (set BENCH_OUT to write a file)")
   } else {
-    writeFileSync(output, markdown)
+    // the cluster section is measured by `npm run bench cluster` alone; a full run keeps it
+    const clusterSection = (() => {
+      try {
+        return clusterSectionOf(readFileSync(output, "utf8"))
+      } catch {
+        return undefined
+      }
+    })()
+    writeFileSync(output, clusterSection === undefined ? markdown : withClusterSection(markdown, clusterSection))
     log(`results written to ${output}`)
   }
 }

@@ -7,6 +7,7 @@ import { checkCommand } from "./cli/check.ts"
 import { withCommandServices } from "./cli/commandServices.ts"
 import { dbCommand } from "./cli/db.ts"
 import { withEnvironment } from "./cli/environmentHelp.ts"
+import { moveQueueCommand } from "./cli/moveQueue.ts"
 import { publishCommand } from "./cli/publish.ts"
 import { renderCommand } from "./cli/render.ts"
 import { replayCommand } from "./cli/replay.ts"
@@ -28,7 +29,8 @@ const emailSenders = Command.make("email-senders", {}, () => runLiveWorker).pipe
     statsCommand,
     withCommandServices(renderCommand),
     withCommandServices(templatesCommand),
-    withCommandServices(checkCommand)
+    withCommandServices(checkCommand),
+    withCommandServices(moveQueueCommand)
   ])
 )
 

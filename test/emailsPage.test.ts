@@ -36,7 +36,7 @@ const email = (n: number, overrides: Partial<OutgoingEmail> = {}): OutgoingEmail
 const connectedBroker = Layer.effect(
   RabbitMqConnection,
   Effect.map(SubscriptionRef.make(true), (connected) =>
-    RabbitMqConnection.of({ connected, problem: Effect.succeed("not connected"), keepSession: () => Effect.die("no session in this test") }))
+    RabbitMqConnection.of({ connected, problem: Effect.succeed("not connected"), sessionProblem: Effect.succeed(undefined), nodes: [], node: Effect.succeed(undefined), keepSession: () => Effect.die("no session in this test") }))
 )
 
 /** The endpoint over a capture directory of its own; gives its base URL and the capture's `send`. */

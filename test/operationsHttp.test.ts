@@ -81,6 +81,8 @@ interface Readiness {
   readonly code: number
   readonly status: string
   readonly checks: Record<string, string>
+  /** the broker node the worker is connected to (password hidden), null while it is not */
+  readonly brokerNode: string | null
 }
 
 const readiness = (base: string): Effect.Effect<Readiness> =>
@@ -171,6 +173,7 @@ describe("operations endpoint next to a live worker", () => {
       const before = (yield* get(base, "/metrics")).body
       assert.strictEqual(sample(before, "email_senders_emails_sent_total"), 0)
       assert.strictEqual(sample(before, "email_senders_broker_connected"), 1)
+      assert.strictEqual(sample(before, `email_senders_broker_node{node="amqp://guest:***@127.0.0.1:${proxy.port}"}`), 1)
 
       const aMinuteAgo = new Date(Date.now() - 60_000).toUTCString()
       yield* admin.publish(queueName, event("first@example.com", { date: aMinuteAgo }))
@@ -214,7 +217,12 @@ describe("operations endpoint next to a live worker", () => {
       const smtp = yield* smtpServer()
       const proxy = yield* makeTcpProxy(brokerPort)
       const { base } = yield* startWorker({ smtp, brokerPort: proxy.port, connectionName: uniqueName("conn") })
-      assert.deepStrictEqual(yield* readiness(base), { code: 200, status: "ready", checks: { broker: "ok", smtp: "ok", failureStore: "ok" } })
+      assert.deepStrictEqual(yield* readiness(base), {
+        code: 200,
+        status: "ready",
+        checks: { broker: "ok", smtp: "ok", failureStore: "ok" },
+        brokerNode: `amqp://guest:***@127.0.0.1:${proxy.port}`
+      })
 
       yield* Effect.promise(() => smtp.stop())
       const down = yield* eventually("not ready", readiness(base), (reply) => reply.code === 503)
@@ -287,7 +295,7 @@ const endpointWithRealms = <E>(realms: Layer.Layer<RealmRepository, E>, allowedH
     const broker = Layer.effect(
       RabbitMq.RabbitMqConnection,
       Effect.map(SubscriptionRef.make(true), (connected) =>
-        RabbitMq.RabbitMqConnection.of({ connected, problem: Effect.succeed("not connected"), keepSession: () => Effect.die("no session in this test") }))
+        RabbitMq.RabbitMqConnection.of({ connected, problem: Effect.succeed("not connected"), sessionProblem: Effect.succeed(undefined), nodes: [], node: Effect.succeed(undefined), keepSession: () => Effect.die("no session in this test") }))
     )
     const context = yield* Layer.build(
       OperationsHttp.layer({
@@ -332,7 +340,8 @@ describe("/readyz and the database", () => {
       assert.deepStrictEqual(yield* readiness(base), {
         code: 200,
         status: "ready",
-        checks: { broker: "ok", smtp: "ok", failureStore: "ok", database: "ok" }
+        checks: { broker: "ok", smtp: "ok", failureStore: "ok", database: "ok" },
+        brokerNode: null
       })
     }))
 })

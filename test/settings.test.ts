@@ -12,7 +12,7 @@ import {
   redactUrl
 } from "../src/config/connectionSettings.ts"
 import { LogLevelSetting, parseLogLevel } from "../src/operations/Logging.ts"
-import { CountSetting } from "../src/config/settingValues.ts"
+import { CountSetting, QueueDeliveryLimitSetting, QueueTypeSetting } from "../src/config/settingValues.ts"
 import { describeFailure } from "../src/cli/reportFailure.ts"
 
 const secret = "pa55-Secret"
@@ -55,6 +55,24 @@ describe("AMQP_URL", () => {
       }
       const fallback = yield* read(AmqpUrlSetting, {})
       assert.isTrue(fallback.ok && Redacted.value(fallback.value) === "amqp://guest:guest@127.0.0.1:5672")
+    }))
+})
+
+describe("QUEUE_TYPE and QUEUE_DELIVERY_LIMIT", () => {
+  it.effect("QUEUE_TYPE is classic (Zulip's) unless set to quorum; anything else is refused by name", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(yield* read(QueueTypeSetting, {}), { ok: true, value: "classic" })
+      assert.deepStrictEqual(yield* read(QueueTypeSetting, { QUEUE_TYPE: "quorum" }), { ok: true, value: "quorum" })
+      const refusedType = yield* read(QueueTypeSetting, { QUEUE_TYPE: "mirrored" })
+      assert.isFalse(refusedType.ok)
+      if (!refusedType.ok) assert.include(refusedType.message, "QUEUE_TYPE")
+    }))
+
+  it.effect("QUEUE_DELIVERY_LIMIT is 20 unless set, and at least 1", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(yield* read(QueueDeliveryLimitSetting, {}), { ok: true, value: 20 })
+      assert.deepStrictEqual(yield* read(QueueDeliveryLimitSetting, { QUEUE_DELIVERY_LIMIT: "5" }), { ok: true, value: 5 })
+      assert.isFalse((yield* read(QueueDeliveryLimitSetting, { QUEUE_DELIVERY_LIMIT: "0" })).ok)
     }))
 })
 

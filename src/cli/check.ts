@@ -4,7 +4,7 @@
  * `COMMAND_TIMEOUT`. Exit 0 only when every check passes, so it can gate a start (`ExecStartPre=`).
  */
 import { PgClient } from "@effect/sql-pg"
-import { type ChannelModel, connect } from "amqplib"
+import type { ChannelModel } from "amqplib"
 import { Config, Console, Duration, Effect, FileSystem, Layer, Logger, Redacted, Schema, type Scope } from "effect"
 import { Command } from "effect/cli"
 import { SqlClient } from "effect/sql"
@@ -14,9 +14,9 @@ import * as JsonFileRealmRepository from "../realms/JsonFileRealmRepository.ts"
 import { capturesEmails, usesDatabase } from "../app.ts"
 import * as OperationsHttp from "../operations/OperationsHttp.ts"
 import { neededColumns } from "../realms/PostgresRealmRepository.ts"
-import { AmqpUrlSetting, DatabaseUrlSetting, redactUrl } from "../config/connectionSettings.ts"
+import { AmqpUrlSetting, DatabaseUrlSetting, redactAmqpUrl, redactUrl } from "../config/connectionSettings.ts"
 import * as RabbitMq from "../queue/RabbitMqConnection.ts"
-import { declareDelayQueue, delayMillisOf, prefetchConfig } from "../queue/RabbitMqConsumer.ts"
+import { declarationConfig, declareDelayQueue, delayMillisOf, prefetchConfig } from "../queue/RabbitMqConsumer.ts"
 import * as SesSuppressionList from "../smtp/SesSuppressionList.ts"
 import {
   CommandTimeoutSetting,
@@ -62,6 +62,7 @@ const settingsConfig = Config.all({
   commandTimeout: CommandTimeoutSetting,
   amqpUrl: AmqpUrlSetting,
   prefetch: prefetchConfig,
+  declaration: declarationConfig,
   http: OperationsHttp.optionsConfig,
   sesRegion: SesSuppressionList.regionConfig,
   builder: ZulipEmailBuilder.optionsConfig,
@@ -89,24 +90,23 @@ const brokerFailure = (error: QueueError, url: string): { readonly message: stri
     : { message: `refused: ${refusal.reason}`, fix: refusal.setting }
 }
 
-/** A connection of its own, as `stats` opens, closed when the check ends. */
-const openBroker = (url: string, timeout: Duration.Duration): Effect.Effect<ChannelModel, QueueError, Scope.Scope> =>
-  Effect.acquireRelease(
-    RabbitMq.tryAmqp("connect", () => connect(url, { timeout: Duration.toMillis(timeout) })),
-    RabbitMq.closeQuietly
+/** A connection of its own to the first node that answers, as `stats` opens, closed when the check ends. */
+const openBroker = (
+  url: Redacted.Redacted<string>,
+  timeout: Duration.Duration
+): Effect.Effect<{ readonly connection: ChannelModel; readonly node: string }, QueueError, Scope.Scope> =>
+  Effect.acquireRelease(RabbitMq.connectToFirstNode(url, timeout), ({ connection }) => RabbitMq.closeQuietly(connection))
+
+/** The queue's type, as the broker's answers to declarations tell it. */
+const queueType = (connection: ChannelModel, queue: string): Effect.Effect<string> =>
+  RabbitMq.existingQueueType(connection, queue).pipe(
+    Effect.map((type) => type ?? "not told (it has other arguments)"),
+    Effect.catch(() => Effect.succeed("not told"))
   )
 
-/** The queue's type, from the broker's refusal of a declaration as `classic` when it is another. */
-const queueType = (connection: ChannelModel, queue: string): Effect.Effect<string> =>
-  RabbitMq.withScratchChannel(connection, `check the type of ${queue}`, (channel) =>
-    channel.assertQueue(queue, { durable: true, arguments: { "x-queue-type": "classic" } }).then(
-      () => "classic",
-      (error: Error) => /'x-queue-type'.* current is '([a-z]+)'/.exec(error.message)?.[1] ?? "not told (it has other arguments)"
-    )).pipe(Effect.catch(() => Effect.succeed("not told")))
-
-const queueCheck = (connection: ChannelModel, queue: string) =>
+const queueCheck = (connection: ChannelModel, queue: string, declaration: RabbitMq.QueueDeclaration) =>
   Effect.gen(function*() {
-    yield* RabbitMq.declareQueue(connection, queue)
+    yield* RabbitMq.declareQueue(connection, queue, declaration)
     const type = yield* queueType(connection, queue)
     const { consumerCount, messageCount } = yield* RabbitMq.withScratchChannel(
       connection,
@@ -116,7 +116,12 @@ const queueCheck = (connection: ChannelModel, queue: string) =>
     return passed(`${queue}: declared, durable, type ${type}; ${messageCount} message(s) ready, ${consumerCount} consumer(s)`)
   }).pipe(
     Effect.catch((error) =>
-      Effect.succeed(failed(error.message, "QUEUE_NAME, or the user's permissions on the vhost (configure, write, read)"))
+      Effect.succeed(
+        failed(
+          error.message,
+          RabbitMq.isFatal(error) ? "QUEUE_TYPE" : "QUEUE_NAME, or the user's permissions on the vhost (configure, write, read)"
+        )
+      )
     )
   )
 
@@ -125,7 +130,7 @@ const delayQueuesCheck = (connection: ChannelModel, settings: Settings) =>
     const queue = settings.worker.queueName
     const delays = [...new Set(requeueDelays(settings.worker).map(delayMillisOf))].filter((millis) => millis > 0)
     if (delays.length === 0) return passed("none: MAX_REQUEST_RETRIES or REQUEUE_DELAY is 0, so requeues go straight back")
-    const names = yield* Effect.forEach(delays, (millis) => declareDelayQueue(connection, queue, millis))
+    const names = yield* Effect.forEach(delays, (millis) => declareDelayQueue(connection, queue, millis, settings.declaration.type))
     return passed(`${names.join(", ")} exist (each dead-letters into ${queue} after its delay)`)
   }).pipe(
     Effect.catch((error) =>
@@ -290,7 +295,7 @@ export const runChecks = Effect.gen(function*() {
 
   const url = Redacted.value(settings.amqpUrl)
   const queue = settings.worker.queueName
-  const broker = yield* openBroker(url, timeout).pipe(
+  const broker = yield* openBroker(settings.amqpUrl, timeout).pipe(
     Effect.timeoutOrElse({
       duration: timeout,
       orElse: () => Effect.fail({ message: `no answer within ${Duration.format(timeout)}`, fix: "AMQP_URL, or COMMAND_TIMEOUT" })
@@ -299,11 +304,11 @@ export const runChecks = Effect.gen(function*() {
     Effect.result
   )
   if (broker._tag === "Success") {
-    results.push(yield* printed("broker", passed(`${redactUrl(url)}: reachable, login accepted`)))
-    yield* check("queue", queueCheck(broker.success, queue), "AMQP_URL")
-    yield* check("delay queues", delayQueuesCheck(broker.success, settings), "AMQP_URL")
+    results.push(yield* printed("broker", passed(`${broker.success.node}: reachable, login accepted`)))
+    yield* check("queue", queueCheck(broker.success.connection, queue, settings.declaration), "AMQP_URL")
+    yield* check("delay queues", delayQueuesCheck(broker.success.connection, settings), "AMQP_URL")
   } else {
-    results.push(yield* printed("broker", failed(`${redactUrl(url)}: ${broker.failure.message}`, broker.failure.fix)))
+    results.push(yield* printed("broker", failed(`${redactAmqpUrl(url)}: ${broker.failure.message}`, broker.failure.fix)))
     for (const name of ["queue", "delay queues"]) {
       results.push(yield* printed(name, failed("not checked: the broker could not be reached", "the broker's line above")))
     }

@@ -16,11 +16,14 @@ const everyCommand = [
 
 const broker = ["AMQP_URL", "QUEUE_NAME"]
 
+/** How the worker and the publishing commands declare the queues. */
+const queueDeclaration = ["QUEUE_TYPE", "QUEUE_DELIVERY_LIMIT"]
+
 /** How long an operator command waits on the broker (or, for `check`, on each step). */
 const commandTimeout = ["COMMAND_TIMEOUT"]
 
 /** What `publish` and `replay` read to check and enqueue an event. */
-const publishing = [...broker, "EXTERNAL_HOST", "MAX_EVENT_DEPTH"]
+const publishing = [...broker, ...queueDeclaration, "EXTERNAL_HOST", "MAX_EVENT_DEPTH"]
 
 const realms = ["DATABASE_URL", "REALMS_FILE"]
 
@@ -91,6 +94,7 @@ const unique = (...groups: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<
 
 const workerEnvironment = unique(
   broker,
+  queueDeclaration,
   pipeline,
   smtp,
   sesSuppressionList,
@@ -110,7 +114,8 @@ export const environmentOf = {
   check: unique(workerEnvironment, commandTimeout),
   render: unique(["MAX_EVENT_DEPTH"], emailBuilder, realms, everyCommand),
   "db migrate": unique(["DATABASE_URL"], everyCommand),
-  "templates check": unique(["TEMPLATES_DIR"], everyCommand)
+  "templates check": unique(["TEMPLATES_DIR"], everyCommand),
+  "move-queue": unique(broker, queueDeclaration, ["REQUEUE_DELAY", "MAX_REQUEST_RETRIES"], commandTimeout, everyCommand)
 } as const
 
 /**

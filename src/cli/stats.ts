@@ -1,4 +1,3 @@
-import { connect } from "amqplib"
 import { Clock, Config, Console, Duration, Effect, FileSystem, Redacted, Result } from "effect"
 import { Command } from "effect/cli"
 import { join } from "node:path"
@@ -27,16 +26,16 @@ const settingsConfig = Config.all({
 })
 
 /**
- * Messages ready in the queue, over a connection of its own: a monitoring check must answer promptly, so it does
+ * Messages ready in the queue, over a connection of its own to the first node of `AMQP_URL` that answers: a monitoring check must answer promptly, so it does
  * not wait for the broker like the worker's reconnecting connection does, gives up after `COMMAND_TIMEOUT`, and
  * never declares the queue.
  */
 const readyMessages = (url: Redacted.Redacted<string>, queue: string, timeout: Duration.Duration) =>
   Effect.acquireUseRelease(
-    RabbitMqConnection.tryAmqp("connect", () => connect(Redacted.value(url), { timeout: Duration.toMillis(timeout) })),
-    (connection) =>
+    RabbitMqConnection.connectToFirstNode(url, timeout),
+    ({ connection }) =>
       RabbitMqConnection.withScratchChannel(connection, `check queue ${queue}`, (channel) => channel.checkQueue(queue)),
-    RabbitMqConnection.closeQuietly
+    ({ connection }) => RabbitMqConnection.closeQuietly(connection)
   ).pipe(
     Effect.map(({ messageCount }) => messageCount),
     Effect.timeoutOrElse({

@@ -5,8 +5,10 @@ import {
   DatabaseUrlSetting,
   HttpHostSetting,
   HttpPortSetting,
+  redactAmqpUrl,
   redactUrl
 } from "../config/connectionSettings.ts"
+import { QueueTypeSetting } from "../config/settingValues.ts"
 import { capturesEmails, usesDatabase, workerLayerConfig } from "../app.ts"
 import * as OperationsHttp from "../operations/OperationsHttp.ts"
 import * as SesSuppressionList from "../smtp/SesSuppressionList.ts"
@@ -36,7 +38,8 @@ const logEffectiveConfiguration = Effect.gen(function*() {
   const tracing = yield* Tracing.endpointConfig
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
-    amqp: redactUrl(Redacted.value(amqpUrl)),
+    amqp: redactAmqpUrl(Redacted.value(amqpUrl)),
+    queue_type: (yield* QueueTypeSetting),
     smtp: smtpOptions === null ? "development capture (EMAIL_HOST unset)" : `${smtpOptions.host}:${smtpOptions.port}`,
     templates: builder.templatesDir ?? "the shipped templates",
     realms,

@@ -53,11 +53,34 @@ const urlSetting = (
 /** The default broker, RabbitMQ's own guest account on this machine. */
 export const defaultAmqpUrl = "amqp://guest:guest@127.0.0.1:5672"
 
-/** `AMQP_URL`: an `amqp://` or `amqps://` URL with a host (default `amqp://guest:guest@127.0.0.1:5672`). */
-export const AmqpUrlSetting: Config.Config<Redacted.Redacted<string>> = urlSetting("AMQP_URL", ["amqp:", "amqps:"], {
-  hostRequired: true,
-  example: "amqp://user:password@host:5672/vhost"
-}).pipe(Config.withDefault(Redacted.make(defaultAmqpUrl)))
+/**
+ * The node URLs of an `AMQP_URL`: one URL, or several separated by commas (the nodes of a cluster, tried in this
+ * order), blanks around each ignored. A comma inside a password is written `%2C`.
+ */
+export const amqpNodeUrls = (value: string): ReadonlyArray<string> => value.split(",").map((url) => url.trim())
+
+const amqpUrlOptions = { hostRequired: true, example: "amqp://user:password@host:5672/vhost" }
+
+/** The problem with an `AMQP_URL` value, naming the node by its position when there are several; or undefined. */
+export const amqpUrlProblem = (value: string): string | undefined => {
+  const urls = amqpNodeUrls(value)
+  for (const [index, url] of urls.entries()) {
+    const problem = urlProblem(url, ["amqp:", "amqps:"], amqpUrlOptions)
+    if (problem !== undefined) {
+      return urls.length === 1 ? problem : `node ${index + 1} of ${urls.length}: ${url === "" ? "empty" : problem}`
+    }
+  }
+  return undefined
+}
+
+/**
+ * `AMQP_URL`: an `amqp://` or `amqps://` URL with a host, or a comma-separated list of them, one per node of a
+ * cluster (default `amqp://guest:guest@127.0.0.1:5672`). `amqpNodeUrls` splits it.
+ */
+export const AmqpUrlSetting: Config.Config<Redacted.Redacted<string>> = checkedString("AMQP_URL", amqpUrlProblem).pipe(
+  Config.map(Redacted.make),
+  Config.withDefault(Redacted.make(defaultAmqpUrl))
+)
 
 /** `DATABASE_URL`: a `postgres://` or `postgresql://` URL; the host may be left out (a Unix socket, `?host=`). */
 export const DatabaseUrlSetting: Config.Config<Redacted.Redacted<string>> = urlSetting(
@@ -115,6 +138,9 @@ const redactQuery = (query: string): string =>
     }
     return secretParameterName.test(name) ? `${key}=***` : part
   }).join("")
+
+/** An `AMQP_URL` as it may be logged: each node's URL through `redactUrl`. */
+export const redactAmqpUrl = (value: string): string => amqpNodeUrls(value).map(redactUrl).join(",")
 
 /** `value` with the password in its user information (up to the last `@`) replaced by `***`. */
 const redactUserInfo = (value: string): string => {

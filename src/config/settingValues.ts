@@ -62,3 +62,17 @@ export const MessageIdHostSetting: Config.Config<string> = Config.String("EXTERN
   Config.withDefault("localhost"),
   Config.map(hostWithoutPort)
 )
+
+/** `QUEUE_TYPE`: how the worker declares its queues: `classic` (Zulip's declaration) or `quorum` (replicated). */
+export const QueueTypeSetting: Config.Config<"classic" | "quorum"> = Config.schema(
+  Schema.Literals(["classic", "quorum"]),
+  "QUEUE_TYPE"
+).pipe(Config.withDefault("classic" as const))
+
+/**
+ * `QUEUE_DELIVERY_LIMIT`: with `QUEUE_TYPE=quorum`, the broker's `x-delivery-limit`: a message handed back this many
+ * times without being settled (a poison message that crashes the worker) is dead-lettered to `<queue>.dead`.
+ */
+export const QueueDeliveryLimitSetting: Config.Config<number> = CountSetting("QUEUE_DELIVERY_LIMIT", 1).pipe(
+  Config.withDefault(20)
+)

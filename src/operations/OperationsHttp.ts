@@ -15,6 +15,7 @@ import { basename, join, resolve } from "node:path"
 import PostalMime from "postal-mime"
 import {
   brokerConnected,
+  brokerNode,
   consumerPaused,
   deliveriesRetryingFailureStore,
   eventsConsumed,
@@ -142,8 +143,9 @@ const makeRoutes = (options: OperationsHttpOptions) =>
         orElse: () => Effect.succeed(`no answer within ${Duration.format(probeTimeout)}`)
       })
 
+    // open, but the queue may still be out of reach (a classic queue whose node is down): the session says why
     const brokerCheck = Effect.gen(function*() {
-      if (yield* SubscriptionRef.get(connection.connected)) return OK
+      if (yield* SubscriptionRef.get(connection.connected)) return (yield* connection.sessionProblem) ?? OK
       return (yield* connection.problem) ?? "not connected"
     })
 
@@ -182,7 +184,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
         ...(options.checkDatabase === true ? { database: databaseCheck } : {})
       }, { concurrency: "unbounded" })
       const ready = Object.values(checks).every((result) => result === OK)
-      return HttpServerResponse.jsonUnsafe({ status: ready ? "ready" : "not ready", checks }, { status: ready ? 200 : 503 })
+      const brokerNode = (yield* connection.node) ?? null
+      return HttpServerResponse.jsonUnsafe({ status: ready ? "ready" : "not ready", checks, brokerNode }, { status: ready ? 200 : 503 })
     })
 
     const sampleGauges = Effect.gen(function*() {
@@ -191,6 +194,9 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       yield* Metric.update(smtpConnectionsBusy, pool.busy)
       yield* Metric.update(smtpHealthy, pool.lastCheck?.ok === true ? 1 : 0)
       yield* Metric.update(brokerConnected, (yield* SubscriptionRef.get(connection.connected)) ? 1 : 0)
+      const node = yield* connection.node
+      yield* Effect.forEach(connection.nodes, (each) =>
+        Metric.update(Metric.withAttributes(brokerNode, { node: each }), each === node ? 1 : 0), { discard: true })
       const waiting = yield* Metric.value(eventsWaitingOnOutage)
       yield* Metric.update(consumerPaused, waiting.value > 0 ? 1 : 0)
       const consumed = yield* Metric.value(eventsConsumed)

@@ -68,6 +68,11 @@ export const brokerConnected = Metric.gauge("email_senders_broker_connected", {
   description: "1 while the RabbitMQ connection is open"
 })
 
+/** labelled `node`: one series per node of `AMQP_URL` (password hidden) */
+export const brokerNode = Metric.gauge("email_senders_broker_node", {
+  description: "1 for the RabbitMQ node the connection is open to, 0 for the other nodes of AMQP_URL"
+})
+
 export const smtpConnectionsOpen = Metric.gauge("email_senders_smtp_connections_open", {
   description: "SMTP connections open"
 })

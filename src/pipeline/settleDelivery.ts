@@ -245,6 +245,12 @@ const recordableEvent = Effect.fnUntraced(function*(body: string) {
 })
 
 const settle = Effect.fnUntraced(function*(delivery: Delivery) {
+  if (delivery.deadLettered !== undefined) {
+    // never sent: it may be what crashed the worker; recorded, so `replay --tag DeliveryLimit` can send it again
+    yield* Effect.logError(`Problem handling data: ${delivery.deadLettered}; recording it`)
+    const reason = { tag: "DeliveryLimit", message: delivery.deadLettered, attempts: 0, smtpCode: null }
+    return yield* recordFailure(delivery, yield* recordableEvent(delivery.body), reason)
+  }
   const { maxEventBytes, maxEventDepth } = yield* WorkerSettings
   const size = Buffer.byteLength(delivery.body)
   if (size > maxEventBytes) {

@@ -8,6 +8,11 @@ export interface Delivery {
   readonly body: string
   /** the broker has delivered it before (a crash or a lost connection interrupted an earlier attempt) */
   readonly redelivered: boolean
+  /**
+   * set when the broker gave up on the message (a quorum queue's delivery limit) and dead-lettered it: why. Such a
+   * delivery is recorded as failed, never sent: it may be what crashed the worker.
+   */
+  readonly deadLettered?: string
   /** done with it: delivered, or recorded as failed */
   readonly ack: Effect.Effect<void, QueueError>
   /**

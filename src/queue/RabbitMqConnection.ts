@@ -2,7 +2,8 @@
  * The broker connection the RabbitMQ consumer and publisher share. It stays open for the life of the layer: a lost
  * connection (broker restart, forced close, network cut noticed by heartbeats) is reopened with a capped, jittered
  * exponential backoff, forever, and every session built on it (channels, declarations, consumers) is built again
- * on the new connection.
+ * on the new connection. `AMQP_URL` may list the nodes of a cluster: each reopening tries them in turn, starting
+ * with the one after the node that was lost, and takes the first that answers.
  */
 import { type Channel, type ChannelModel, type ConfirmChannel, connect } from "amqplib"
 import {
@@ -19,12 +20,15 @@ import {
   SubscriptionRef
 } from "effect"
 import { QueueError } from "../domain/errors.ts"
-import { AmqpUrlSetting, redactUrl } from "../config/connectionSettings.ts"
+import { AmqpUrlSetting, amqpNodeUrls, redactAmqpUrl, redactUrl } from "../config/connectionSettings.ts"
 import { describeRefusal, makeRefusalLog, type Refusal } from "../operations/refusals.ts"
 import { QueueNameSetting } from "../config/settingValues.ts"
 
 export interface ConnectionOptions {
-  /** `amqp://user:password@host:port/vhost`; query settings such as `heartbeat` or `frameMax` are honoured */
+  /**
+   * `amqp://user:password@host:port/vhost`, or several such URLs separated by commas (the nodes of a cluster, tried in
+   * turn); query settings such as `heartbeat` or `frameMax` are honoured
+   */
   readonly url: Redacted.Redacted<string>
   /** used when the URL sets no `heartbeat`; a dead peer is noticed after about two intervals (default 30 seconds) */
   readonly heartbeat?: Duration.Input
@@ -56,14 +60,25 @@ export class RabbitMqConnection extends Context.Service<RabbitMqConnection, {
    */
   readonly problem: Effect.Effect<string | undefined>
   /**
+   * Why a session cannot be built on the open connection (e.g. the node that holds a classic queue is down), named
+   * by the session; undefined while every session is open or being opened for the first time.
+   */
+  readonly sessionProblem: Effect.Effect<string | undefined>
+  /** the node URLs of `AMQP_URL`, passwords hidden, in the order they are tried */
+  readonly nodes: ReadonlyArray<string>
+  /** the node the connection is open to (one of `nodes`), undefined while it is not open */
+  readonly node: Effect.Effect<string | undefined>
+  /**
    * Keep a session on the connection for as long as the calling scope lives: `open` builds it on every new
    * connection, and again whenever it ends (one of its channels closed). Gives the effect that returns the live
-   * session, waiting while it is being built.
+   * session, waiting while it is being built. A failure that no retry mends (`isFatal`: the queue exists with another
+   * type) ends the rebuilding: the effect then fails with it, and `onFatal` is told.
    */
   readonly keepSession: <S>(
     name: string,
-    open: (context: SessionContext) => Effect.Effect<S, QueueError, Scope.Scope>
-  ) => Effect.Effect<Effect.Effect<S>, never, Scope.Scope>
+    open: (context: SessionContext) => Effect.Effect<S, QueueError, Scope.Scope>,
+    onFatal?: (error: QueueError) => Effect.Effect<void>
+  ) => Effect.Effect<Effect.Effect<S, QueueError>, never, Scope.Scope>
 }>()("email-senders/RabbitMqConnection") {}
 
 export const defaultQueueName = "email_senders"
@@ -137,27 +152,111 @@ export const withScratchChannel = <A>(
     closeQuietly
   )
 
+/** `QUEUE_TYPE`: `classic` is Zulip's declaration (durable, no arguments); `quorum` is replicated over the cluster. */
+export type QueueType = "classic" | "quorum"
+
+export interface QueueDeclaration {
+  readonly type: QueueType
+  /** `x-delivery-limit` of a quorum queue: handed back this often unsettled, a message goes to `<queue>.dead` */
+  readonly deliveryLimit: number
+}
+
+/** Zulip's declaration. */
+export const classicQueue: QueueDeclaration = { type: "classic", deliveryLimit: 20 }
+
+/** Where a quorum queue dead-letters a message past its delivery limit; the worker records what arrives there. */
+export const deadLetterQueueName = (queue: string): string => `${queue}.dead`
+
 /**
- * Declare `queue` exactly as Zulip does (durable, no arguments), since Zulip's producers redeclare it on every
- * connect. When it already exists with other arguments the broker refuses (406); then it is used as it is.
+ * The arguments every quorum queue of the worker has: a dead-lettered message stays in its queue until the target
+ * queue confirms it (`at-least-once`, which the broker applies only with `x-overflow=reject-publish`), so neither
+ * an expiring requeue (delay queue → main queue) nor a poison message (main queue → `<queue>.dead`) can be lost.
  */
-export const declareQueue = Effect.fnUntraced(function*(connection: ChannelModel, queue: string) {
-  const declared = yield* withScratchChannel(
-    connection,
-    `declare queue ${queue}`,
-    (channel) =>
-      channel.assertQueue(queue, { durable: true }).then(
-        () => true,
-        (error: unknown) => {
-          if (isPreconditionFailed(error)) return false
-          throw error
-        }
-      )
-  )
-  if (!declared) {
-    yield* Effect.logWarning(`queue ${queue} exists with other arguments; using it as it is`)
-    yield* withScratchChannel(connection, `check queue ${queue}`, (channel) => channel.checkQueue(queue))
+export const quorumArguments = {
+  "x-queue-type": "quorum",
+  "x-dead-letter-strategy": "at-least-once",
+  "x-overflow": "reject-publish"
+} as const
+
+const queueArguments = (queue: string, declaration: QueueDeclaration): Record<string, unknown> =>
+  declaration.type === "classic" ? {} : {
+    ...quorumArguments,
+    "x-delivery-limit": declaration.deliveryLimit,
+    "x-dead-letter-exchange": "",
+    "x-dead-letter-routing-key": deadLetterQueueName(queue)
   }
+
+/** The operation of the `QueueError` that says a queue exists with another type: retrying cannot mend it. */
+export const queueTypeMismatch = "queue type"
+
+export const isFatal = (error: QueueError): boolean => error.operation === queueTypeMismatch
+
+/** The type an existing queue has, when the broker's refusal of a declaration names it. */
+const typeInRefusal = (message: string): string | undefined =>
+  /'x-queue-type'.*current is (?:the value )?'([a-z]+)'/.exec(message)?.[1]
+
+/**
+ * The type of an existing queue, as far as declarations tell: the broker compares the arguments in a fixed order
+ * and names the first that differs, and compares `x-queue-type` after the dead-letter and overflow arguments and
+ * before the delivery limit. So, in turn: Zulip's declaration (accepted: classic); a quorum queue's arguments typed
+ * `classic` (refused naming `x-queue-type` for a quorum queue of this worker, whatever its limit); the type alone.
+ */
+export const existingQueueType = Effect.fnUntraced(function*(connection: ChannelModel, queue: string) {
+  const probes: ReadonlyArray<Record<string, unknown>> = [
+    {},
+    { ...queueArguments(queue, { type: "quorum", deliveryLimit: 1 }), "x-queue-type": "classic" },
+    { "x-queue-type": "classic" }
+  ]
+  for (const probe of probes) {
+    const refused = yield* declareDurable(connection, queue, probe)
+    if (refused === undefined) return "classic"
+    const type = typeInRefusal(refused)
+    if (type !== undefined) return type
+  }
+  return undefined
+})
+
+/** Declare a durable queue; gives the broker's refusal (406: it exists with other arguments), if so. */
+const declareDurable = (connection: ChannelModel, queue: string, args: Record<string, unknown>) =>
+  withScratchChannel(connection, `declare queue ${queue}`, (channel) =>
+    channel.assertQueue(queue, { durable: true, arguments: args }).then(
+      (): string | undefined => undefined,
+      (error: unknown) => {
+        if (isPreconditionFailed(error)) return messageOf(error)
+        throw error
+      }
+    ))
+
+/**
+ * Declare `queue` as `declaration` says: as a classic queue exactly as Zulip does (durable, no arguments), since
+ * Zulip's producers redeclare it on every connect; as a quorum queue with its dead-letter queue. A queue that
+ * exists with the other type fails with a `queueTypeMismatch` error naming `QUEUE_TYPE`; one that exists with other
+ * arguments (a policy's, another delivery limit) is used as it is.
+ */
+export const declareQueue = Effect.fnUntraced(function*(
+  connection: ChannelModel,
+  queue: string,
+  declaration: QueueDeclaration
+) {
+  if (declaration.type === "quorum") {
+    yield* declareDurable(connection, deadLetterQueueName(queue), quorumArguments).pipe(
+      Effect.flatMap((refused) => refused === undefined ? Effect.void : Effect.logWarning(`queue ${deadLetterQueueName(queue)}: ${refused}; using it as it is`))
+    )
+  }
+  const refused = yield* declareDurable(connection, queue, queueArguments(queue, declaration))
+  if (refused === undefined) return
+  const existing = typeInRefusal(refused) ?? (yield* existingQueueType(connection, queue))
+  if (existing !== undefined && existing !== declaration.type) {
+    return yield* new QueueError({
+      operation: queueTypeMismatch,
+      message: `queue ${queue} exists as a ${existing} queue, but QUEUE_TYPE=${declaration.type}: a queue's type cannot be ` +
+        `changed; set QUEUE_TYPE=${existing}, or move to a new ${declaration.type} queue (README, "Moving from a classic to a quorum queue")`
+    })
+  }
+  yield* Effect.logWarning(`queue ${queue} exists with other arguments; using it as it is`).pipe(
+    Effect.annotateLogs({ refusal: refused })
+  )
+  yield* withScratchChannel(connection, `check queue ${queue}`, (channel) => channel.checkQueue(queue))
 })
 
 /** Publish a persistent message to `queue` through the default exchange; succeeds once the broker confirmed it. */
@@ -182,15 +281,17 @@ const unconfirmedRetry = Schedule.exponential("100 millis").pipe(
   Schedule.jittered,
   Schedule.upTo({ times: 5 }),
   Schedule.setInputType<QueueError>(),
+  Schedule.while(({ input }) => !isFatal(input)),
   Schedule.tap(({ input }) => Effect.logWarning(`${input.message}; publishing again`))
 )
 
 /**
  * Publish through the live session, again when the broker did not confirm (the channel or connection went away
- * meanwhile): each attempt waits for the session to be rebuilt, so only attempts that reached a channel count.
+ * meanwhile, e.g. its node died): each attempt waits for the session to be rebuilt, on whichever node answers next,
+ * so only attempts that reached a channel count.
  */
 export const publishReliably = <S>(
-  session: Effect.Effect<S>,
+  session: Effect.Effect<S, QueueError>,
   publish: (live: S) => Effect.Effect<void, QueueError>
 ): Effect.Effect<void, QueueError> => session.pipe(Effect.flatMap(publish), Effect.retry(unconfirmedRetry))
 
@@ -204,23 +305,41 @@ const supervise = <A>(
   broker: string,
   retry: Schedule.Schedule<unknown, QueueError>,
   build: (lost: Deferred.Deferred<string>) => Effect.Effect<A, QueueError, Scope.Scope>,
-  onChange: (up: boolean) => Effect.Effect<void> = () => Effect.void
-): Effect.Effect<Effect.Effect<A>, never, Scope.Scope> =>
+  hooks: {
+    readonly onChange?: (up: boolean) => Effect.Effect<void>
+    /** where the value is, for the line that says it is open */
+    readonly describe?: (value: A) => string
+    readonly onFatal?: (error: QueueError) => Effect.Effect<void>
+  } = {}
+): Effect.Effect<Effect.Effect<A, QueueError>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const current = yield* Ref.make(yield* Deferred.make<A>())
+    const current = yield* Ref.make(yield* Deferred.make<A, QueueError>())
+    const onChange = hooks.onChange ?? (() => Effect.void)
     const cycle = Effect.gen(function*() {
       const lost = yield* Deferred.make<string>()
       const value = yield* build(lost)
-      yield* Deferred.succeed(yield* Ref.get(current), value)
       yield* onChange(true)
-      yield* Effect.logInfo(`${name} open`)
+      yield* Deferred.succeed(yield* Ref.get(current), value)
+      yield* Effect.logInfo(`${name} open${hooks.describe === undefined ? "" : ` on ${hooks.describe(value)}`}`)
       const reason = yield* Deferred.await(lost)
-      yield* Ref.set(current, yield* Deferred.make<A>())
+      yield* Ref.set(current, yield* Deferred.make<A, QueueError>())
       yield* onChange(false)
       yield* Effect.logWarning(`${name} lost (${reason}); reopening`)
     }).pipe(Effect.scoped)
+    const fatal = (error: QueueError) =>
+      Effect.gen(function*() {
+        yield* Effect.logError(`${name} cannot be opened: ${error.message}`)
+        yield* Deferred.fail(yield* Ref.get(current), error)
+        if (hooks.onFatal !== undefined) yield* hooks.onFatal(error)
+      })
     // a cycle ends normally when what it built is lost, so the backoff starts afresh for the next one
-    yield* cycle.pipe(Effect.retry(retry), Effect.forever, Effect.annotateLogs({ broker }), Effect.forkScoped)
+    yield* cycle.pipe(
+      Effect.retry(retry),
+      Effect.forever,
+      Effect.catch(fatal),
+      Effect.annotateLogs({ broker }),
+      Effect.forkScoped
+    )
     return Ref.get(current).pipe(Effect.flatMap(Deferred.await))
   })
 
@@ -233,9 +352,40 @@ const attachChannel = <C extends Channel>(channel: C, end: (reason: string) => v
   return channel
 }
 
+/**
+ * Try each node once, from the one at `first` on, and give what `open` made of the first that answers; else fail
+ * with every node's failure (named by node when there are several).
+ */
+export const openFirstNode = <A>(
+  urls: ReadonlyArray<string>,
+  first: number,
+  open: (node: number) => Effect.Effect<A, QueueError>
+): Effect.Effect<A, QueueError> =>
+  Effect.gen(function*() {
+    const failures: Array<string> = []
+    for (let step = 0; step < urls.length; step++) {
+      const node = (first + step) % urls.length
+      const opened = yield* Effect.result(open(node))
+      if (opened._tag === "Success") return opened.success
+      failures.push(urls.length === 1 ? opened.failure.message : `${redactUrl(urls[node]!)}: ${opened.failure.message}`)
+    }
+    return yield* new QueueError({ message: failures.join("; "), operation: "connect" })
+  })
+
+/** Open a connection of its own to the first node of `AMQP_URL` that answers (for the operator commands). */
+export const connectToFirstNode = (url: Redacted.Redacted<string>, timeout: Duration.Duration) => {
+  const urls = amqpNodeUrls(Redacted.value(url))
+  return openFirstNode(urls, 0, (node) =>
+    tryAmqp("connect", () => connect(urls[node]!, { timeout: Duration.toMillis(timeout) })).pipe(
+      Effect.map((connection) => ({ connection, node: redactUrl(urls[node]!) }))
+    ))
+}
+
 export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
-  const url = withHeartbeat(Redacted.value(options.url), options.heartbeat ?? "30 seconds")
-  const shownUrl = redactUrl(url)
+  const given = amqpNodeUrls(Redacted.value(options.url))
+  const urls = given.map((url) => withHeartbeat(url, options.heartbeat ?? "30 seconds"))
+  const nodes = given.map(redactUrl)
+  const shownUrl = redactAmqpUrl(Redacted.value(options.url))
   const socketOptions = {
     timeout: Duration.toMillis(Duration.fromInputUnsafe(options.connectTimeout ?? "10 seconds")),
     clientProperties: { connection_name: options.connectionName ?? "email-senders" }
@@ -250,6 +400,8 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
     ]).pipe(
       Schedule.jittered,
       Schedule.setInputType<QueueError>(),
+      // what no retry mends ends the rebuilding (supervise)
+      Schedule.while(({ input }) => !isFatal(input)),
       Schedule.tap(({ attempt, duration, input }) =>
         failed(input, `${name} failed (${input.message}); retry ${attempt} in ${Math.round(Duration.toMillis(duration))} ms`)
       )
@@ -257,9 +409,14 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
   const connected = yield* SubscriptionRef.make(false)
   const refusals = makeRefusalLog("broker")
   let problem: string | undefined = `no answer yet from ${shownUrl}`
+  /** why each session that failed to open since its last opening could not be built */
+  const sessionProblems = new Map<string, string>()
+  /** the node open now (an index of `urls`), and the one the next opening tries first */
+  let openNode: number | undefined
+  let firstTried = 0
   const connectionFailed = (error: QueueError, line: string) =>
     Effect.suspend(() => {
-      const refusal = amqpRefusal(error, url)
+      const refusal = amqpRefusal(error, urls[0]!)
       problem = refusal === undefined ? error.message : describeRefusal(refusal)
       return refusal === undefined ? Effect.logWarning(line) : refusals.refused(refusal)
     })
@@ -272,26 +429,38 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
   const logFromCallback = (message: string) =>
     Effect.runForkWith(services)(Effect.logWarning(message).pipe(Effect.annotateLogs({ broker: shownUrl })))
 
+  const connectTo = (node: number, lost: Deferred.Deferred<string>) =>
+    Effect.tryPromise({
+      try: (signal) =>
+        connect(urls[node]!, socketOptions).then((connection) => {
+          if (signal.aborted) {
+            void connection.close().catch(() => {})
+            throw new Error("interrupted")
+          }
+          // the error that closes the connection also comes with 'close'; this listener only keeps amqplib from throwing it
+          connection.on("error", () => {})
+          connection.on("close", (error?: Error) => {
+            openNode = undefined
+            Deferred.doneUnsafe(lost, Effect.succeed(error?.message ?? "closed"))
+          })
+          connection.on("blocked", (reason: string) => logFromCallback(`broker blocked the connection: ${reason}`))
+          connection.on("unblocked", () => logFromCallback("broker unblocked the connection"))
+          return { connection, lost, node }
+        }),
+      catch: (error) => new QueueError({ message: messageOf(error), operation: "connect" })
+    })
+
   const openConnection = (lost: Deferred.Deferred<string>) =>
     Effect.acquireRelease(
-      Effect.tryPromise({
-        try: (signal) =>
-          connect(url, socketOptions).then((connection) => {
-            if (signal.aborted) {
-              void connection.close().catch(() => {})
-              throw new Error("interrupted")
-            }
-            // the error that closes the connection also comes with 'close'; this listener only keeps amqplib from throwing it
-            connection.on("error", () => {})
-            connection.on("close", (error?: Error) => {
-              Deferred.doneUnsafe(lost, Effect.succeed(error?.message ?? "closed"))
-            })
-            connection.on("blocked", (reason: string) => logFromCallback(`broker blocked the connection: ${reason}`))
-            connection.on("unblocked", () => logFromCallback("broker unblocked the connection"))
-            return { connection, lost }
-          }),
-        catch: (error) => new QueueError({ message: messageOf(error), operation: "connect" })
-      }),
+      openFirstNode(urls, firstTried, (node) => connectTo(node, lost)).pipe(
+        Effect.tap(({ node }) =>
+          Effect.sync(() => {
+            openNode = node
+            // once this one is lost, the next opening starts with the node after it
+            firstTried = (node + 1) % urls.length
+          })
+        )
+      ),
       ({ connection }) => closeQuietly(connection)
     )
 
@@ -300,37 +469,59 @@ export const make = Effect.fnUntraced(function*(options: ConnectionOptions) {
     shownUrl,
     retry("broker connection", connectionFailed),
     openConnection,
-    connectionChanged
+    { onChange: connectionChanged, describe: ({ node }) => nodes[node]! }
   )
 
   const keepSession = <S>(
     name: string,
-    open: (context: SessionContext) => Effect.Effect<S, QueueError, Scope.Scope>
-  ): Effect.Effect<Effect.Effect<S>, never, Scope.Scope> =>
-    supervise(name, shownUrl, retry(name), (lost) =>
-      Effect.gen(function*() {
-        const { connection, lost: connectionLost } = yield* live
-        const end = (reason: string) => {
-          Deferred.doneUnsafe(lost, Effect.succeed(reason))
-        }
-        yield* Deferred.await(connectionLost).pipe(
-          Effect.map((reason) => end(`connection lost: ${reason}`)),
-          Effect.forkScoped
-        )
-        const openChannel = <C extends Channel>(create: () => Promise<C>) =>
-          Effect.acquireRelease(
-            tryAmqp("open channel", () => create().then((channel) => attachChannel(channel, end))),
-            closeQuietly
+    open: (context: SessionContext) => Effect.Effect<S, QueueError, Scope.Scope>,
+    onFatal?: (error: QueueError) => Effect.Effect<void>
+  ): Effect.Effect<Effect.Effect<S, QueueError>, never, Scope.Scope> =>
+    supervise(
+      name,
+      shownUrl,
+      retry(name, (error, line) => Effect.andThen(Effect.sync(() => sessionProblems.set(name, error.message)), Effect.logWarning(line))),
+      (lost) =>
+        Effect.gen(function*() {
+          const { connection, lost: connectionLost } = yield* live
+          const end = (reason: string) => {
+            Deferred.doneUnsafe(lost, Effect.succeed(reason))
+          }
+          yield* Deferred.await(connectionLost).pipe(
+            Effect.map((reason) => end(`connection lost: ${reason}`)),
+            Effect.forkScoped
           )
-        return yield* open({
-          connection,
-          channel: openChannel(() => connection.createChannel()),
-          confirmChannel: openChannel(() => connection.createConfirmChannel()),
-          end
-        })
-      }))
+          const openChannel = <C extends Channel>(create: () => Promise<C>) =>
+            Effect.acquireRelease(
+              tryAmqp("open channel", () => create().then((channel) => attachChannel(channel, end))),
+              closeQuietly
+            )
+          const session = yield* open({
+            connection,
+            channel: openChannel(() => connection.createChannel()),
+            confirmChannel: openChannel(() => connection.createConfirmChannel()),
+            end
+          })
+          sessionProblems.delete(name)
+          return session
+        }),
+      {
+        onFatal: (error) =>
+          Effect.andThen(Effect.sync(() => sessionProblems.set(name, error.message)), onFatal?.(error) ?? Effect.void)
+      }
+    )
 
-  return RabbitMqConnection.of({ connected, problem: Effect.sync(() => problem), keepSession })
+  return RabbitMqConnection.of({
+    connected,
+    problem: Effect.sync(() => problem),
+    sessionProblem: Effect.sync(() => {
+      const [session] = sessionProblems
+      return session === undefined ? undefined : `${session[0]}: ${session[1]}`
+    }),
+    nodes,
+    node: Effect.sync(() => openNode === undefined ? undefined : nodes[openNode]),
+    keepSession
+  })
 })
 
 export const layer = (options: ConnectionOptions): Layer.Layer<RabbitMqConnection> =>

@@ -8,6 +8,7 @@ import type { JsonObject } from "../domain/EmailEvent.ts"
 import { randomMessageId } from "../domain/MessageId.ts"
 import { QueuePublisher } from "./QueuePublisher.ts"
 import * as RabbitMq from "./RabbitMqConnection.ts"
+import { declarationConfig } from "./RabbitMqConsumer.ts"
 import { CommandTimeoutSetting, MessageIdHostSetting } from "../config/settingValues.ts"
 
 export interface PublisherOptions {
@@ -17,6 +18,8 @@ export interface PublisherOptions {
   readonly messageIdHost?: string
   /** a publish not confirmed within this fails, saying why the broker was not reached (default: it waits) */
   readonly giveUpAfter?: Duration.Input
+  /** how the queue is declared (default: classic, as Zulip) */
+  readonly declaration?: RabbitMq.QueueDeclaration
 }
 
 /** A `message_id` fixed at enqueue time keeps the Message-ID header the same across redeliveries and requeues. */
@@ -29,11 +32,14 @@ export const make = Effect.fnUntraced(function*(options: PublisherOptions) {
   const connection = yield* RabbitMq.RabbitMqConnection
   const confirmChannel = yield* connection.keepSession(
     `publisher to ${queueName}`,
-    (context) => RabbitMq.declareQueue(context.connection, queueName).pipe(Effect.andThen(context.confirmChannel))
+    (context) =>
+      RabbitMq.declareQueue(context.connection, queueName, options.declaration ?? RabbitMq.classicQueue).pipe(
+        Effect.andThen(context.confirmChannel)
+      )
   )
   const giveUpAfter = options.giveUpAfter === undefined ? undefined : Duration.fromInputUnsafe(options.giveUpAfter)
   const givenUp = (limit: Duration.Duration) =>
-    Effect.flatMap(connection.problem, (problem) =>
+    Effect.flatMap(Effect.map(Effect.all([connection.problem, connection.sessionProblem]), ([problem, session]) => problem ?? session), (problem) =>
       Effect.fail(
         new QueueError({
           message: `gave up after ${Duration.format(limit)} (COMMAND_TIMEOUT): ${problem ?? "the broker did not confirm the publish"}`,
@@ -58,8 +64,8 @@ export const layer = (options: PublisherOptions & RabbitMq.ConnectionOptions): L
   layerNoDeps(options).pipe(Layer.provide(RabbitMq.layer(options)))
 
 /**
- * For the operator commands: reads `AMQP_URL`, `EXTERNAL_HOST`, `COMMAND_TIMEOUT` and, unless `queueName` is given,
- * `QUEUE_NAME` (default `email_senders`).
+ * For the operator commands: reads `AMQP_URL`, `EXTERNAL_HOST`, `COMMAND_TIMEOUT`, `QUEUE_TYPE`,
+ * `QUEUE_DELIVERY_LIMIT` and, unless `queueName` is given, `QUEUE_NAME` (default `email_senders`).
  */
 export const layerConfig = (queueName?: string): Layer.Layer<QueuePublisher, Config.ConfigError> =>
   Layer.unwrap(
@@ -68,7 +74,8 @@ export const layerConfig = (queueName?: string): Layer.Layer<QueuePublisher, Con
       return layerNoDeps({
         queueName: queueName ?? (yield* RabbitMq.queueNameConfig),
         messageIdHost: yield* MessageIdHostSetting,
-        giveUpAfter: commandTimeout
+        giveUpAfter: commandTimeout,
+        declaration: yield* declarationConfig
       }).pipe(Layer.provide(RabbitMq.layerConfigWith({ connectTimeout: commandTimeout })))
     })
   )

@@ -1,24 +1,31 @@
 /**
- * The scenarios' own view of the machine's RabbitMQ, independent of the worker: bulk publishing, queue checks, the
- * worker's queues (the main one and its `<queue>.delay.*` queues), and force-closing one process's connections.
+ * The scenarios' own view of a RabbitMQ broker (the machine's, or a test cluster), independent of the worker: bulk
+ * publishing, queue checks, the worker's queues (the main one, its `<queue>.delay.*` queues and `<queue>.dead`), and
+ * force-closing one process's connections.
  */
-import { connect } from "amqplib"
+import { type ChannelModel, type ConfirmChannel, connect } from "amqplib"
 import { Effect, type Scope } from "effect"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
+import { classicQueue, declareQueue, type QueueDeclaration } from "../../../src/queue/RabbitMqConnection.ts"
 import { tcpClientPorts } from "./worker.ts"
 
-const brokerUrl = "amqp://guest:guest@127.0.0.1:5672"
-const brokerPort = 5672
+/** Where the broker is: its nodes' URLs (the first that answers is used), and how `rabbitmqctl` reaches it. */
+export interface BrokerTarget {
+  readonly urls: ReadonlyArray<string>
+  /** `rabbitmqctl` with these arguments (and `--quiet`), its stdout */
+  readonly rabbitmqctl: (...args: Array<string>) => Promise<string>
+}
 
-const rabbitmqctl = (...args: Array<string>) =>
-  Effect.promise(() => promisify(execFile)("rabbitmqctl", ["--quiet", ...args])).pipe(
-    Effect.map(({ stdout }) => stdout.split("\n").filter((line) => line !== "").map((line) => line.split("\t")))
-  )
+/** The machine's broker on 5672. */
+export const machineBroker: BrokerTarget = {
+  urls: ["amqp://guest:guest@127.0.0.1:5672"],
+  rabbitmqctl: async (...args) => (await promisify(execFile)("rabbitmqctl", ["--quiet", ...args])).stdout
+}
 
 export interface Broker {
-  /** declare `queue` as Zulip's producers do (durable, no arguments) */
-  readonly declare: (queue: string) => Effect.Effect<void>
+  /** declare `queue` as the worker does (by default as Zulip's producers do: durable, no arguments) */
+  readonly declare: (queue: string, declaration?: QueueDeclaration) => Effect.Effect<void>
   /** publish each body as is (persistent, default exchange), waiting for the broker's confirms */
   readonly publish: (queue: string, bodies: ReadonlyArray<string>) => Effect.Effect<void>
   readonly consumerCount: (queue: string) => Effect.Effect<number>
@@ -33,16 +40,41 @@ export interface Broker {
 
 const publishChunk = 500
 
-export const makeBroker: Effect.Effect<Broker, never, Scope.Scope> = Effect.gen(function*() {
-  const connection = yield* Effect.acquireRelease(
-    Effect.promise(() => connect(brokerUrl)),
-    (connection) => Effect.promise(() => connection.close().catch(() => undefined))
-  )
-  const channel = yield* Effect.promise(() => connection.createConfirmChannel())
+export const makeBroker = (target: BrokerTarget = machineBroker): Effect.Effect<Broker, never, Scope.Scope> => Effect.gen(function*() {
+  const rabbitmqctl = (...args: Array<string>) =>
+    Effect.promise(() => target.rabbitmqctl(...args)).pipe(
+      Effect.map((stdout) => stdout.split("\n").filter((line) => line !== "").map((line) => line.split("\t")))
+    )
+  // one connection at a time, to the first node that answers; opened again when it closed (its node went down)
+  let open: { readonly connection: ChannelModel; readonly channel: ConfirmChannel; closed: boolean } | undefined
+  const session = async () => {
+    if (open !== undefined && !open.closed) return open
+    const failures: Array<string> = []
+    for (const url of target.urls) {
+      try {
+        const connection = await connect(url)
+        connection.on("error", () => undefined)
+        const channel = await connection.createConfirmChannel()
+        channel.on("error", () => undefined)
+        const opened = { connection, channel, closed: false }
+        connection.on("close", () => {
+          opened.closed = true
+        })
+        channel.on("close", () => {
+          opened.closed = true
+        })
+        return open = opened
+      } catch (error) {
+        failures.push(`${url}: ${String(error)}`)
+      }
+    }
+    throw new Error(`no broker node answers: ${failures.join("; ")}`)
+  }
+  yield* Effect.addFinalizer(() => Effect.promise(() => open?.connection.close().catch(() => undefined) ?? Promise.resolve()))
   // a check of a queue that does not exist closes its channel, so each check gets a channel of its own
-  const withProbe = <A>(use: (probe: Awaited<ReturnType<typeof connection.createChannel>>) => Promise<A>) =>
+  const withProbe = <A>(use: (probe: Awaited<ReturnType<ChannelModel["createChannel"]>>) => Promise<A>) =>
     Effect.promise(async () => {
-      const probe = await connection.createChannel()
+      const probe = await (await session()).connection.createChannel()
       probe.on("error", () => undefined)
       try {
         return await use(probe)
@@ -52,9 +84,11 @@ export const makeBroker: Effect.Effect<Broker, never, Scope.Scope> = Effect.gen(
     })
 
   return {
-    declare: (queue) => Effect.promise(() => channel.assertQueue(queue, { durable: true })).pipe(Effect.asVoid),
+    declare: (queue, declaration = classicQueue) =>
+      Effect.promise(session).pipe(Effect.flatMap(({ connection }) => declareQueue(connection, queue, declaration)), Effect.orDie),
     publish: (queue, bodies) =>
       Effect.promise(async () => {
+        const { channel } = await session()
         for (let start = 0; start < bodies.length; start += publishChunk) {
           for (const body of bodies.slice(start, start + publishChunk)) {
             channel.sendToQueue(queue, Buffer.from(body), { persistent: true })
@@ -66,7 +100,9 @@ export const makeBroker: Effect.Effect<Broker, never, Scope.Scope> = Effect.gen(
       withProbe((probe) => probe.checkQueue(queue).then((ok) => ok.consumerCount, () => 0)),
     queuesOf: (queue) =>
       rabbitmqctl("list_queues", "--no-table-headers", "name").pipe(
-        Effect.map((rows) => rows.map(([name = ""]) => name).filter((name) => name === queue || name.startsWith(`${queue}.delay.`)))
+        Effect.map((rows) => rows.map(([name = ""]) => name).filter((name) =>
+          name === queue || name === `${queue}.dead` || name.startsWith(`${queue}.delay.`)
+        ))
       ),
     drain: (queues) =>
       withProbe(async (probe) => {
@@ -82,7 +118,7 @@ export const makeBroker: Effect.Effect<Broker, never, Scope.Scope> = Effect.gen(
       Effect.forEach(queues, (queue) => withProbe((probe) => probe.deleteQueue(queue)), { discard: true }),
     closeConnectionsOf: (pid) =>
       Effect.gen(function*() {
-        const ports = tcpClientPorts(pid, brokerPort)
+        const ports = tcpClientPorts(pid, Number(new URL(target.urls[0]!).port))
         const connections = yield* rabbitmqctl("list_connections", "--no-table-headers", "pid", "peer_port")
         const ours = connections.filter(([, port]) => ports.has(Number(port)))
         yield* Effect.forEach(ours, ([connectionPid = ""]) =>

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { uniqueName } from "../../support/rabbitmq.ts"
-import { type Broker, makeBroker } from "./broker.ts"
+import { classicQueue, type QueueDeclaration } from "../../../src/queue/RabbitMqConnection.ts"
+import { type Broker, type BrokerTarget, machineBroker, makeBroker } from "./broker.ts"
 import {
   type FailureLog,
   identitiesOfBody,
@@ -63,7 +64,7 @@ export interface Scenario {
   /** with the worker stopped: drain and delete the worker's queues and account for every published event */
   readonly account: (published: ReadonlyArray<Published>) => Effect.Effect<Tally>
   /** the scenario's row of the summary table, timed from the scenario's start */
-  readonly report: (task: { readonly meta: TaskMeta }, title: string, counts: Tally, notes: string) => void
+  readonly report: (task: { readonly meta: TaskMeta }, title: string, counts: Tally, notes: string, resumeSeconds?: number) => void
 }
 
 /** A scratch directory, removed when the scenario passes and kept (its path logged) for a look when it fails. */
@@ -76,13 +77,23 @@ const scratchDirectory = (name: string) =>
         : Effect.logWarning(`fault scenario ${name} failed; its worker log and files are kept in ${directory}`)
   )
 
-export const makeScenario = (name: string, sinkOptions: SinkOptions = {}): Effect.Effect<Scenario, never, Scope.Scope> =>
+/** Which broker a scenario runs against (default: the machine's), and how the queue is declared (default: classic). */
+export interface ScenarioBroker {
+  readonly target?: BrokerTarget
+  readonly declaration?: QueueDeclaration
+}
+
+export const makeScenario = (
+  name: string,
+  sinkOptions: SinkOptions = {},
+  { declaration = classicQueue, target = machineBroker }: ScenarioBroker = {}
+): Effect.Effect<Scenario, never, Scope.Scope> =>
   Effect.gen(function*() {
     const startedAtMillis = Date.now()
     const directory = yield* scratchDirectory(name)
     const queue = uniqueName(`faults_${name}`)
     const sink = yield* makeSink(sinkOptions)
-    const broker = yield* makeBroker
+    const broker = yield* makeBroker(target)
     let queuesDeleted = false
     // queues of a scenario that failed half way go too
     yield* Effect.addFinalizer(() =>
@@ -91,6 +102,9 @@ export const makeScenario = (name: string, sinkOptions: SinkOptions = {}): Effec
     const failures = makeFailureLog(join(directory, "errors", `${queue}.errors`))
     const logPath = join(directory, "worker.log")
     const settings = (extra: Readonly<Record<string, string>> = {}) => ({
+      AMQP_URL: target.urls.join(","),
+      QUEUE_TYPE: declaration.type,
+      QUEUE_DELIVERY_LIMIT: String(declaration.deliveryLimit),
       QUEUE_NAME: queue,
       EMAIL_HOST: "127.0.0.1",
       EMAIL_PORT: String(sink.port),
@@ -121,7 +135,7 @@ export const makeScenario = (name: string, sinkOptions: SinkOptions = {}): Effec
       failures,
       logPath,
       publish: (published) =>
-        broker.declare(queue).pipe(Effect.andThen(broker.publish(queue, published.map((event) => event.body)))),
+        broker.declare(queue, declaration).pipe(Effect.andThen(broker.publish(queue, published.map((event) => event.body)))),
       settings,
       startWorker: (extra) =>
         Effect.gen(function*() {
@@ -160,7 +174,7 @@ export const makeScenario = (name: string, sinkOptions: SinkOptions = {}): Effec
           queuesDeleted = true
           return tally(published, sink.deliveries, failures.read(), bodies)
         }),
-      report: (task, title, counts, notes) => recordRow(task, title, counts, startedAtMillis, notes)
+      report: (task, title, counts, notes, resumeSeconds) => recordRow(task, title, counts, startedAtMillis, notes, resumeSeconds)
     }
   })
 
@@ -179,9 +193,9 @@ const goodEvents = (kind: string, count: number): ReadonlyArray<Published> =>
   Array.from({ length: count }, (_, n) => goodEvent(kind, n))
 
 /** A scenario whose queue already holds `count` good events. */
-export const scenarioWithGoodEvents = (name: string, count: number, sinkOptions: SinkOptions = {}) =>
+export const scenarioWithGoodEvents = (name: string, count: number, sinkOptions: SinkOptions = {}, broker: ScenarioBroker = {}) =>
   Effect.gen(function*() {
-    const scenario = yield* makeScenario(name, sinkOptions)
+    const scenario = yield* makeScenario(name, sinkOptions, broker)
     const published = goodEvents(name, count)
     yield* scenario.publish(published)
     return { scenario, published }
