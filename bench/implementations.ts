@@ -33,6 +33,17 @@ const tunedConnections = tunedEnvironment["SMTP_CONNECTIONS"] ?? "4"
 const describe = (environment: Readonly<Record<string, string>>) =>
   Object.entries(environment).map(([name, value]) => `${name}=${value}`).join(" ")
 
+/**
+ * `BENCH_BUILDS=name=dir,…`: each `dir` (relative to the project) a checkout of this worker built with `npm run build`,
+ * run with default settings as the row `name`.
+ */
+const builds = (setting: string): ReadonlyArray<Implementation> =>
+  setting.split(",").filter((pair) => pair.trim() !== "").map((pair) => {
+    const [name = "", dir = ""] = pair.split("=").map((part) => part.trim())
+    if (name === "" || dir === "") throw new Error(`BENCH_BUILDS: expected name=dir, got ${JSON.stringify(pair)}`)
+    return { name, description: `\`${dir}/dist/main.js\`, default settings`, script: `${dir}/dist/main.js`, environment: {}, rawBaseline: "raw" }
+  })
+
 export const implementations: ReadonlyArray<Implementation> = [
   {
     name: "email-senders",
@@ -62,6 +73,8 @@ export const implementations: ReadonlyArray<Implementation> = [
     environment: {},
     events: "template"
   },
+  // other builds of this worker, for an A/B run against this checkout's (e.g. a `git worktree` of an earlier commit)
+  ...builds(process.env["BENCH_BUILDS"] ?? ""),
   {
     name: "raw",
     description: "amqplib consumer (prefetch 100) + nodemailer pooled transport, 4 connections, ack after each send",

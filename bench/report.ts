@@ -274,6 +274,7 @@ export const renderResults = (results: ReadonlyArray<ScenarioResults>, machine: 
     "BENCH_IMPLS=email-senders,raw npm run bench    # only these implementations",
     "BENCH_TUNED=SMTP_CONNECTIONS=8,CONCURRENCY=64 npm run bench   # another tuned setting",
     "BENCH_KEEP_LOGS=1 npm run bench                # keep each worker's log (path printed)",
+    "BENCH_BUILDS=before=../wt-before BENCH_IMPLS=email-senders,before,raw npm run bench -- nodelay   # A/B against another built checkout",
     "BENCH_NODE_FLAGS=--trace-gc npm run bench      # Node/V8 flags for every worker (with BENCH_KEEP_LOGS to read them)",
     "BENCH_PROFILE=/tmp/prof npm run bench -- nodelay   # a CPU profile of each worker; then:",
     "node bench/profileSummary.ts /tmp/prof/<file>.cpuprofile <emails>   # where its time went, by package",
