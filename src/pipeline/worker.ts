@@ -1,10 +1,10 @@
 /**
  * The worker: `CONCURRENCY` delivery fibers, each taking one delivery, settling it and taking the next, rather than
  * batch by batch: a slow or retrying email holds only its own fiber, never the ones behind it. Settlements go on a
- * queue and are accounted in groups of up to `BATCH_SIZE`, or after `BATCH_TIMEOUT`, for the stats file with Zulip's
- * update rules.
+ * queue and are accounted a group at a time (what settles within `BATCH_TIMEOUT`), in batches of up to `BATCH_SIZE`,
+ * for the stats file with Zulip's update rules.
  */
-import { type Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Option, Queue, Stream } from "effect"
+import { Array as Arr, Cause, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Option, Queue, Ref } from "effect"
 import { QueueConsumer } from "../queue/QueueConsumer.ts"
 import { WorkerSettings } from "../config/WorkerSettings.ts"
 import { settleDelivery, type Settlement } from "./settleDelivery.ts"
@@ -43,19 +43,29 @@ export const runWorker = Effect.scoped(Effect.gen(function*() {
 
   const deliveryFibers = yield* FiberSet.make<void, Effect.Error<typeof consumer.take>>()
   const settlements = yield* Queue.unbounded<Settlement, Cause.Done>()
-  const accounting = yield* Stream.fromQueue(settlements).pipe(
-    Stream.groupedWithin(settings.batchSize, settings.batchTimeout),
-    Stream.runFoldEffect(
-      () => 0,
-      (previousEndMillis, group) =>
-        // drained as Zulip means it: nothing received from the broker is left waiting here
-        Effect.flatMap(consumer.buffered, (buffered) => {
-          const { batch, endMillis } = batchOf(group, previousEndMillis, buffered === 0)
-          return Effect.as(statistics.recordBatch(batch), endMillis)
-        })
-    ),
-    Effect.forkScoped
-  )
+  const previousEndMillis = yield* Ref.make(0)
+  // up to `BATCH_SIZE` a batch; the last one drained as Zulip means it: nothing received from the broker waits here
+  const account = (settled: ReadonlyArray<Settlement>) => {
+    const groups = Arr.chunksOf(settled, settings.batchSize)
+    return Effect.forEach(groups, (group, index) =>
+      Effect.flatMap(index === groups.length - 1 ? consumer.buffered : Effect.succeed(1), (buffered) =>
+        Effect.flatMap(Ref.get(previousEndMillis), (previous) => {
+          const { batch, endMillis } = batchOf(group, previous, buffered === 0)
+          return Effect.andThen(Ref.set(previousEndMillis, endMillis), statistics.recordBatch(batch))
+        })), { discard: true })
+  }
+  // a group opens with the first settlement and takes what settles within `BATCH_TIMEOUT`, or until every delivery
+  // has settled: the accounting fiber wakes once a group, where `Stream.groupedWithin` ran its stream steps and a
+  // timer for every settlement (bench/FINDINGS.md, "Settlements accounted a group at a time")
+  const allSettled = yield* Deferred.make<void>()
+  const groupWindow = Effect.raceFirst(Effect.sleep(settings.batchTimeout), Deferred.await(allSettled))
+  const accountNextGroup = Effect.flatMap(Queue.takeAll(settlements), (first) =>
+    groupWindow.pipe(
+      Effect.andThen(Queue.clear(settlements)),
+      Effect.flatMap((rest) => account([...first, ...rest]))
+    ))
+  // until the queue ends, every settlement accounted
+  const accounting = yield* Effect.forkScoped(Effect.forever(accountNextGroup).pipe(Effect.catchIf(Cause.isDone, () => Effect.void)))
 
   const stopTaking = yield* Deferred.make<void>()
   // the next delivery, or none once the worker stops taking: a fiber waiting for one stops at once, a fiber
@@ -83,6 +93,7 @@ export const runWorker = Effect.scoped(Effect.gen(function*() {
       )
     }
     yield* FiberSet.clear(deliveryFibers)
+    yield* Deferred.succeed(allSettled, undefined)
     yield* Queue.end(settlements)
     yield* Fiber.join(accounting)
   })
