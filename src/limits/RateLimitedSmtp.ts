@@ -7,8 +7,9 @@
  *
  * A throttling reply (`domain/throttling.ts`) is fed back to the limiter's adaptive state, shared in the same store:
  * every worker pauses for `THROTTLE_COOLDOWN`, then sends at its configured rate while the limiter learns how much
- * the server accepts, and from the next throttling reply on paces itself to what was accepted. When the learned
- * state lapses (a quiet minute), the configured rate comes back gradually over `RECOVERY`, from half of it.
+ * the server accepts, and from the next throttling reply on paces itself to what was accepted. Once the cooldown or
+ * the learned pace is over (the learned state lapses after a quiet minute), the configured rate comes back
+ * gradually over `RECOVERY`, from half of it.
  */
 import { Clock, Duration, Effect, Layer, Metric } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
@@ -52,8 +53,12 @@ class Recovery {
   private throttledUntil = Number.NEGATIVE_INFINITY
   private readonly millis = Duration.toMillis(RECOVERY)
 
+  /**
+   * the adaptive state this process saw when it sent, or a throttling reply it had itself (`"cooldown"`); learning
+   * (sending again after the cooldown, to see what the server takes) is already recovering
+   */
   seen(phase: RateLimiter.AdaptivePhase, now: number): void {
-    if (phase !== "inactive") this.throttledUntil = now
+    if (phase === "cooldown" || phase === "learned") this.throttledUntil = now
   }
 
   /** the fraction of the configured rate allowed now */
@@ -105,7 +110,10 @@ export const layer = (limits: SendLimits) =>
         })
 
       const throttled = (epoch: number) =>
-        limiter.adaptiveFeedback({ key: adaptiveKey, epoch, tokens: 1, status: 429, retryAfter: THROTTLE_COOLDOWN })
+        Effect.andThen(
+          Effect.map(Clock.currentTimeMillis, (now) => recovery.seen("cooldown", now)),
+          limiter.adaptiveFeedback({ key: adaptiveKey, epoch, tokens: 1, status: 429, retryAfter: THROTTLE_COOLDOWN })
+        )
 
       const send = (message: OutgoingEmail) =>
         Effect.gen(function*() {
