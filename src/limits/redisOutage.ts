@@ -7,7 +7,7 @@
  */
 import { Effect, Metric } from "effect"
 import { Unavailable } from "../domain/errors.ts"
-import { redisDegraded, redisFallbacks } from "../pipeline/metrics.ts"
+import { redisFallbacks } from "../pipeline/metrics.ts"
 
 export type RedisUse = "rate_limit" | "ledger"
 
@@ -15,9 +15,6 @@ const consequences: Record<RedisUse, string> = {
   rate_limit: "each worker process now enforces EMAIL_RATE_LIMIT alone (the limit is no longer shared)",
   ledger: "the duplicate ledger is skipped: a crash may now send an email twice"
 }
-
-/** The uses doing without Redis now, in this process: the gauge is 1 while there is one. */
-const degradedUses = new Set<RedisUse>()
 
 /** `primary`, or when it fails, `fallback`, noted as above. */
 export type RedisFallback = <A, E extends { readonly message: string }, B, E2 = never>(
@@ -31,18 +28,11 @@ export const makeRedisFallback = (use: RedisUse): RedisFallback => {
   const wentAway = (error: { readonly message: string }) => {
     if (degraded) return counted
     degraded = true
-    degradedUses.add(use)
-    return Effect.logWarning(`Redis cannot be reached (${error.message}): ${consequences[use]}`).pipe(
-      Effect.andThen(Metric.update(redisDegraded, 1)),
-      Effect.andThen(counted)
-    )
+    return Effect.andThen(Effect.logWarning(`Redis cannot be reached (${error.message}): ${consequences[use]}`), counted)
   }
   const cameBack = Effect.suspend(() => {
     degraded = false
-    degradedUses.delete(use)
-    return Effect.logInfo(`Redis is back: ${use === "rate_limit" ? "the rate limit is shared again" : "the duplicate ledger is in use again"}`).pipe(
-      Effect.andThen(degradedUses.size === 0 ? Metric.update(redisDegraded, 0) : Effect.void)
-    )
+    return Effect.logInfo(`Redis is back: ${use === "rate_limit" ? "the rate limit is shared again" : "the duplicate ledger is in use again"}`)
   })
   return (primary, fallback) =>
     Effect.matchEffect(primary, {

@@ -135,6 +135,7 @@ export const redisFallbacks = Metric.counter("email_senders_redis_fallbacks_tota
   incremental: true
 })
 
-export const redisDegraded = Metric.gauge("email_senders_redis_degraded", {
-  description: "1 while Redis cannot be reached and the worker runs on per-process limits without the ledger (REDIS_OUTAGE=fallback)"
+/** sampled when `/metrics` is scraped, from the connection's state */
+export const redisConnected = Metric.gauge("email_senders_redis_connected", {
+  description: "1 while the Redis connection (REDIS_URL) is up; while 0, limits are per process and the ledger skipped (REDIS_OUTAGE=fallback), or sending waits (stop)"
 })
