@@ -6,10 +6,10 @@
  * shares them, else in the process.
  *
  * A throttling reply (`domain/throttling.ts`) is fed back to the limiter's adaptive state, shared in the same store:
- * every worker pauses for `THROTTLE_COOLDOWN`, then sends at its configured rate while the limiter learns how much
- * the server accepts, and from the next throttling reply on paces itself to what was accepted. Once the cooldown or
- * the learned pace is over (the learned state lapses after a quiet minute), the configured rate comes back
- * gradually over `RECOVERY`, from half of it.
+ * every worker pauses for `THROTTLE_COOLDOWN`, then sends again while the limiter learns how much the server
+ * accepts, and from the next throttling reply on paces itself to what was accepted. Each worker also halves its
+ * share of the configured rates on each throttling episode and takes it back gradually, the whole of it in
+ * `RECOVERY` (`Share`).
  */
 import { Clock, Duration, Effect, Layer, Metric } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
@@ -34,8 +34,10 @@ export interface SendLimits {
 export const THROTTLE_COOLDOWN = Duration.seconds(1)
 /** How long the configured rate takes to come back in full once the provider has stopped throttling. */
 export const RECOVERY = Duration.seconds(60)
-/** Where the configured rate starts again after throttling, as a fraction of it. */
-const RECOVERY_START = 0.5
+/** The least share of the configured rates throttling replies bring it down to. */
+const MIN_SHARE = 0.05
+/** A token bucket holds this fraction of its limit (`bucketOf`). */
+const BURST_DIVISOR = 10
 
 /** The recipients' domains (lower-cased) that have a limit of their own. */
 const limitedDomains = (message: OutgoingEmail, domains: ReadonlyArray<DomainRateLimit>): ReadonlyArray<DomainRateLimit> => {
@@ -45,28 +47,37 @@ const limitedDomains = (message: OutgoingEmail, domains: ReadonlyArray<DomainRat
 }
 
 /**
- * The throttled state as this process last saw it: when the adaptive state last showed (cooldown, learning,
- * learned), and so how far the configured rate has come back since. Per process: each sees the shared state when it
- * sends.
+ * The share of the configured rates this process sends at, additive increase and multiplicative decrease: halved
+ * (down to `MIN_SHARE`) once per throttling episode it learns of (a throttling reply of its own, or the shared
+ * adaptive state in cooldown when it sends), then rising back linearly, the whole rate in `RECOVERY`. The adaptive
+ * state's learned pace alone overshoots: what it learns counts the sends in flight when the server pushed back.
  */
-class Recovery {
-  private throttledUntil = Number.NEGATIVE_INFINITY
-  private readonly millis = Duration.toMillis(RECOVERY)
+class Share {
+  private base = 1
+  private since = Number.NEGATIVE_INFINITY
+  private readonly recoveryMillis = Duration.toMillis(RECOVERY)
+  private readonly episodeMillis = Duration.toMillis(THROTTLE_COOLDOWN)
 
-  /**
-   * the adaptive state this process saw when it sent, or a throttling reply it had itself (`"cooldown"`); learning
-   * (sending again after the cooldown, to see what the server takes) is already recovering
-   */
-  seen(phase: RateLimiter.AdaptivePhase, now: number): void {
-    if (phase === "cooldown" || phase === "learned") this.throttledUntil = now
+  current(now: number): number {
+    return Math.min(1, this.base + (now - this.since) / this.recoveryMillis)
   }
 
-  /** the fraction of the configured rate allowed now */
-  fraction(now: number): number {
-    const since = now - this.throttledUntil
-    if (since >= this.millis) return 1
-    return RECOVERY_START + (1 - RECOVERY_START) * (since / this.millis)
+  /** the server pushed back: the replies of one episode (within a cooldown) count once */
+  throttled(now: number): void {
+    if (now - this.since < this.episodeMillis) return
+    this.base = Math.max(MIN_SHARE, this.current(now) / 2)
+    this.since = now
   }
+}
+
+/**
+ * A limit as a token bucket holding a tenth of it (at least 1), refilled at its rate: `600/min` sends 60 at once,
+ * then one every 100 ms, so that no burst exceeds what the provider counts over a shorter time.
+ */
+const bucketOf = (rate: RateLimit, share: number) => {
+  const perWindow = Math.max(1, rate.limit * share)
+  const burst = Math.max(1, Math.ceil(perWindow / BURST_DIVISOR))
+  return { limit: burst, window: Duration.times(rate.window, burst / perWindow) }
 }
 
 const wait = (delay: Duration.Duration) => Duration.isZero(delay) ? Effect.void : Effect.sleep(delay)
@@ -82,36 +93,33 @@ export const layer = (limits: SendLimits) =>
     Effect.gen(function*() {
       const inner = yield* SmtpConnection
       const limiter = yield* RateLimiter.RateLimiter
-      const recovery = new Recovery()
+      const share = new Share()
       const adaptiveKey = `${limits.account}:throttling`
       const [fallback] = [...limits.rates, ...limits.domains]
       const fallbackLimit = fallback?.limit ?? 1
       const fallbackWindow = fallback?.window ?? Duration.seconds(1)
 
-      const bucket = (key: string, rate: RateLimit, fraction: number) =>
-        RateLimiter.sleep(limiter, {
-          key,
-          algorithm: "token-bucket",
-          limit: Math.max(1, Math.floor(rate.limit * fraction)),
-          window: rate.window
-        })
+      const bucket = (rate: RateLimit, now: number) =>
+        RateLimiter.sleep(limiter, { key: `${limits.account}:${rate.text}`, algorithm: "token-bucket", ...bucketOf(rate, share.current(now)) })
 
-      /** a token of every limit for `message`, waiting as long as it takes; the adaptive state's epoch */
+      /**
+       * a token of every limit for `message`, waiting as long as it takes, then the adaptive state's go (checked
+       * last, so that a cooldown that began during the wait holds this email too); gives the adaptive epoch
+       */
       const take = (message: OutgoingEmail) =>
         Effect.gen(function*() {
-          const adaptive = yield* limiter.adaptiveConsume({ key: adaptiveKey, tokens: 1, fallbackLimit, fallbackWindow })
-          yield* wait(adaptive.delay)
           const now = yield* Clock.currentTimeMillis
-          recovery.seen(adaptive.phase, now)
-          const fraction = recovery.fraction(now)
-          for (const rate of limits.rates) yield* bucket(`${limits.account}:${rate.text}`, rate, fraction)
-          for (const rate of limitedDomains(message, limits.domains)) yield* bucket(`${limits.account}:${rate.text}`, rate, fraction)
+          for (const rate of limits.rates) yield* bucket(rate, now)
+          for (const rate of limitedDomains(message, limits.domains)) yield* bucket(rate, now)
+          const adaptive = yield* limiter.adaptiveConsume({ key: adaptiveKey, tokens: 1, fallbackLimit, fallbackWindow })
+          if (adaptive.phase === "cooldown") share.throttled(yield* Clock.currentTimeMillis)
+          yield* wait(adaptive.delay)
           return adaptive.epoch
         })
 
       const throttled = (epoch: number) =>
         Effect.andThen(
-          Effect.map(Clock.currentTimeMillis, (now) => recovery.seen("cooldown", now)),
+          Effect.map(Clock.currentTimeMillis, (now) => share.throttled(now)),
           limiter.adaptiveFeedback({ key: adaptiveKey, epoch, tokens: 1, status: 429, retryAfter: THROTTLE_COOLDOWN })
         )
 
