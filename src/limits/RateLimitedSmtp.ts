@@ -106,21 +106,35 @@ export const layer = (limits: SendLimits) =>
        * a token of every limit for `message`, waiting as long as it takes, then the adaptive state's go (checked
        * last, so that a cooldown that began during the wait holds this email too); gives the adaptive epoch
        */
-      const take = (message: OutgoingEmail) =>
+      const take = (message: OutgoingEmail): Effect.Effect<number, RateLimiter.RateLimiterError> =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           for (const rate of limits.rates) yield* bucket(rate, now)
           for (const rate of limitedDomains(message, limits.domains)) yield* bucket(rate, now)
           const adaptive = yield* limiter.adaptiveConsume({ key: adaptiveKey, tokens: 1, fallbackLimit, fallbackWindow })
-          if (adaptive.phase === "cooldown") share.throttled(yield* Clock.currentTimeMillis)
+          if (adaptive.phase !== "cooldown") {
+            yield* wait(adaptive.delay)
+            return adaptive.epoch
+          }
+          // every email held by the cooldown would go at its end at once: each goes through the buckets again
+          share.throttled(yield* Clock.currentTimeMillis)
           yield* wait(adaptive.delay)
-          return adaptive.epoch
+          return yield* take(message)
         })
 
+      /** sends past the limiter and not answered yet */
+      let inFlight = 0
+
+      /**
+       * The limiter learns what the server accepted as what went out minus `tokens`: the sends still in flight when
+       * the reply came (this one among them) were not accepted either, so they are taken off too.
+       */
       const throttled = (epoch: number) =>
         Effect.andThen(
           Effect.map(Clock.currentTimeMillis, (now) => share.throttled(now)),
-          limiter.adaptiveFeedback({ key: adaptiveKey, epoch, tokens: 1, status: 429, retryAfter: THROTTLE_COOLDOWN })
+          Effect.suspend(() =>
+            limiter.adaptiveFeedback({ key: adaptiveKey, epoch, tokens: Math.max(1, inFlight), status: 429, retryAfter: THROTTLE_COOLDOWN })
+          )
         )
 
       const send = (message: OutgoingEmail) =>
@@ -133,12 +147,14 @@ export const layer = (limits: SendLimits) =>
             // only with REDIS_OUTAGE=stop: a limit never fails (it waits), and the fallback store does not either
             Effect.mapError(redisUnavailable)
           )
+          inFlight++
           return yield* inner.send(message).pipe(
             Effect.tapError((error) =>
               error._tag === "NotDelivered" && error.smtpCode !== null && isThrottlingReply(error.smtpCode, error.response ?? "")
                 ? Effect.andThen(Metric.update(throttledReplies, 1), Effect.ignore(throttled(epoch)))
                 : Effect.void
-            )
+            ),
+            Effect.ensuring(Effect.sync(() => inFlight--))
           )
         })
 
