@@ -178,8 +178,8 @@ const waitForLedger = <A>(operation: Effect.Effect<A, Unavailable>) =>
     ))
 
 /**
- * The Message-ID goes into the ledger before the ack: a crash after this point redelivers an event the ledger knows.
- * What can still duplicate is a crash between the server's 250 and this write: that window is measured.
+ * The Message-ID goes into the ledger: a crash after this point redelivers (if the ack is lost too) an event the
+ * ledger knows. The time from the server's 250 to this write is measured.
  */
 const recordSent = Effect.fnUntraced(function*(ledger: SentLedgerShape, messageId: string) {
   const start = yield* Clock.currentTimeNanos
@@ -187,9 +187,7 @@ const recordSent = Effect.fnUntraced(function*(ledger: SentLedgerShape, messageI
   yield* Metric.update(ledgerWindowSeconds, Number((yield* Clock.currentTimeNanos) - start) / 1e9)
 })
 
-const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) {
-  const ledger = yield* SentLedger
-  if (ledger !== null) yield* recordSent(ledger, sent.message.messageId)
+const settleSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) {
   yield* Effect.logInfo(`Sent ${sent.message.template} email to ${sent.report.accepted.length} recipient(s)${sent.message.realm === null ? "" : ` in ${sent.message.realm}`}`)
   // the accepted recipients have it; the refused ones are recorded or retried so nothing is silently dropped
   const refused = sent.report.rejected.filter(isPermanentRefusal)
@@ -199,6 +197,19 @@ const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent
   else yield* settleQuietly("ack", delivery.ack)
   return "sent" as const
 })
+
+/**
+ * With a ledger, its write and the ack go out together, right after the 250: the event is sent twice only if a crash
+ * loses both, within the shorter of the two (written first, the ledger would add its round trip to the ack's window).
+ */
+const onSent = (delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) =>
+  Effect.flatMap(Effect.service(SentLedger), (ledger) =>
+    ledger === null
+      ? settleSent(delivery, event, sent, attempts)
+      : Effect.map(
+        Effect.all([recordSent(ledger, sent.message.messageId), settleSent(delivery, event, sent, attempts)], { concurrency: 2 }),
+        ([, outcome]) => outcome
+      ))
 
 const describeEvent = (event: EmailEvent): string =>
   `${templateName(event)} (failed_tries=${event.failedTries + 1}${event.messageId === null ? "" : `, message_id=${event.messageId}`})`
