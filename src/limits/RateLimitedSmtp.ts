@@ -36,6 +36,11 @@ export const THROTTLE_COOLDOWN = Duration.seconds(1)
 export const RECOVERY = Duration.seconds(60)
 /** The least share of the configured rates throttling replies bring it down to. */
 const MIN_SHARE = 0.05
+/**
+ * While the shared adaptive state is inactive (nobody throttled), each process asks it at most this often: a cooldown
+ * another worker's throttling reply starts reaches this one this much later at most.
+ */
+const QUIET_RECHECK_MILLIS = 100
 /** A token bucket holds this fraction of its limit (`bucketOf`). */
 const BURST_DIVISOR = 10
 
@@ -99,6 +104,11 @@ export const layer = (limits: SendLimits) =>
       const fallbackLimit = fallback?.limit ?? 1
       const fallbackWindow = fallback?.window ?? Duration.seconds(1)
 
+      /** sends past the limiter and not answered yet */
+      let inFlight = 0
+      /** until when the adaptive state is taken to be still inactive, as it was when last asked */
+      let quietUntil = Number.NEGATIVE_INFINITY
+
       const bucket = (rate: RateLimit, now: number) =>
         RateLimiter.sleep(limiter, { key: `${limits.account}:${rate.text}`, algorithm: "token-bucket", ...bucketOf(rate, share.current(now)) })
 
@@ -111,7 +121,10 @@ export const layer = (limits: SendLimits) =>
           const now = yield* Clock.currentTimeMillis
           for (const rate of limits.rates) yield* bucket(rate, now)
           for (const rate of limitedDomains(message, limits.domains)) yield* bucket(rate, now)
+          // nobody throttled when last asked, a moment ago: not asked again (a round trip per email saved)
+          if ((yield* Clock.currentTimeMillis) < quietUntil) return 0
           const adaptive = yield* limiter.adaptiveConsume({ key: adaptiveKey, tokens: 1, fallbackLimit, fallbackWindow })
+          if (adaptive.phase === "inactive") quietUntil = (yield* Clock.currentTimeMillis) + QUIET_RECHECK_MILLIS
           if (adaptive.phase !== "cooldown") {
             yield* wait(adaptive.delay)
             return adaptive.epoch
@@ -122,16 +135,16 @@ export const layer = (limits: SendLimits) =>
           return yield* take(message)
         })
 
-      /** sends past the limiter and not answered yet */
-      let inFlight = 0
-
       /**
        * The limiter learns what the server accepted as what went out minus `tokens`: the sends still in flight when
        * the reply came (this one among them) were not accepted either, so they are taken off too.
        */
       const throttled = (epoch: number) =>
         Effect.andThen(
-          Effect.map(Clock.currentTimeMillis, (now) => share.throttled(now)),
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            share.throttled(now)
+            quietUntil = Number.NEGATIVE_INFINITY
+          }),
           Effect.suspend(() =>
             limiter.adaptiveFeedback({ key: adaptiveKey, epoch, tokens: Math.max(1, inFlight), status: 429, retryAfter: THROTTLE_COOLDOWN })
           )

@@ -5,7 +5,7 @@
  * With none of them set, the SMTP layer is used as it is: nothing is added to a send.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Duration, Effect, Layer, Option, Redacted } from "effect"
 import type * as RateLimiter from "effect/persistence/RateLimiter"
 import {
   DedupeStoreSetting,
@@ -54,7 +54,7 @@ export const describeLimits = (options: LimitsOptions) => {
     rate_limit: rates.length === 0
       ? "off"
       : `${rates.join(", ")} ${redis === null ? "per process (REDIS_URL unset: each worker process enforces it alone)" : `shared through Redis ${redis}`}`,
-    dedupe: options.dedupeStore === "off" ? "off" : `${options.dedupeStore}, kept ${options.dedupeTtl.toString()}`,
+    dedupe: options.dedupeStore === "off" ? "off" : `${options.dedupeStore}, kept ${Duration.format(options.dedupeTtl)}`,
     ...(redis === null ? {} : { redis_outage: options.onOutage })
   }
 }

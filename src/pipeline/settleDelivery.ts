@@ -202,14 +202,13 @@ const settleSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailE
  * With a ledger, its write and the ack go out together, right after the 250: the event is sent twice only if a crash
  * loses both, within the shorter of the two (written first, the ledger would add its round trip to the ack's window).
  */
-const onSent = (delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) =>
-  Effect.flatMap(Effect.service(SentLedger), (ledger) =>
-    ledger === null
-      ? settleSent(delivery, event, sent, attempts)
-      : Effect.map(
-        Effect.all([recordSent(ledger, sent.message.messageId), settleSent(delivery, event, sent, attempts)], { concurrency: 2 }),
-        ([, outcome]) => outcome
-      ))
+const onSent = (delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number, ledger: SentLedgerShape | null) =>
+  ledger === null
+    ? settleSent(delivery, event, sent, attempts)
+    : Effect.map(
+      Effect.all([recordSent(ledger, sent.message.messageId), settleSent(delivery, event, sent, attempts)], { concurrency: 2 }),
+      ([, outcome]) => outcome
+    )
 
 const describeEvent = (event: EmailEvent): string =>
   `${templateName(event)} (failed_tries=${event.failedTries + 1}${event.messageId === null ? "" : `, message_id=${event.messageId}`})`
@@ -246,13 +245,13 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
 })
 
 /** The delivery's outcome settled, its lines annotated with the last attempt and, once built, the email's identity. */
-const settleDelivered = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations) =>
+const settleDelivered = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations, ledger: SentLedgerShape | null) =>
   Effect.flatMap(Effect.result(deliverEvent(event)), (result) => {
     const { attempts } = result._tag === "Success" ? result.success : result.failure
     const message = result._tag === "Success" ? result.success.sent.message : result.failure.message
     const settled = result._tag === "Success"
       // the server has the email: the ack must happen even if shutdown interrupts now, or it would be sent twice
-      ? Effect.uninterruptible(onSent(delivery, event, result.success.sent, attempts))
+      ? Effect.uninterruptible(onSent(delivery, event, result.success.sent, attempts, ledger))
       : onFailed(delivery, event, result.failure.error, attempts)
     const now = deliveryAnnotations(event, attempts, message)
     // annotating makes a new context, and most deliveries learn nothing new along the way
@@ -268,7 +267,7 @@ const settleUnlessSent = Effect.fnUntraced(function*(
   initial: DeliveryAnnotations
 ) {
   const messageId = ledger.messageIdOf(event)
-  if (!(yield* waitForLedger(ledger.wasSent(messageId)))) return yield* settleDelivered(delivery, event, initial)
+  if (!(yield* waitForLedger(ledger.wasSent(messageId)))) return yield* settleDelivered(delivery, event, initial, ledger)
   yield* Effect.logWarning(`Event ${describeEvent(event)} was sent before (Message-ID ${messageId} is in the ledger): acknowledged without sending it again`)
   yield* Metric.update(duplicatesSuppressed, 1)
   yield* settleQuietly("ack", delivery.ack)
@@ -279,7 +278,7 @@ const settleUnlessSent = Effect.fnUntraced(function*(
 const settleOnce = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations) =>
   Effect.flatMap(Effect.service(SentLedger), (ledger) =>
     ledger === null || !mayHaveBeenSent(delivery.redelivered, event.failedTries)
-      ? settleDelivered(delivery, event, initial)
+      ? settleDelivered(delivery, event, initial, ledger)
       : settleUnlessSent(ledger, delivery, event, initial))
 
 /** Every log line about the event carries its template, realm, `failed_tries`, attempt and (once known) Message-ID. */
