@@ -3,7 +3,7 @@
  * `421 4.7.x`, `451 4.7.1`, or any 4xx whose text says so. Such a reply is the provider's limit speaking, not the
  * message's problem: the limiter slows every worker down and the event is requeued without spending a try.
  */
-import type { SendEmailError } from "./errors.ts"
+import type { SendEmailError, Unavailable } from "./errors.ts"
 
 const throttlingText = /throttl|\brate\b|rate[ -]?limit|too many/i
 
@@ -17,5 +17,5 @@ export const isThrottlingReply = (smtpCode: number, response: string): boolean =
 }
 
 /** Whether a failed send was refused by the provider's rate limit. */
-export const isThrottled = (error: SendEmailError): boolean =>
+export const isThrottled = (error: SendEmailError | Unavailable): boolean =>
   error._tag === "NotDelivered" && error.smtpCode !== null && isThrottlingReply(error.smtpCode, error.response ?? "")

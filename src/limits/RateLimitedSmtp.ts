@@ -15,7 +15,7 @@ import { Clock, Duration, Effect, Layer, Metric } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import type { DomainRateLimit, RateLimit } from "../config/limitSettings.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
-import { isThrottlingReply } from "../domain/throttling.ts"
+import { isThrottled } from "../domain/throttling.ts"
 import { rateLimitWaitSeconds, throttledReplies } from "../pipeline/metrics.ts"
 import { AttemptDeadline } from "../smtp/AttemptDeadline.ts"
 import { SmtpConnection } from "../smtp/SmtpConnection.ts"
@@ -163,7 +163,7 @@ export const layer = (limits: SendLimits) =>
           inFlight++
           return yield* inner.send(message).pipe(
             Effect.tapError((error) =>
-              error._tag === "NotDelivered" && error.smtpCode !== null && isThrottlingReply(error.smtpCode, error.response ?? "")
+              isThrottled(error)
                 ? Effect.andThen(Metric.update(throttledReplies, 1), Effect.ignore(throttled(epoch)))
                 : Effect.void
             ),
