@@ -11,7 +11,7 @@
  * share of the configured rates on each throttling episode and takes it back gradually, the whole of it in
  * `RECOVERY` (`Share`).
  */
-import { Clock, Duration, Effect, Layer, Metric } from "effect"
+import { Clock, Duration, Effect, Layer, Metric, Semaphore } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import type { DomainRateLimit, RateLimit } from "../config/limitSettings.ts"
 import type { OutgoingEmail } from "../domain/OutgoingEmail.ts"
@@ -109,8 +109,26 @@ export const layer = (limits: SendLimits) =>
       /** until when the adaptive state is taken to be still inactive, as it was when last asked */
       let quietUntil = Number.NEGATIVE_INFINITY
 
-      const bucket = (rate: RateLimit, now: number) =>
-        RateLimiter.sleep(limiter, { key: `${limits.account}:${rate.text}`, algorithm: "token-bucket", ...bucketOf(rate, share.current(now)) })
+      /**
+       * A token taken is a slot reserved: the email sleeps until its time. While a limit holds emails back, this
+       * process has one slot of it reserved at a time (the other emails wait their turn here, without a token), so
+       * that a process the machine starves for a while does not send a backlog of slots at once when it runs again.
+       * Per limit: an email waiting for gmail.com's does not hold back the others.
+       */
+      const turns = new Map<string, { readonly oneWaiter: Semaphore.Semaphore; limited: boolean }>()
+      for (const rate of [...limits.rates, ...limits.domains]) turns.set(rate.text, { oneWaiter: yield* Semaphore.make(1), limited: false })
+
+      const bucket = (rate: RateLimit, now: number) => {
+        const turn = turns.get(rate.text)!
+        const take = RateLimiter.sleep(limiter, {
+          key: `${limits.account}:${rate.text}`,
+          algorithm: "token-bucket",
+          ...bucketOf(rate, share.current(now))
+        }).pipe(Effect.map(({ delay }) => {
+          turn.limited = !Duration.isZero(delay)
+        }))
+        return turn.limited ? turn.oneWaiter.withPermit(take) : take
+      }
 
       /**
        * a token of every limit for `message`, waiting as long as it takes, then the adaptive state's go (checked
