@@ -134,23 +134,24 @@ describe("rate limit", () => {
       yield* Effect.forEach(Array.from({ length: 3 }, (_, n) => email(20 + n)), smtp.send, { discard: true })
       yield* server.failNext(1, throttling)
       yield* Effect.flip(smtp.send(email(30)))
-      const paced = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 8 }, (_, n) => email(40 + n)), smtp.send, { discard: true }))
+      const paced = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 20 }, (_, n) => email(40 + n)), smtp.send, { discard: true }))
       yield* TestClock.adjust("1 second")
+      // learned in no time (the test clock stood still): 4 per cooldown of 500 ms, 8 a second, far below the 100/s
       const learnedCount = (yield* server.attemptTimes).length - 16
-      assert.isAtMost(learnedCount, 5, "paced to what the server accepted")
-      assert.isAtLeast(learnedCount, 1)
+      assert.isAtMost(learnedCount, 9, "paced to what the server accepted")
+      assert.isAtLeast(learnedCount, 4)
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.await(paced)
       assert.strictEqual(yield* Metric.value(Metrics.throttledReplies).pipe(Effect.map((c) => c.count)), 2)
     }).pipe(Effect.provide(limitedSmtp(["100/s"]))))
 
-  it.effect("a throttling reply halves the rate, which comes back gradually over RECOVERY", () =>
+  it.effect("a throttling reply cuts the rate by 30 %, which comes back gradually over RECOVERY", () =>
     Effect.gen(function*() {
       const smtp = yield* SmtpConnection
       const server = yield* InMemorySmtp
       yield* server.failNext(1, throttling)
       yield* Effect.flip(smtp.send(email(0)))
-      // once the cooldown is over, half the configured rate at first
+      // once the cooldown is over, 70 % of the configured rate at first
       yield* TestClock.adjust(RateLimitedSmtp.THROTTLE_COOLDOWN)
       const count = (seconds: number) =>
         Effect.gen(function*() {
@@ -163,8 +164,8 @@ describe("rate limit", () => {
       const early = yield* count(2)
       yield* TestClock.adjust(RateLimitedSmtp.RECOVERY)
       const late = yield* count(2)
-      assert.isBelow(early, late * 0.7, `recovering (${early} in 2 s) slower than recovered (${late} in 2 s)`)
-      assert.isAtLeast(early, 100, "at least half the rate")
+      assert.isBelow(early, late * 0.8, `recovering (${early} in 2 s) slower than recovered (${late} in 2 s)`)
+      assert.isAtLeast(early, 140, "70 % of the rate, and more as it recovers")
       // 100/s: a bucket of 10, then 100 a second
       assert.strictEqual(late, 210)
     }).pipe(Effect.provide(limitedSmtp(["100/s"]))))

@@ -7,8 +7,8 @@
  *
  * A throttling reply (`domain/throttling.ts`) is fed back to the limiter's adaptive state, shared in the same store:
  * every worker pauses for `THROTTLE_COOLDOWN`, then sends again while the limiter learns how much the server
- * accepts, and from the next throttling reply on paces itself to what was accepted. Each worker also halves its
- * share of the configured rates on each throttling episode and takes it back gradually, the whole of it in
+ * accepts, and from the next throttling reply on paces itself to what was accepted. Each worker also cuts its
+ * share of the configured rates by 30 % on each throttling episode and takes it back gradually, the whole rate in
  * `RECOVERY` (`Share`).
  */
 import { Clock, Duration, Effect, Layer, Metric, Semaphore } from "effect"
@@ -30,10 +30,15 @@ export interface SendLimits {
   readonly account: string
 }
 
-/** How long every worker pauses after a throttling reply (SMTP has no Retry-After). */
-export const THROTTLE_COOLDOWN = Duration.seconds(1)
+/**
+ * How long every worker pauses after a throttling reply (SMTP has no Retry-After). It also lengthens the window the
+ * limiter's learned pace is counted over (what was accepted / (learning time + this)): longer is more cautious.
+ */
+export const THROTTLE_COOLDOWN = Duration.millis(500)
 /** How long the configured rate takes to come back in full once the provider has stopped throttling. */
 export const RECOVERY = Duration.seconds(60)
+/** What a throttling episode leaves of the share. */
+const DECREASE = 0.7
 /** The least share of the configured rates throttling replies bring it down to. */
 const MIN_SHARE = 0.05
 /**
@@ -52,8 +57,8 @@ const limitedDomains = (message: OutgoingEmail, domains: ReadonlyArray<DomainRat
 }
 
 /**
- * The share of the configured rates this process sends at, additive increase and multiplicative decrease: halved
- * (down to `MIN_SHARE`) once per throttling episode it learns of (a throttling reply of its own, or the shared
+ * The share of the configured rates this process sends at, additive increase and multiplicative decrease: cut by
+ * `DECREASE` (down to `MIN_SHARE`) once per throttling episode it learns of (a throttling reply of its own, or the shared
  * adaptive state in cooldown when it sends), then rising back linearly, the whole rate in `RECOVERY`. The adaptive
  * state's learned pace alone overshoots: what it learns counts the sends in flight when the server pushed back.
  */
@@ -70,7 +75,7 @@ class Share {
   /** the server pushed back: the replies of one episode (within a cooldown) count once */
   throttled(now: number): void {
     if (now - this.since < this.episodeMillis) return
-    this.base = Math.max(MIN_SHARE, this.current(now) / 2)
+    this.base = Math.max(MIN_SHARE, this.current(now) * DECREASE)
     this.since = now
   }
 }
