@@ -274,9 +274,11 @@ const settleUnlessSent = Effect.fnUntraced(function*(
   return "sent" as const
 })
 
+const currentLedger = Effect.service(SentLedger)
+
 /** With a ledger, an event that may have been sent already is checked first (`mayHaveBeenSent`). */
 const settleOnce = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations) =>
-  Effect.flatMap(Effect.service(SentLedger), (ledger) =>
+  Effect.flatMap(currentLedger, (ledger) =>
     ledger === null || !mayHaveBeenSent(delivery.redelivered, event.failedTries)
       ? settleDelivered(delivery, event, initial, ledger)
       : settleUnlessSent(ledger, delivery, event, initial))
