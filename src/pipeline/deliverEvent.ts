@@ -11,7 +11,7 @@ import { SuppressionList } from "../smtp/SuppressionList.ts"
 import { WorkerSettings, type WorkerSettingsShape } from "../config/WorkerSettings.ts"
 import { emailsSent, eventsWaitingOnOutage, observeDeliveryLatency, sendRetries, timeSmtpSend } from "./metrics.ts"
 import { withAttemptDeadline } from "./attemptDeadline.ts"
-import { outageSchedule, sendRetrySchedule } from "./retryPolicy.ts"
+import { attemptRetrySchedule, outageSchedule } from "./retryPolicy.ts"
 
 export interface SentEmail {
   readonly message: OutgoingEmail
@@ -95,15 +95,27 @@ const leaveSuppressionList = Effect.fnUntraced(function*(message: OutgoingEmail)
   yield* (yield* SuppressionList).remove(message.envelope.to)
 })
 
+/** Whether two sets of annotations say the same: annotating makes a new context, so an unchanged one is skipped. */
+export const sameAnnotations = (a: DeliveryAnnotations, b: DeliveryAnnotations): boolean =>
+  a.attempt === b.attempt && a.message_id === b.message_id && a.realm === b.realm
+
+/**
+ * `effect` with the attempt's lines annotated with the email's identity, where building it taught something the
+ * lines, annotated before it was built, do not already say (a Message-ID made here, or the realm).
+ */
+const annotatedWithEmail = <A, E, R>(effect: Effect.Effect<A, E, R>, event: EmailEvent, attempt: number, message: OutgoingEmail) => {
+  const now = deliveryAnnotations(event, attempt, message)
+  return sameAnnotations(now, deliveryAnnotations(event, attempt, null)) ? effect : Effect.annotateLogs(effect, now)
+}
+
 /** One try of an attempt: the email built on the first, its lines annotated from then on, then sent. */
 const tryOnce = (event: EmailEvent, attempt: number, built: Ref.Ref<OutgoingEmail | null>) =>
   Effect.flatMap(Ref.get(built), (known) =>
     known !== null
-      ? Effect.annotateLogs(sendBuilt(known, event), deliveryAnnotations(event, attempt, known))
+      ? annotatedWithEmail(sendBuilt(known, event), event, attempt, known)
       : Effect.flatMap(buildEmail(event), (message) => {
-        // the attempt's lines were annotated before the Message-ID and realm were known; the send's carry them
         const send = event.removeSuppressedDestination ? Effect.andThen(leaveSuppressionList(message), sendBuilt(message, event)) : sendBuilt(message, event)
-        return Effect.andThen(Ref.set(built, message), Effect.annotateLogs(send, deliveryAnnotations(event, attempt, message)))
+        return Effect.andThen(Ref.set(built, message), annotatedWithEmail(send, event, attempt, message))
       }))
 
 /**
@@ -166,7 +178,7 @@ export const deliverEvent = Effect.fnUntraced(function*(
       : verdict
   })
   return yield* attempt.pipe(
-    Effect.retry(sendRetrySchedule(settings, (failure: { readonly error: SendEmailError }) => failure.error)),
+    Effect.retry(attemptRetrySchedule(settings)),
     Effect.catch(({ attempts, error }) =>
       Effect.flatMap(Ref.get(built), (message): Effect.Effect<never, Undelivered> => Effect.fail({ error, attempts, message })))
   )

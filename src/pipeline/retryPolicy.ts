@@ -20,6 +20,22 @@ export const isRetriedInProcess = (error: SendEmailError): boolean =>
   isTransient(error) && !(error._tag === "NotDelivered" && error.smtpCode !== null)
 
 /**
+ * A schedule made once per settings: a schedule is an immutable value, and making one for every email cost more
+ * than a delivery's other Effect steps together (bench/FINDINGS.md, "Schedules made once").
+ */
+const madeOncePer = <S>(make: (settings: WorkerSettingsShape) => S) => {
+  const made = new WeakMap<WorkerSettingsShape, S>()
+  return (settings: WorkerSettingsShape): S => {
+    let schedule = made.get(settings)
+    if (schedule === undefined) {
+      schedule = make(settings)
+      made.set(settings, schedule)
+    }
+    return schedule
+  }
+}
+
+/**
  * Exponential with jitter, capped at `retryMaxDelay`, at most `sendAttempts` attempts in all, and only while the
  * error is one `isRetriedInProcess`: a `Rejected` email is attempted once, a 4xx reply goes back to the queue.
  */
@@ -34,16 +50,27 @@ export const sendRetrySchedule = <Input = SendEmailError>(
     Schedule.while(({ input }) => isRetriedInProcess(errorOf(input)))
   )
 
+/** One failed delivery attempt: its error and its number. */
+export interface FailedAttempt {
+  readonly error: SendEmailError
+  readonly attempts: number
+}
+
+/** `sendRetrySchedule` for a delivery's attempts, made once per settings. */
+export const attemptRetrySchedule = madeOncePer((settings) =>
+  sendRetrySchedule(settings, (failed: FailedAttempt) => failed.error)
+)
+
 /** While SMTP or the database is down: keep checking, backing off up to `outageMaxDelay`, for as long as it takes. */
-export const outageSchedule = (settings: WorkerSettingsShape) =>
+export const outageSchedule = madeOncePer((settings) =>
   cappedBackoff(settings.retryBaseDelay, settings.outageMaxDelay).pipe(
     Schedule.setInputType<Unavailable | SendEmailError>(),
     Schedule.while(({ input }) => input._tag === "Unavailable")
   )
+)
 
 /** While the failure store cannot be written: keep trying, backing off up to `outageMaxDelay`. */
-export const storeOutageSchedule = (settings: WorkerSettingsShape) =>
-  cappedBackoff(settings.retryBaseDelay, settings.outageMaxDelay)
+export const storeOutageSchedule = madeOncePer((settings) => cappedBackoff(settings.retryBaseDelay, settings.outageMaxDelay))
 
 /** A requeued event waits `requeueDelay`, doubled for each earlier try (try 1: ×1, try 2: ×2, try 3: ×4). */
 export const requeueDelay = (settings: WorkerSettingsShape, failedTries: number): Duration.Duration =>

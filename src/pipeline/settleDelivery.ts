@@ -30,7 +30,7 @@ import {
   ledgerWindowSeconds
 } from "./metrics.ts"
 import { outageSchedule, requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
-import { type DeliveryAnnotations, deliveryAnnotations, deliverEvent, type SentEmail } from "./deliverEvent.ts"
+import { type DeliveryAnnotations, deliveryAnnotations, deliverEvent, sameAnnotations, type SentEmail } from "./deliverEvent.ts"
 
 export type Outcome = "sent" | "requeued" | "failed" | "released"
 
@@ -254,9 +254,8 @@ const settleDelivered = (delivery: Delivery, event: EmailEvent, initial: Deliver
       ? Effect.uninterruptible(onSent(delivery, event, result.success.sent, attempts, ledger))
       : onFailed(delivery, event, result.failure.error, attempts)
     const now = deliveryAnnotations(event, attempts, message)
-    // annotating makes a new context, and most deliveries learn nothing new along the way
-    const same = now.attempt === initial.attempt && now.message_id === initial.message_id && now.realm === initial.realm
-    return same ? settled : Effect.annotateLogs(settled, now)
+    // most deliveries learn nothing new along the way
+    return sameAnnotations(now, initial) ? settled : Effect.annotateLogs(settled, now)
   })
 
 /** An event the ledger knows was sent before: acknowledged without sending it again. */
