@@ -16,7 +16,12 @@ import * as RateLimiterStore from "../src/limits/RateLimiterStore.ts"
 import * as RedisConnection from "../src/limits/RedisConnection.ts"
 import { RedisStatus } from "../src/limits/RedisStatus.ts"
 import * as SentLedger from "../src/limits/SentLedger.ts"
+import * as RateLimitedSmtp from "../src/limits/RateLimitedSmtp.ts"
+import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
+import { InMemorySmtp } from "../src/smtp/InMemorySmtp.ts"
+import { SmtpConnection } from "../src/smtp/SmtpConnection.ts"
 import { migrateDatabase } from "../src/realms/migrateDatabase.ts"
+import { closedPort } from "./support/fakeSes.ts"
 
 const redisUrl = Redacted.make("redis://127.0.0.1:6379")
 const redisCli = (...args: Array<string>) => execFileSync("redis-cli", ["-p", "6379", ...args], { encoding: "utf8" }).trim()
@@ -39,11 +44,16 @@ const limiterOn = (prefix: string) =>
     Effect.map((context) => context.mapUnsafe.get(RateLimiter.RateLimiter.key) as RateLimiter.RateLimiter)
   )
 
-const closedPort = (): number => {
-  // a port from the ephemeral range that nothing listens on now
-  const port = 40_000 + Math.floor(Math.random() * 20_000)
-  return port
-}
+/** A Redis whose every command fails, as one that went away. */
+const failing = Layer.effect(
+  Redis.Redis,
+  Redis.make({
+    send: () => Effect.fail(new Redis.RedisError({ cause: new Error("connection refused") })),
+    subscribe: () => Effect.fail(new Redis.RedisError({ cause: new Error("connection refused") })),
+    connect: Effect.fail(new Redis.RedisError({ cause: new Error("connection refused") }))
+  })
+)
+
 
 describe("rate limit in Redis", () => {
   it.live("two limiters (two processes) on one account share one token bucket", () =>
@@ -77,7 +87,7 @@ describe("rate limit in Redis", () => {
 describe("Redis unreachable", () => {
   it.live("at start, REDIS_OUTAGE=fallback: the worker starts, Redis shown unreachable, the limits per process", () =>
     Effect.gen(function*() {
-      const url = Redacted.make(`redis://127.0.0.1:${closedPort()}`)
+      const url = Redacted.make(`redis://127.0.0.1:${yield* closedPort}`)
       const context = yield* Layer.build(
         Layer.merge(RateLimiterStore.layerRedis("x:", "fallback"), Layer.empty).pipe(
           Layer.provideMerge(RedisConnection.layer({ url, onOutage: "fallback" }))
@@ -95,21 +105,28 @@ describe("Redis unreachable", () => {
 
   it.live("at start, REDIS_OUTAGE=stop: it does not start", () =>
     Effect.gen(function*() {
-      const url = Redacted.make(`redis://127.0.0.1:${closedPort()}`)
+      const url = Redacted.make(`redis://127.0.0.1:${yield* closedPort}`)
       const exit = yield* Effect.exit(Layer.build(RedisConnection.layer({ url, onOutage: "stop" })))
       assert.strictEqual(exit._tag, "Failure")
     }).pipe(Effect.scoped))
 
+  it.live("sending with REDIS_OUTAGE=stop: Redis down is an outage of redis, and nothing is sent", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(
+        RateLimitedSmtp.layer({ rates: [{ limit: 10, window: Duration.seconds(1), text: "10/s" }], domains: [], account: "smtp:test" }).pipe(
+          Layer.provide(RateLimiterStore.layerRedis("x:", "stop").pipe(Layer.provide(failing))),
+          Layer.provideMerge(InMemorySmtp.layer)
+        )
+      )
+      const message = { messageId: "<stop@example.test>", envelope: { from: "a@example.test", to: ["b@example.test"] } } as unknown as OutgoingEmail
+      const error = yield* Effect.flip(SmtpConnection.use((smtp) => smtp.send(message)).pipe(Effect.provide(context)))
+      assert.strictEqual(error._tag, "Unavailable")
+      assert.strictEqual(error._tag === "Unavailable" ? error.dependency : null, "redis")
+      assert.strictEqual((yield* InMemorySmtp.use((smtp) => smtp.sent).pipe(Effect.provide(context))).length, 0)
+    }).pipe(Effect.scoped))
+
   it.live("ledger with REDIS_OUTAGE=stop: an unreachable store is an outage of redis; with fallback, skipped", () =>
     Effect.gen(function*() {
-      const failing = Layer.effect(
-        Redis.Redis,
-        Redis.make({
-          send: () => Effect.fail(new Redis.RedisError({ cause: new Error("connection refused") })),
-          subscribe: () => Effect.fail(new Redis.RedisError({ cause: new Error("connection refused") })),
-          connect: Effect.fail(new Redis.RedisError({ cause: new Error("connection refused") }))
-        })
-      )
       const options = { ttl: Duration.days(7), storeId: "x:sent", messageIdHost: "example.test", dependency: "redis" as const }
       const stop = yield* SentLedger.SentLedger.pipe(Effect.provide(SentLedger.layerRedis({ ...options, onOutage: "stop" }).pipe(Layer.provide(failing))))
       const error = yield* Effect.flip(stop!.wasSent("<a@example.test>"))
