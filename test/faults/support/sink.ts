@@ -25,6 +25,8 @@ export interface Sink extends Listener {
   readonly deliveries: ReadonlyMap<string, number>
   /** `Date.now()` of each accepted message, in order */
   readonly acceptedAt: ReadonlyArray<number>
+  /** `Date.now()` of the first acceptance of each Message-ID */
+  readonly firstAcceptedAt: ReadonlyMap<string, number>
   /** `Date.now()` of each message answered 454 (`throttleAbovePerSecond`), in order */
   readonly throttledAt: ReadonlyArray<number>
   /** RCPT TO commands received for this address */
@@ -47,6 +49,7 @@ export const makeSink = (options: SinkOptions = {}): Effect.Effect<Sink, never, 
     const deliveries = new Map<string, number>()
     const acceptedAt: Array<number> = []
     const throttledAt: Array<number> = []
+    const firstAcceptedAt = new Map<string, number>()
     /** accepted within the last second, as `throttleAbovePerSecond` counts them */
     const acceptedLastSecond = (now: number): number => {
       let count = 0
@@ -84,6 +87,7 @@ export const makeSink = (options: SinkOptions = {}): Effect.Effect<Sink, never, 
               const id = messageIdOf(Buffer.concat(chunks).toString("utf8")) ?? "(no Message-ID)"
               deliveries.set(id, (deliveries.get(id) ?? 0) + 1)
               acceptedAt.push(now)
+              if (!firstAcceptedAt.has(id)) firstAcceptedAt.set(id, now)
               callback(null, "OK")
             }, options.delayMillis ?? 0))
         }
@@ -110,6 +114,7 @@ export const makeSink = (options: SinkOptions = {}): Effect.Effect<Sink, never, 
       deliveries,
       acceptedAt,
       throttledAt,
+      firstAcceptedAt,
       rcptAttempts: (address) => rcptAttempts.get(address) ?? 0
     }
   })
