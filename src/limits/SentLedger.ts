@@ -56,7 +56,7 @@ export const layer = (options: SentLedgerOptions): Layer.Layer<never, never, Per
     SentLedger,
     Effect.gen(function*() {
       const store = yield* (yield* Persistence.BackingPersistence).make(options.storeId)
-      const fallback = makeRedisFallback("ledger")
+      const fallback = makeRedisFallback("ledger", options.dependency === "redis" ? "Redis" : "the ledger's database")
       const unavailable = (error: { readonly message: string }) =>
         options.dependency === "redis"
           ? redisUnavailable(error)

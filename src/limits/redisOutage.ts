@@ -22,17 +22,18 @@ export type RedisFallback = <A, E extends { readonly message: string }, B, E2 = 
   fallback: Effect.Effect<B, E2>
 ) => Effect.Effect<A | B, E2>
 
-export const makeRedisFallback = (use: RedisUse): RedisFallback => {
+/** `store`: what cannot be reached, as the lines name it (Redis, or the ledger's Postgres) */
+export const makeRedisFallback = (use: RedisUse, store = "Redis"): RedisFallback => {
   let degraded = false
   const counted = Metric.update(Metric.withAttributes(redisFallbacks, { use }), 1)
   const wentAway = (error: { readonly message: string }) => {
     if (degraded) return counted
     degraded = true
-    return Effect.andThen(Effect.logWarning(`Redis cannot be reached (${error.message}): ${consequences[use]}`), counted)
+    return Effect.andThen(Effect.logWarning(`${store} cannot be reached (${error.message}): ${consequences[use]}`), counted)
   }
   const cameBack = Effect.suspend(() => {
     degraded = false
-    return Effect.logInfo(`Redis is back: ${use === "rate_limit" ? "the rate limit is shared again" : "the duplicate ledger is in use again"}`)
+    return Effect.logInfo(`${store} is back: ${use === "rate_limit" ? "the rate limit is shared again" : "the duplicate ledger is in use again"}`)
   })
   return (primary, fallback) =>
     Effect.matchEffect(primary, {
