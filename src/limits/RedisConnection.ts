@@ -5,7 +5,7 @@
  * of `redisOutage.ts` decides what happens instead. node-redis reconnects by itself, with backoff up to 2 s.
  */
 import { NodeRedis } from "@effect/platform-node"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, References } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { redactUrl } from "../config/connectionSettings.ts"
 import { RedisStatus } from "./RedisStatus.ts"
@@ -50,7 +50,13 @@ const connected = (options: RedisConnectionOptions) =>
         }))
       }
     })
-  ).pipe(Layer.provideMerge(NodeRedis.layer({ url: Redacted.value(options.url), disableOfflineQueue: true })))
+  ).pipe(Layer.provideMerge(
+    NodeRedis.layer({ url: Redacted.value(options.url), disableOfflineQueue: true }).pipe(
+      // node-redis reports every reconnection attempt (NodeRedis logs each at WARN, every 2 s of an outage): the
+      // outage is told once per use by `redisOutage.ts`, and its cause is in `/readyz`
+      Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error"))
+    )
+  ))
 
 /**
  * Connected to `url`. Not reachable at start: with `REDIS_OUTAGE=fallback` the worker starts anyway, warning, on

@@ -23,13 +23,26 @@ export type RedisFallback = <A, E extends { readonly message: string }, B, E2 = 
 ) => Effect.Effect<A | B, E2>
 
 /** `store`: what cannot be reached, as the lines name it (Redis, or the ledger's Postgres) */
+/** The error's message, with the innermost cause's (the socket's `ECONNREFUSED`) when it wraps one. */
+const describe = (error: { readonly message: string }): string => {
+  let inner: unknown = error
+  for (let depth = 0; depth < 5; depth++) {
+    if (typeof inner !== "object" || inner === null) break
+    // RateLimiterError holds its store's error as `reason`; the others hold theirs as `cause`
+    const next: unknown = ("reason" in inner && inner.reason) || ("cause" in inner && inner.cause) || undefined
+    if (next === undefined) break
+    inner = next
+  }
+  return inner instanceof Error && inner !== error && inner.message !== "" ? `${error.message}: ${inner.message}` : error.message
+}
+
 export const makeRedisFallback = (use: RedisUse, store = "Redis"): RedisFallback => {
   let degraded = false
   const counted = Metric.update(Metric.withAttributes(redisFallbacks, { use }), 1)
   const wentAway = (error: { readonly message: string }) => {
     if (degraded) return counted
     degraded = true
-    return Effect.andThen(Effect.logWarning(`${store} cannot be reached (${error.message}): ${consequences[use]}`), counted)
+    return Effect.andThen(Effect.logWarning(`${store} cannot be reached (${describe(error)}): ${consequences[use]}`), counted)
   }
   const cameBack = Effect.suspend(() => {
     degraded = false
