@@ -20,7 +20,7 @@ export interface SentLedgerShape {
   readonly messageIdOf: (event: EmailEvent) => string
   /** whether `messageId` was sent within `DEDUPE_TTL` (a store that cannot answer: see `REDIS_OUTAGE`) */
   readonly wasSent: (messageId: string) => Effect.Effect<boolean, Unavailable>
-  /** note `messageId` as sent, right after the server's 250 and before the ack */
+  /** note `messageId` as sent, right after the server's 250 (alongside the ack) */
   readonly recordSent: (messageId: string) => Effect.Effect<void, Unavailable>
 }
 
