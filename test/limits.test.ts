@@ -89,6 +89,15 @@ describe("rate limit", () => {
       assert.deepStrictEqual(times, Array.from({ length: 15 }, (_, n) => n * 200))
     }).pipe(Effect.provide(limitedSmtp(["5/s"]))))
 
+  it.effect("emails sent at once by many fibers are paced the same: one every 200 ms at 5/s", () =>
+    Effect.gen(function*() {
+      const smtp = yield* SmtpConnection
+      const fibers = yield* Effect.forEach(Array.from({ length: 10 }, (_, n) => email(n)), (message) => Effect.forkChild(smtp.send(message)))
+      for (let i = 0; i < 30; i++) yield* TestClock.adjust("100 millis")
+      yield* Fiber.joinAll(fibers)
+      assert.deepStrictEqual(yield* (yield* InMemorySmtp).attemptTimes, Array.from({ length: 10 }, (_, n) => n * 200))
+    }).pipe(Effect.provide(limitedSmtp(["5/s"]))))
+
   it.effect("several limits are all enforced: with 10/s and 12/min, one every 100 ms while 12/min's bucket of 2 lasts, then one every 5 s", () =>
     Effect.gen(function*() {
       const fiber = yield* sendAll(Array.from({ length: 4 }, (_, n) => email(n)), "100 millis", 150)
