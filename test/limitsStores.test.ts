@@ -208,11 +208,15 @@ describe("settings", () => {
         [{ RATE_LIMIT_DOMAINS: "gmail.com" }, "RATE_LIMIT_DOMAINS"],
         [{ DEDUPE_STORE: "redis" }, "DEDUPE_STORE=redis needs REDIS_URL"],
         [{ REDIS_URL: "http://127.0.0.1" }, "REDIS_URL"],
+        [{ REDIS_URL: "redis//:s3cret-pw@127.0.0.1" }, "the value is not shown"],
         [{ REDIS_OUTAGE: "ignore" }, "REDIS_OUTAGE"]
       ] as const) {
         const result = yield* read(env)
         assert.strictEqual(result._tag, "Failure", JSON.stringify(env))
-        if (result._tag === "Failure") assert.include(result.failure.message, expected)
+        if (result._tag === "Failure") {
+          assert.include(result.failure.message, expected)
+          assert.notInclude(result.failure.message, "s3cret")
+        }
       }
     }))
 })
