@@ -76,6 +76,17 @@ export const implementations: ReadonlyArray<Implementation> = [
   // other builds of this worker, for an A/B run against this checkout's (e.g. a `git worktree` of an earlier commit)
   ...builds(process.env["BENCH_BUILDS"] ?? ""),
   {
+    name: "email-senders-limits",
+    description: "`node dist/main.js`, default settings, with EMAIL_RATE_LIMIT=100000/s (far above what it reaches) and the duplicate ledger, both in the machine's Redis (REDIS_URL=redis://127.0.0.1:6379, a key prefix of the run's, DEDUPE_TTL=600)",
+    script: "dist/main.js",
+    environment: {
+      EMAIL_RATE_LIMIT: "100000/s",
+      REDIS_URL: process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379",
+      REDIS_KEY_PREFIX: `bench-${process.pid}-${Date.now()}:`,
+      DEDUPE_TTL: "600"
+    }
+  },
+  {
     name: "raw",
     description: "amqplib consumer (prefetch 100) + nodemailer pooled transport, 4 connections, ack after each send",
     script: "bench/workers/raw.ts",

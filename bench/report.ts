@@ -193,6 +193,12 @@ const targetsOf = (results: ReadonlyArray<ScenarioResults>): ReadonlyArray<Targe
       format: ratio
     },
     {
+      description: "limits: email-senders with EMAIL_RATE_LIMIT far above its pace and the ledger, in Redis, ≥ 0.85 × without",
+      measured: emailsPerSecond(results, "limits", "email-senders-limits") / emailsPerSecond(results, "limits", "email-senders"),
+      threshold: 0.85,
+      format: ratio
+    },
+    {
       description: "451 mix: email-senders' healthy emails ≥ 0.9 × its no-failure throughput",
       measured: refuseRuns === undefined
         ? Number.NaN
@@ -268,7 +274,7 @@ export const renderResults = (results: ReadonlyArray<ScenarioResults>, machine: 
     "",
     "```sh",
     "npm run bench                                  # builds, runs everything (~15 min), writes bench/RESULTS.md",
-    "npm run bench -- nodelay delay20               # only these scenarios (nodelay, coldstart, templates, delay20, refuse451, backlog)",
+    "npm run bench -- nodelay delay20               # only these scenarios (nodelay, coldstart, templates, limits, delay20, refuse451, backlog)",
     "BENCH_WARMUP=0 npm run bench -- nodelay        # the no-delay burst without warm-up events (default 3,000)",
     "BENCH_N=1000 BENCH_RUNS=1 npm run bench        # fewer events / runs (BENCH_BACKLOG_N for the backlog)",
     "BENCH_IMPLS=email-senders,raw npm run bench    # only these implementations",

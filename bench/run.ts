@@ -37,8 +37,10 @@ const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8
 const countFor = (fallback: number): number => Number(process.env["BENCH_N"] ?? fallback)
 const everyImplementation = implementations.map((implementation) => implementation.name)
 // heap flags matter where the CPU and the heap are busy, not where SMTP replies set the pace
-const withoutSmallHeap = everyImplementation.filter((name) => name !== "email-senders-small-heap" && name !== "email-senders-templates")
-const preRendered = everyImplementation.filter((name) => name !== "email-senders-templates")
+/** variants compared only with the default worker, in their own scenario */
+const variants = new Set(["email-senders-templates", "email-senders-limits"])
+const withoutSmallHeap = everyImplementation.filter((name) => name !== "email-senders-small-heap" && !variants.has(name))
+const preRendered = everyImplementation.filter((name) => !variants.has(name))
 
 const scenarios: ReadonlyArray<Scenario> = [
   {
@@ -62,6 +64,18 @@ const scenarios: ReadonlyArray<Scenario> = [
     warmup: Number(process.env["BENCH_WARMUP"] ?? "3000"),
     backlog: false,
     implementations: ["email-senders", "email-senders-templates"],
+    runs
+  },
+  {
+    // the same worker with the rate limit (far above its pace) and the ledger in Redis, and without, runs alternating
+    name: "limits",
+    title: "no delay, with EMAIL_RATE_LIMIT far above the achieved rate and the duplicate ledger, both in Redis",
+    replyDelayMillis: 0,
+    refusePercent: 0,
+    count: countFor(3000),
+    warmup: Number(process.env["BENCH_WARMUP"] ?? "3000"),
+    backlog: false,
+    implementations: ["email-senders", "email-senders-limits"],
     runs
   },
   {

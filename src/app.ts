@@ -10,6 +10,7 @@ import type { RealmRepository } from "./realms/RealmRepository.ts"
 import * as DevelopmentCapture from "./smtp/DevelopmentCapture.ts"
 import * as ErrorsFile from "./records/ErrorsFile.ts"
 import * as JsonFileRealmRepository from "./realms/JsonFileRealmRepository.ts"
+import * as LiveLimits from "./limits/liveLimits.ts"
 import * as PostgresRealmRepository from "./realms/PostgresRealmRepository.ts"
 import * as RabbitMqConnection from "./queue/RabbitMqConnection.ts"
 import * as RabbitMqConsumer from "./queue/RabbitMqConsumer.ts"
@@ -28,10 +29,13 @@ export const capturesEmails: Config.Config<boolean> = isSet("EMAIL_HOST").pipe(C
 /** Whether realms come from a database: `DATABASE_URL` is set. */
 export const usesDatabase: Config.Config<boolean> = isSet("DATABASE_URL")
 
-/** SMTP when `EMAIL_HOST` is set, else every email is captured to `EMAIL_LOG_DIR` (Zulip's development backend). */
-export const smtpLayerConfig = Layer.unwrap(Effect.gen(function*() {
+/**
+ * SMTP when `EMAIL_HOST` is set, else every email is captured to `EMAIL_LOG_DIR` (Zulip's development backend);
+ * within `EMAIL_RATE_LIMIT` and with the duplicate ledger when they are configured (`limits/liveLimits.ts`).
+ */
+export const smtpLayerConfig = LiveLimits.layerConfig(Layer.unwrap(Effect.gen(function*() {
   return (yield* capturesEmails) ? DevelopmentCapture.layerConfig : SmtpPool.layerConfig
-}))
+})))
 
 /** Zulip's tables when `DATABASE_URL` is set, else the `REALMS_FILE` (or no realms at all). */
 export const realmsLayerConfig = Layer.unwrap(Effect.gen(function*() {

@@ -117,6 +117,12 @@ describe("email-senders check", () => {
       // nothing was sent: no MAIL command reached the server, only the checks
       assert.deepStrictEqual([smtp.messages.length, smtp.commandCount("MAIL"), smtp.commandCount("NOOP")], [0, 0, 1])
 
+      // with REDIS_URL (the machine's Redis), one more check
+      const withRedis = yield* runCli(["check"], { ...healthy, REDIS_URL: "redis://127.0.0.1:6379", EMAIL_RATE_LIMIT: "14/s" })
+      assert.strictEqual(withRedis.exitCode, 0, withRedis.output)
+      assert.include(withRedis.stdout, "✓ Redis: redis://127.0.0.1:6379: answers PING with PONG")
+      assert.include(withRedis.stdout, "all 11 checks passed")
+
       const brokenTemplates = join(directory, "templates")
       yield* fs.makeDirectory(join(brokenTemplates, "zerver", "emails"), { recursive: true })
       yield* fs.writeFileString(join(brokenTemplates, "zerver", "emails", "broken.subject.txt"), "Hello")
@@ -140,6 +146,8 @@ describe("email-senders check", () => {
         // EMAIL_TIMEOUT longer than the test's bound: only COMMAND_TIMEOUT can end this one in time
         [{ EMAIL_PORT: String(silent), EMAIL_TIMEOUT: "30", COMMAND_TIMEOUT: "1" }, ["SMTP"], /no answer within 1s/, "COMMAND_TIMEOUT"],
         [{ SMTP_CONNECTIONS: "many" }, ["configuration"], /ConfigError: SMTP_CONNECTIONS: /, "README's Configuration table"],
+        [{ REDIS_URL: `redis://127.0.0.1:${smtpDown}` }, ["Redis"], /ECONNREFUSED/, "REDIS_URL"],
+        [{ EMAIL_RATE_LIMIT: "lots" }, ["configuration"], /ConfigError: EMAIL_RATE_LIMIT: expected <count>\/<s\|min\|h\|day>/, "README's Configuration table"],
         [{ NOREPLY_EMAIL_ADDRESS: "no address" }, ["configuration"], /NOREPLY_EMAIL_ADDRESS "no address" is not a valid email address/, "README's Configuration table"]
       ]
       for (const [broken, failedChecks, detail, fix] of cases) {

@@ -74,7 +74,7 @@ const expectUnavailable = <A, E>(lookup: Effect.Effect<A, E>) =>
 
 // real clock throughout: the driver's connect timeout and pool run on it
 layer(TestDatabase, { timeout: 30_000, excludeTestServices: true })("PostgresRealmRepository", (it) => {
-  it.effect("db migrate creates exactly Zulip's columns and types, and can run again", () =>
+  it.effect("db migrate creates exactly Zulip's columns and types, and the duplicate ledger's table, and can run again", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       yield* migrateDatabase.pipe(Effect.provide(PgClient.layer({ url: urlFor(postgresPort), ...inSchema })))
@@ -84,6 +84,10 @@ layer(TestDatabase, { timeout: 30_000, excludeTestServices: true })("PostgresRea
       assert.deepStrictEqual(
         columns.map((c) => `${c.table_name}.${c.column_name} ${c.data_type} ${c.is_nullable === "YES" ? "null" : "not null"}`),
         [
+          "effect_persistence.store_id text not null",
+          "effect_persistence.id text not null",
+          "effect_persistence.value text not null",
+          "effect_persistence.expires bigint null",
           "zerver_realm.id integer not null",
           "zerver_realm.string_id character varying not null",
           "zerver_realm.name character varying not null",

@@ -3,9 +3,11 @@
  * with what was checked and, for ✗, the fix (the setting or the command). Every step gives up after
  * `COMMAND_TIMEOUT`. Exit 0 only when every check passes, so it can gate a start (`ExecStartPre=`).
  */
+import { NodeRedis } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import type { ChannelModel } from "amqplib"
-import { Config, Console, Duration, Effect, FileSystem, Layer, Logger, Redacted, Schema, type Scope } from "effect"
+import { Config, Console, Duration, Effect, FileSystem, Layer, Logger, Option, Redacted, Schema, type Scope } from "effect"
+import * as Redis from "effect/persistence/Redis"
 import { Command } from "effect/cli"
 import { SqlClient } from "effect/sql"
 import { join, resolve } from "node:path"
@@ -35,6 +37,7 @@ import { requeueDelays } from "../pipeline/retryPolicy.ts"
 import { withEnvironment } from "./environmentHelp.ts"
 import { describeFailure } from "./reportFailure.ts"
 import { problemLine } from "./templates.ts"
+import { limitsConfig } from "../limits/liveLimits.ts"
 
 /** Ends `check` with exit 1 once every line is printed. */
 export class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", {
@@ -75,7 +78,8 @@ const settingsConfig = Config.all({
   ),
   realmsFile: JsonFileRealmRepository.pathConfig,
   statsDirectory: StatsDirectorySetting,
-  errorsDirectory: ErrorsDirectorySetting
+  errorsDirectory: ErrorsDirectorySetting,
+  limits: limitsConfig
 })
 
 type Settings = Config.Success<typeof settingsConfig> & { readonly directories: TemplateDirectories.Directories }
@@ -197,6 +201,16 @@ const databaseCheck = (url: Redacted.Redacted<string>) =>
     )
   )
 
+/** Redis, where the rate limits and the ledger are shared (`REDIS_URL`): it answers PING. */
+const redisCheck = (url: Redacted.Redacted<string>) =>
+  Effect.gen(function*() {
+    const reply = yield* (yield* Redis.Redis).send<string>("PING")
+    return passed(`${redactUrl(Redacted.value(url))}: answers PING with ${reply}`)
+  }).pipe(
+    Effect.provide(NodeRedis.layer({ url: Redacted.value(url), disableOfflineQueue: true })),
+    Effect.catch((error) => Effect.succeed(failed(describeFailure(error), "REDIS_URL (is Redis running and reachable?), or unset it")))
+  )
+
 const realmsCheck = (settings: Settings): Effect.Effect<Outcome> => {
   if (settings.databaseUrl !== undefined) return databaseCheck(settings.databaseUrl)
   const path = settings.realmsFile
@@ -315,6 +329,7 @@ export const runChecks = Effect.gen(function*() {
   }
   yield* check("SMTP", smtpCheck(settings), "EMAIL_HOST / EMAIL_PORT")
   yield* check("realms", realmsCheck(settings), settings.databaseUrl === undefined ? "REALMS_FILE" : "DATABASE_URL")
+  if (Option.isSome(settings.limits.redisUrl)) yield* check("Redis", redisCheck(settings.limits.redisUrl.value), "REDIS_URL")
   yield* check("templates", templatesCheck(settings), "TEMPLATES_DIR")
   yield* check("catalogs", catalogsCheck(settings), "LOCALE_DIR")
   yield* check("stats directory", writableCheck(settings.statsDirectory, "QUEUE_STATS_DIR"), "QUEUE_STATS_DIR")
@@ -328,7 +343,8 @@ export const runChecks = Effect.gen(function*() {
 export const checkCommand = Command.make("check", {}, () => runChecks).pipe(
   withEnvironment(
     "Check that this deployment is ready to send, in order: the configuration, the broker (login, queue, delay " +
-      "queues), SMTP (EHLO, STARTTLS, AUTH, NOOP; nothing sent), the realms database or file, the templates, the " +
+      "queues), SMTP (EHLO, STARTTLS, AUTH, NOOP; nothing sent), the realms database or file, Redis when " +
+      "REDIS_URL is set, the templates, the " +
       "catalogs, the stats and errors directories. Prints ✓ or ✗ per check with the fix; exit 0 only when all pass " +
       "(a deployment gate: ExecStartPre=). Each check gives up after COMMAND_TIMEOUT",
     "check"

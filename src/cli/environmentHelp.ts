@@ -85,6 +85,17 @@ const pipeline = [
   "QUEUE_ERROR_DIR"
 ]
 
+/** The sending limits and the duplicate ledger (src/limits/). */
+const limits = [
+  "EMAIL_RATE_LIMIT",
+  "RATE_LIMIT_DOMAINS",
+  "REDIS_URL",
+  "REDIS_KEY_PREFIX",
+  "REDIS_OUTAGE",
+  "DEDUPE_STORE",
+  "DEDUPE_TTL"
+]
+
 const operationsEndpoint = ["HTTP_PORT", "HTTP_HOST", "HTTP_ALLOWED_HOSTS", "READY_SMTP_CHECK_AGE"]
 
 /** The worker process's heap (workerHeap.ts). */
@@ -97,6 +108,7 @@ const workerEnvironment = unique(
   queueDeclaration,
   pipeline,
   smtp,
+  limits,
   sesSuppressionList,
   realms,
   emailBuilder,

@@ -16,6 +16,7 @@ import * as SmtpPool from "../smtp/SmtpPool.ts"
 import * as Tracing from "../operations/Tracing.ts"
 import { workerSettingsConfig } from "../config/WorkerSettingsFromEnv.ts"
 import * as ZulipEmailBuilder from "../email/ZulipEmailBuilder.ts"
+import * as LiveLimits from "../limits/liveLimits.ts"
 import { runWorker } from "../pipeline/worker.ts"
 import { commandServices } from "./commandServices.ts"
 import { withEnvironment } from "./environmentHelp.ts"
@@ -36,6 +37,7 @@ const logEffectiveConfiguration = Effect.gen(function*() {
   const httpPort = yield* HttpPortSetting
   const httpHost = yield* HttpHostSetting
   const tracing = yield* Tracing.endpointConfig
+  const limits = LiveLimits.describeLimits(yield* LiveLimits.limitsConfig)
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
     amqp: redactAmqpUrl(Redacted.value(amqpUrl)),
@@ -50,6 +52,7 @@ const logEffectiveConfiguration = Effect.gen(function*() {
     concurrency: settings.concurrency,
     send_attempts: settings.sendAttempts,
     max_request_retries: settings.maxRequestRetries,
+    ...limits,
     heap_limit_mb: heapLimitMb()
   }))
 })

@@ -69,12 +69,12 @@ export class TemplateError extends Schema.TaggedError<TemplateError>()("Template
 // ---- outages: not the event's fault; the event waits instead of spending attempts -------------------------------
 
 /**
- * A dependency as a whole is down (SMTP server unreachable or refusing login, database down). The pipeline waits
+ * A dependency as a whole is down (SMTP server unreachable or refusing login, database down, Redis down with `REDIS_OUTAGE=stop`). The pipeline waits
  * and tries again with backoff without counting an attempt, so an outage never turns into failed events.
  */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
   message: Schema.String,
-  dependency: Schema.Literals(["smtp", "database"]),
+  dependency: Schema.Literals(["smtp", "database", "redis"]),
   /**
    * Set when the dependency refuses this configuration (a login refused): the setting to fix and its answer. Such a
    * refusal is logged at ERROR once where it is met (`operations/refusals.ts`), so the waits on it log at DEBUG.

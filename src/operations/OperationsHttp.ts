@@ -22,6 +22,7 @@ import {
   eventsInFlight,
   eventsSettled,
   eventsWaitingOnOutage,
+  redisConnected,
   registerCounters,
   smtpConnectionsBusy,
   smtpConnectionsOpen,
@@ -35,6 +36,7 @@ import { type CapturedEmail, listCapturedEmails } from "../smtp/DevelopmentCaptu
 import { capturesEmails, usesDatabase } from "../app.ts"
 import { RabbitMqConnection } from "../queue/RabbitMqConnection.ts"
 import { describeRefusal } from "./refusals.ts"
+import { RedisStatus } from "../limits/RedisStatus.ts"
 import { DurationSetting } from "../config/settingValues.ts"
 import { EmailLogDirectorySetting } from "../config/settingValues.ts"
 
@@ -61,6 +63,8 @@ export interface OperationsHttpOptions {
 /** `"ok"`, or why the part is not ready. */
 type CheckResult = string
 const OK: CheckResult = "ok"
+/** a part the worker runs without, less well: ready all the same */
+const DEGRADED = "degraded"
 
 /** The captured emails shown at once on `/emails`, newest first. */
 const EMAILS_SHOWN = 100
@@ -176,14 +180,21 @@ const makeRoutes = (options: OperationsHttpOptions) =>
     const failureStoreCheck = Effect.map(Metric.value(deliveriesRetryingFailureStore), (stuck): CheckResult =>
       stuck.value === 0 ? OK : `${stuck.value} delivery slot(s) stuck retrying the failure store (the errors file)`)
 
+    // with REDIS_OUTAGE=fallback, mail flows without Redis: "degraded", still ready; with stop, sending waits for it
+    const redisStatus = yield* Effect.serviceOption(RedisStatus)
+    const redisCheck = (status: RedisStatus["Service"]) =>
+      Effect.map(status.snapshot, ({ onOutage, problem, reachable }): CheckResult =>
+        reachable ? OK : `${onOutage === "fallback" ? DEGRADED : "down"}: ${problem ?? "not connected"}`)
+
     const readiness = Effect.gen(function*() {
       const checks: Record<string, CheckResult> = yield* Effect.all({
         broker: brokerCheck,
         smtp: smtpCheck,
         failureStore: failureStoreCheck,
-        ...(options.checkDatabase === true ? { database: databaseCheck } : {})
+        ...(options.checkDatabase === true ? { database: databaseCheck } : {}),
+        ...(redisStatus._tag === "Some" ? { redis: redisCheck(redisStatus.value) } : {})
       }, { concurrency: "unbounded" })
-      const ready = Object.values(checks).every((result) => result === OK)
+      const ready = Object.values(checks).every((result) => result === OK || result.startsWith(DEGRADED))
       const brokerNode = (yield* connection.node) ?? null
       return HttpServerResponse.jsonUnsafe({ status: ready ? "ready" : "not ready", checks, brokerNode }, { status: ready ? 200 : 503 })
     })
@@ -202,6 +213,7 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       const consumed = yield* Metric.value(eventsConsumed)
       const settled = yield* Metric.value(eventsSettled)
       yield* Metric.update(eventsInFlight, consumed.count - settled.count)
+      if (redisStatus._tag === "Some") yield* Metric.update(redisConnected, (yield* redisStatus.value.snapshot).reachable ? 1 : 0)
     })
 
     const metrics = Effect.gen(function*() {

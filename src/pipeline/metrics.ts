@@ -110,3 +110,37 @@ export const observeDeliveryLatency = (date: string | null): Effect.Effect<void>
     (now) => Metric.update(deliveryLatencySeconds, Math.max(0, now - enqueuedAt) / 1000)
   )
 }
+
+// ---- sending limits and the duplicate ledger (src/limits/) ----------------------------------------------------------
+
+export const duplicatesSuppressed = Metric.counter("email_senders_duplicates_suppressed_total", {
+  description: "Redelivered or retried events acknowledged without sending: their Message-ID is in the ledger (sent before)",
+  incremental: true
+})
+
+export const throttledReplies = Metric.counter("email_senders_throttled_replies_total", {
+  description: "Throttling replies from the SMTP server (454, 421 4.7.x, 451 4.7.1, 4xx saying rate or too many), fed back to the rate limiter",
+  incremental: true
+})
+
+export const rateLimitWaitSeconds = Metric.histogram("email_senders_rate_limit_wait_seconds", {
+  description: "Time an email waited for the rate limit (EMAIL_RATE_LIMIT, RATE_LIMIT_DOMAINS, throttling) before its send",
+  boundaries: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600]
+})
+
+/** the window in which a crash can still duplicate an email: from the pipeline having the 250 to the ledger's write */
+export const ledgerWindowSeconds = Metric.histogram("email_senders_ledger_window_seconds", {
+  description: "From the SMTP server's 250 reaching the pipeline to the ledger write done: the only window in which a crash still duplicates",
+  boundaries: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+})
+
+/** labelled `use`: `rate_limit` or `ledger` */
+export const redisFallbacks = Metric.counter("email_senders_redis_fallbacks_total", {
+  description: "Operations done without Redis while it could not be reached: a per-process rate limit, a ledger check or write skipped",
+  incremental: true
+})
+
+/** sampled when `/metrics` is scraped, from the connection's state */
+export const redisConnected = Metric.gauge("email_senders_redis_connected", {
+  description: "1 while the Redis connection (REDIS_URL) is up; while 0, limits are per process and the ledger skipped (REDIS_OUTAGE=fallback), or sending waits (stop)"
+})

@@ -6,10 +6,11 @@
 import { Cause, Clock, Effect, Metric } from "effect"
 import { parseMailbox } from "../domain/addresses.ts"
 import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
-import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf } from "../domain/errors.ts"
+import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf, type Unavailable } from "../domain/errors.ts"
 import { checkEventDepth } from "../domain/jsonDepth.ts"
 import type { DeliveryReport } from "../domain/OutgoingEmail.ts"
 import { eventForRecipients } from "../domain/recipientCopy.ts"
+import { isThrottled } from "../domain/throttling.ts"
 import { EmailBuilder } from "../email/EmailBuilder.ts"
 import { type FailureReason, type FailureRecord, FailureStore } from "../records/FailureStore.ts"
 import type { Delivery } from "../queue/QueueConsumer.ts"
@@ -18,8 +19,17 @@ import { SmtpConnection } from "../smtp/SmtpConnection.ts"
 import type { SuppressionList } from "../smtp/SuppressionList.ts"
 import { WorkerSettings } from "../config/WorkerSettings.ts"
 import { withEventSpan } from "../operations/eventSpan.ts"
-import { countFailure, deliveriesRetryingFailureStore, eventsConsumed, eventsRequeued, eventsSettled } from "./metrics.ts"
-import { requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
+import { mayHaveBeenSent, SentLedger, type SentLedgerShape } from "../limits/SentLedger.ts"
+import {
+  countFailure,
+  deliveriesRetryingFailureStore,
+  duplicatesSuppressed,
+  eventsConsumed,
+  eventsRequeued,
+  eventsSettled,
+  ledgerWindowSeconds
+} from "./metrics.ts"
+import { outageSchedule, requeueDelay, storeOutageSchedule } from "./retryPolicy.ts"
 import { type DeliveryAnnotations, deliveryAnnotations, deliverEvent, sameAnnotations, type SentEmail } from "./deliverEvent.ts"
 
 export type Outcome = "sent" | "requeued" | "failed" | "released"
@@ -157,7 +167,27 @@ const requeueDeferred = Effect.fnUntraced(function*(
   yield* settleQuietly("ack", delivery.ack)
 })
 
-const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) {
+/** A ledger operation, waiting while its store is down with `REDIS_OUTAGE=stop` (with `fallback` it does not fail). */
+const waitForLedger = <A>(operation: Effect.Effect<A, Unavailable>) =>
+  Effect.flatMap(Effect.service(WorkerSettings), (settings) =>
+    operation.pipe(
+      Effect.tapError((error) => Effect.logWarning(`${error.dependency} unavailable, waiting before trying again: ${error.message}`)),
+      Effect.retry(outageSchedule(settings)),
+      // the outage schedule never gives up
+      Effect.catchTag("Unavailable", (error) => Effect.die(error))
+    ))
+
+/**
+ * The Message-ID goes into the ledger: a crash after this point redelivers (if the ack is lost too) an event the
+ * ledger knows. The time from the server's 250 to this write is measured.
+ */
+const recordSent = Effect.fnUntraced(function*(ledger: SentLedgerShape, messageId: string) {
+  const start = yield* Clock.currentTimeNanos
+  yield* waitForLedger(ledger.recordSent(messageId))
+  yield* Metric.update(ledgerWindowSeconds, Number((yield* Clock.currentTimeNanos) - start) / 1e9)
+})
+
+const settleSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number) {
   yield* Effect.logInfo(`Sent ${sent.message.template} email to ${sent.report.accepted.length} recipient(s)${sent.message.realm === null ? "" : ` in ${sent.message.realm}`}`)
   // the accepted recipients have it; the refused ones are recorded or retried so nothing is silently dropped
   const refused = sent.report.rejected.filter(isPermanentRefusal)
@@ -168,6 +198,18 @@ const onSent = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEvent
   return "sent" as const
 })
 
+/**
+ * With a ledger, its write and the ack go out together, right after the 250: the event is sent twice only if a crash
+ * loses both, within the shorter of the two (written first, the ledger would add its round trip to the ack's window).
+ */
+const onSent = (delivery: Delivery, event: EmailEvent, sent: SentEmail, attempts: number, ledger: SentLedgerShape | null) =>
+  ledger === null
+    ? settleSent(delivery, event, sent, attempts)
+    : Effect.map(
+      Effect.all([recordSent(ledger, sent.message.messageId), settleSent(delivery, event, sent, attempts)], { concurrency: 2 }),
+      ([, outcome]) => outcome
+    )
+
 const describeEvent = (event: EmailEvent): string =>
   `${templateName(event)} (failed_tries=${event.failedTries + 1}${event.messageId === null ? "" : `, message_id=${event.messageId}`})`
 
@@ -175,7 +217,8 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
   const settings = yield* WorkerSettings
   const reason: FailureReason = { tag: error._tag, message: error.message, attempts, smtpCode: smtpCodeOf(error) }
   if (isTransient(error)) {
-    const failedTries = event.failedTries + 1
+    // the provider's rate limit (the limiter slows down for it) is no fault of the event: it spends no try
+    const failedTries = isThrottled(error) ? event.failedTries : event.failedTries + 1
     if (failedTries <= settings.maxRequestRetries) {
       const delay = requeueDelay(settings, failedTries)
       yield* Effect.logWarning(`${error._tag}: ${error.message}; requeued (failed_tries=${failedTries})`)
@@ -202,23 +245,47 @@ const onFailed = Effect.fnUntraced(function*(delivery: Delivery, event: EmailEve
 })
 
 /** The delivery's outcome settled, its lines annotated with the last attempt and, once built, the email's identity. */
-const settleDelivered = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations) =>
+const settleDelivered = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations, ledger: SentLedgerShape | null) =>
   Effect.flatMap(Effect.result(deliverEvent(event)), (result) => {
     const { attempts } = result._tag === "Success" ? result.success : result.failure
     const message = result._tag === "Success" ? result.success.sent.message : result.failure.message
     const settled = result._tag === "Success"
       // the server has the email: the ack must happen even if shutdown interrupts now, or it would be sent twice
-      ? Effect.uninterruptible(onSent(delivery, event, result.success.sent, attempts))
+      ? Effect.uninterruptible(onSent(delivery, event, result.success.sent, attempts, ledger))
       : onFailed(delivery, event, result.failure.error, attempts)
     const now = deliveryAnnotations(event, attempts, message)
     // most deliveries learn nothing new along the way
     return sameAnnotations(now, initial) ? settled : Effect.annotateLogs(settled, now)
   })
 
+/** An event the ledger knows was sent before: acknowledged without sending it again. */
+const settleUnlessSent = Effect.fnUntraced(function*(
+  ledger: SentLedgerShape,
+  delivery: Delivery,
+  event: EmailEvent,
+  initial: DeliveryAnnotations
+) {
+  const messageId = ledger.messageIdOf(event)
+  if (!(yield* waitForLedger(ledger.wasSent(messageId)))) return yield* settleDelivered(delivery, event, initial, ledger)
+  yield* Effect.logWarning(`Event ${describeEvent(event)} was sent before (Message-ID ${messageId} is in the ledger): acknowledged without sending it again`)
+  yield* Metric.update(duplicatesSuppressed, 1)
+  yield* settleQuietly("ack", delivery.ack)
+  return "sent" as const
+})
+
+const currentLedger = Effect.service(SentLedger)
+
+/** With a ledger, an event that may have been sent already is checked first (`mayHaveBeenSent`). */
+const settleOnce = (delivery: Delivery, event: EmailEvent, initial: DeliveryAnnotations) =>
+  Effect.flatMap(currentLedger, (ledger) =>
+    ledger === null || !mayHaveBeenSent(delivery.redelivered, event.failedTries)
+      ? settleDelivered(delivery, event, initial, ledger)
+      : settleUnlessSent(ledger, delivery, event, initial))
+
 /** Every log line about the event carries its template, realm, `failed_tries`, attempt and (once known) Message-ID. */
 const settleDecoded = (delivery: Delivery, event: EmailEvent) => {
   const initial = deliveryAnnotations(event, 1, null)
-  return Effect.annotateLogs(settleDelivered(delivery, event, initial), {
+  return Effect.annotateLogs(settleOnce(delivery, event, initial), {
     template: templateName(event),
     realm_id: event.realmId ?? "none",
     failed_tries: event.failedTries,

@@ -1,5 +1,6 @@
 /**
- * `db migrate`: creates the two Zulip tables the worker reads, for a standalone install. Column names and types
+ * `db migrate`: creates the two Zulip tables the worker reads, for a standalone install, and the table of the
+ * duplicate ledger (`DEDUPE_STORE=postgres`). Column names and types
  * are Zulip's, so the same queries work against a real Zulip database; existing tables are left alone, which makes
  * running it again (or against a Zulip database) harmless.
  */
@@ -26,6 +27,16 @@ export const migrateDatabase = Effect.gen(function*() {
         is_active boolean NOT NULL DEFAULT true
       )`
     yield* sql`CREATE INDEX IF NOT EXISTS zerver_userprofile_realm_id ON zerver_userprofile (realm_id)`
+    // the duplicate ledger's table (DEDUPE_STORE=postgres): effect/persistence's own layout, which it also checks
+    yield* sql`
+      CREATE TABLE IF NOT EXISTS effect_persistence (
+        store_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        value TEXT NOT NULL,
+        expires BIGINT,
+        PRIMARY KEY (store_id, id)
+      )`
+    yield* sql`CREATE INDEX IF NOT EXISTS effect_persistence_expires_idx ON effect_persistence (expires) WHERE expires IS NOT NULL`
   }))
   yield* Effect.logInfo("database tables are in place")
 }).pipe(Effect.withSpan("migrateDatabase"))

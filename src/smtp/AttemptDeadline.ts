@@ -1,7 +1,11 @@
 import { Context } from "effect"
 
 /** What an attempt is doing, as a deadline that cuts it says. */
-export type AttemptStage = "building the email" | "waiting for a connection" | "SMTP transaction"
+export type AttemptStage =
+  | "building the email"
+  | "waiting for the rate limit"
+  | "waiting for a connection"
+  | "SMTP transaction"
 
 /**
  * The deadline of the delivery attempt under way (`MAX_CONSUME_SECONDS`), as the steps of a send report to it. Its

@@ -4,7 +4,9 @@
  *
  * Recipients script the replies to RCPT TO: an address with `+NNN` (e.g. `a+550@x`) is refused with that code every
  * time; one with `+NNNfirst` (e.g. `a+451first@x`) only the first time it is seen, then accepted. `delayMillis`
- * holds each message's final reply that long, so emails are in flight when a fault strikes. `stop()` cuts every
+ * holds each message's final reply that long, so emails are in flight when a fault strikes. `throttleAbovePerSecond`
+ * makes it a provider with a rate limit: a message beyond that many accepted in the last second is answered
+ * `454 Throttling failure`, as Amazon SES answers. `stop()` cuts every
  * connection and stops listening; `start()` listens again on the same port.
  */
 import { Effect, type Scope } from "effect"
@@ -14,6 +16,8 @@ import { type Listener, restartableListener } from "../../support/listener.ts"
 export interface SinkOptions {
   /** wait before answering each message's DATA (default 0) */
   readonly delayMillis?: number
+  /** answer `454 Throttling failure` to a message when this many were accepted within the last second */
+  readonly throttleAbovePerSecond?: number
 }
 
 export interface Sink extends Listener {
@@ -21,6 +25,10 @@ export interface Sink extends Listener {
   readonly deliveries: ReadonlyMap<string, number>
   /** `Date.now()` of each accepted message, in order */
   readonly acceptedAt: ReadonlyArray<number>
+  /** `Date.now()` of the first acceptance of each Message-ID */
+  readonly firstAcceptedAt: ReadonlyMap<string, number>
+  /** `Date.now()` of each message answered 454 (`throttleAbovePerSecond`), in order */
+  readonly throttledAt: ReadonlyArray<number>
   /** RCPT TO commands received for this address */
   readonly rcptAttempts: (address: string) => number
 }
@@ -40,6 +48,14 @@ export const makeSink = (options: SinkOptions = {}): Effect.Effect<Sink, never, 
   Effect.gen(function*() {
     const deliveries = new Map<string, number>()
     const acceptedAt: Array<number> = []
+    const throttledAt: Array<number> = []
+    const firstAcceptedAt = new Map<string, number>()
+    /** accepted within the last second, as `throttleAbovePerSecond` counts them */
+    const acceptedLastSecond = (now: number): number => {
+      let count = 0
+      for (let i = acceptedAt.length - 1; i >= 0 && acceptedAt[i]! > now - 1000; i--) count++
+      return count
+    }
     const rcptAttempts = new Map<string, number>()
 
     /** `isOpen` turns false when the server is stopped: a message whose reply cannot reach the client is not accepted */
@@ -62,9 +78,16 @@ export const makeSink = (options: SinkOptions = {}): Effect.Effect<Sink, never, 
           stream.on("end", () =>
             setTimeout(() => {
               if (!isOpen()) return
+              const now = Date.now()
+              if (options.throttleAbovePerSecond !== undefined && acceptedLastSecond(now) >= options.throttleAbovePerSecond) {
+                throttledAt.push(now)
+                callback(Object.assign(new Error("Throttling failure: Maximum sending rate exceeded."), { responseCode: 454 }))
+                return
+              }
               const id = messageIdOf(Buffer.concat(chunks).toString("utf8")) ?? "(no Message-ID)"
               deliveries.set(id, (deliveries.get(id) ?? 0) + 1)
-              acceptedAt.push(Date.now())
+              acceptedAt.push(now)
+              if (!firstAcceptedAt.has(id)) firstAcceptedAt.set(id, now)
               callback(null, "OK")
             }, options.delayMillis ?? 0))
         }
@@ -90,6 +113,8 @@ export const makeSink = (options: SinkOptions = {}): Effect.Effect<Sink, never, 
       ...listener,
       deliveries,
       acceptedAt,
+      throttledAt,
+      firstAcceptedAt,
       rcptAttempts: (address) => rcptAttempts.get(address) ?? 0
     }
   })

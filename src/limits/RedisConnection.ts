@@ -1,0 +1,78 @@
+/**
+ * The Redis connection the limits and the ledger share (`REDIS_URL`), through `@effect/platform-node`'s `NodeRedis`
+ * (node-redis), with its status for `/readyz`. Commands fail at once while the connection is down
+ * (`disableOfflineQueue`) rather than wait in node-redis' queue, so an email never waits on a dead Redis: the guard
+ * of `redisOutage.ts` decides what happens instead. node-redis reconnects by itself, with backoff up to 2 s.
+ */
+import { NodeRedis } from "@effect/platform-node"
+import { Effect, Layer, Redacted, References } from "effect"
+import * as Redis from "effect/persistence/Redis"
+import { redactUrl } from "../config/connectionSettings.ts"
+import { RedisStatus } from "./RedisStatus.ts"
+
+export interface RedisConnectionOptions {
+  readonly url: Redacted.Redacted<string>
+  readonly onOutage: "fallback" | "stop"
+}
+
+const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+/** Redis whose every command fails: what the worker runs on when Redis could not be reached at start (`fallback`). */
+const unreachable = (problem: string) =>
+  Layer.effect(
+    Redis.Redis,
+    Redis.make({
+      send: () => Effect.fail(new Redis.RedisError({ cause: new Error(problem) })),
+      subscribe: () => Effect.fail(new Redis.RedisError({ cause: new Error(problem) })),
+      connect: Effect.fail(new Redis.RedisError({ cause: new Error(problem) }))
+    })
+  ).pipe(Layer.merge(Layer.succeed(RedisStatus, {
+    snapshot: Effect.succeed({ reachable: false, problem, onOutage: "fallback" as const })
+  })))
+
+const connected = (options: RedisConnectionOptions) =>
+  Layer.effect(
+    RedisStatus,
+    Effect.gen(function*() {
+      const { client } = yield* NodeRedis.NodeRedis
+      let problem: string | null = null
+      client.on("error", (error: unknown) => {
+        problem = describe(error)
+      })
+      client.on("ready", () => {
+        problem = null
+      })
+      return {
+        snapshot: Effect.sync(() => ({
+          reachable: client.isReady,
+          problem: client.isReady ? null : problem ?? "reconnecting",
+          onOutage: options.onOutage
+        }))
+      }
+    })
+  ).pipe(Layer.provideMerge(
+    NodeRedis.layer({ url: Redacted.value(options.url), disableOfflineQueue: true }).pipe(
+      // node-redis reports every reconnection attempt (NodeRedis logs each at WARN, every 2 s of an outage): the
+      // outage is told once per use by `redisOutage.ts`, and its cause is in `/readyz`
+      Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error"))
+    )
+  ))
+
+/**
+ * Connected to `url`. Not reachable at start: with `REDIS_OUTAGE=fallback` the worker starts anyway, warning, on
+ * per-process limits without the ledger until it is restarted; with `stop` it does not start.
+ */
+export const layer = (options: RedisConnectionOptions): Layer.Layer<Redis.Redis | RedisStatus, Redis.RedisError> =>
+  connected(options).pipe(
+    Layer.catch((error: Redis.RedisError) => {
+      const problem = `could not connect to ${redactUrl(Redacted.value(options.url))}: ${describe(error.cause)}`
+      return Layer.unwrap(
+        options.onOutage === "stop"
+          ? Effect.fail(error)
+          : Effect.as(
+            Effect.logWarning(`Redis ${problem}; starting without it (REDIS_OUTAGE=fallback): per-process rate limits, no duplicate ledger, until the worker restarts`),
+            unreachable(problem)
+          )
+      )
+    })
+  )

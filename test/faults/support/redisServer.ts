@@ -1,0 +1,72 @@
+/**
+ * Redis for the limits scenarios: the machine's own (127.0.0.1:6379) under a key prefix of the scenario's, whose
+ * keys are deleted at the end, or a `redis-server` of the scenario's own on a free port, which it can stop and start
+ * again (the machine's is never stopped).
+ */
+import { Effect, type Scope } from "effect"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { createServer } from "node:net"
+import { promisify } from "node:util"
+import { uniqueName } from "../../support/rabbitmq.ts"
+
+const redisCli = (port: number, ...args: Array<string>) =>
+  Effect.promise(() => promisify(execFile)("redis-cli", ["-p", String(port), ...args]).then(({ stdout }) => stdout.trim(), () => ""))
+
+/** A key prefix of this scenario's on the machine's Redis; its keys go when the scope closes. */
+export const machineRedisPrefix = (name: string): Effect.Effect<{ readonly url: string; readonly prefix: string }, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => ({ url: "redis://127.0.0.1:6379", prefix: `${uniqueName(`faults_${name}`)}:` })),
+    ({ prefix }) =>
+      // the ledger's store escapes the ":" of its name; both forms start with the prefix's first part
+      redisCli(6379, "--scan", "--pattern", `${prefix.slice(0, -1)}*`).pipe(
+        Effect.flatMap((keys) => {
+          const list = keys.split("\n").filter((key) => key !== "")
+          return list.length === 0 ? Effect.void : Effect.asVoid(redisCli(6379, "del", ...list))
+        })
+      )
+  )
+
+/** A TCP port nothing listens on now. */
+export const freePort = Effect.promise(() =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+)
+
+export interface OwnRedis {
+  readonly port: number
+  readonly url: string
+  /** kill it (SIGKILL, as a crash) */
+  readonly stop: Effect.Effect<void>
+  /** start it again on the same port, empty */
+  readonly start: Effect.Effect<void>
+}
+
+/** A `redis-server` of the scenario's own, without persistence, killed when the scope closes. */
+export const ownRedis: Effect.Effect<OwnRedis, never, Scope.Scope> = Effect.gen(function*() {
+  const port = yield* freePort
+  let child: ChildProcess | null = null
+  const start = Effect.gen(function*() {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore"
+    })
+    for (let tries = 0; (yield* redisCli(port, "ping")) !== "PONG"; tries++) {
+      if (tries > 100) return yield* Effect.die(new Error(`redis-server on port ${port} did not start`))
+      yield* Effect.sleep("50 millis")
+    }
+  })
+  const stop = Effect.promise(() =>
+    new Promise<void>((resolve) => {
+      if (child === null || child.exitCode !== null) return resolve()
+      child.once("exit", () => resolve())
+      child.kill("SIGKILL")
+    })
+  )
+  yield* Effect.acquireRelease(start, () => stop)
+  return { port, url: `redis://127.0.0.1:${port}`, stop, start }
+})
