@@ -34,6 +34,8 @@ import { type CapturedEmail, listCapturedEmails } from "../smtp/DevelopmentCaptu
 import { capturesEmails, usesDatabase } from "../app.ts"
 import { RabbitMqConnection } from "../queue/RabbitMqConnection.ts"
 import { describeRefusal } from "./refusals.ts"
+import { makeProcessMetrics } from "./processMetrics.ts"
+import { makeQueueDepth } from "./queueDepth.ts"
 import { DurationSetting } from "../config/settingValues.ts"
 import { EmailLogDirectorySetting } from "../config/settingValues.ts"
 
@@ -135,6 +137,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
     const smtpCheckMaxAgeMillis = Duration.toMillis(Duration.fromInputUnsafe(options.smtpCheckMaxAge ?? "5 seconds"))
     const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
     yield* registerCounters
+    const sampleProcess = yield* makeProcessMetrics
+    const sampleQueueDepth = yield* makeQueueDepth()
 
     const bounded = (probe: Effect.Effect<CheckResult>): Effect.Effect<CheckResult> =>
       Effect.timeoutOrElse(probe, {
@@ -200,6 +204,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
 
     const metrics = Effect.gen(function*() {
       yield* sampleGauges
+      yield* sampleProcess
+      yield* sampleQueueDepth
       return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
         contentType: "text/plain; version=0.0.4; charset=utf-8"
       })
