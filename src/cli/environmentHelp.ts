@@ -84,6 +84,9 @@ const pipeline = [
 
 const operationsEndpoint = ["HTTP_PORT", "HTTP_HOST", "HTTP_ALLOWED_HOSTS", "READY_SMTP_CHECK_AGE"]
 
+/** The worker's error tracking (operations/ErrorTracking.ts). */
+const errorTracking = ["SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE", "SENTRY_TRACES_SAMPLE_RATE"]
+
 /** The worker process's heap (workerHeap.ts). */
 const heap = ["NODE_OPTIONS", "MALLOC_ARENA_MAX"]
 
@@ -97,6 +100,7 @@ const workerEnvironment = unique(
   realms,
   emailBuilder,
   operationsEndpoint,
+  errorTracking,
   heap,
   everyCommand
 )

@@ -1,0 +1,81 @@
+/**
+ * A loopback stand-in for Sentry's ingest endpoint: a DSN pointing at it makes the SDK post its envelopes here,
+ * where they are recorded as received (the raw text, for "this string never left") and parsed (each item's header
+ * and payload).
+ *
+ * `mode`: `"accept"` answers 200; `"hang"` reads each request and never answers (a Sentry that is slow to the point
+ * of being down), counting the requests it holds.
+ */
+import { Effect, type Scope } from "effect"
+import { createServer, type ServerResponse } from "node:http"
+import { gunzipSync } from "node:zlib"
+
+export interface EnvelopeItem {
+  readonly header: Record<string, unknown>
+  readonly payload: Record<string, unknown>
+}
+
+export interface Envelope {
+  readonly header: Record<string, unknown>
+  readonly items: ReadonlyArray<EnvelopeItem>
+  /** the whole body as received (decompressed) */
+  readonly raw: string
+}
+
+export interface FakeSentry {
+  /** `http://public@127.0.0.1:<port>/42` */
+  readonly dsn: string
+  readonly envelopes: () => ReadonlyArray<Envelope>
+  /** the payloads of the items of this type (`event`, `transaction`) across all envelopes */
+  readonly items: (type: string) => ReadonlyArray<Record<string, unknown>>
+  /** requests received, answered or not */
+  readonly requests: () => number
+}
+
+const parseEnvelope = (raw: string): Envelope => {
+  const lines = raw.split("\n").filter((line) => line !== "")
+  const items: Array<EnvelopeItem> = []
+  for (let index = 1; index + 1 < lines.length; index += 2) {
+    items.push({ header: JSON.parse(lines[index]!), payload: JSON.parse(lines[index + 1]!) })
+  }
+  return { header: JSON.parse(lines[0] ?? "{}"), items, raw }
+}
+
+export const fakeSentry = (mode: "accept" | "hang" = "accept"): Effect.Effect<FakeSentry, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const envelopes: Array<Envelope> = []
+    const held: Array<ServerResponse> = []
+    let requests = 0
+    const server = createServer((request, response) => {
+      requests++
+      const chunks: Array<Buffer> = []
+      request.on("data", (chunk: Buffer) => chunks.push(chunk))
+      request.on("end", () => {
+        const body = Buffer.concat(chunks)
+        const text = (request.headers["content-encoding"] === "gzip" ? gunzipSync(body) : body).toString("utf8")
+        envelopes.push(parseEnvelope(text))
+        if (mode === "hang") held.push(response)
+        else response.writeHead(200, { "content-type": "application/json" }).end("{}")
+      })
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.callback<number>((resume) => {
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address()
+          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+        })
+      }),
+      () =>
+        Effect.callback<void>((resume) => {
+          for (const response of held) response.destroy()
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    return {
+      dsn: `http://public@127.0.0.1:${port}/42`,
+      envelopes: () => envelopes,
+      items: (type) => envelopes.flatMap((envelope) => envelope.items.filter((item) => item.header.type === type).map((item) => item.payload)),
+      requests: () => requests
+    }
+  })
