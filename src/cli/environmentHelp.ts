@@ -82,7 +82,7 @@ const pipeline = [
   "QUEUE_ERROR_DIR"
 ]
 
-const operationsEndpoint = ["HTTP_PORT", "HTTP_HOST", "HTTP_ALLOWED_HOSTS", "READY_SMTP_CHECK_AGE"]
+const operationsEndpoint = ["HTTP_PORT", "HTTP_HOST", "HTTP_ALLOWED_HOSTS", "READY_SMTP_CHECK_AGE", "OPERATIONS_TOKEN"]
 
 /** The worker's error tracking (operations/ErrorTracking.ts). */
 const errorTracking = ["SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE", "SENTRY_TRACES_SAMPLE_RATE"]

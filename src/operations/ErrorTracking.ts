@@ -257,7 +257,7 @@ export const layer = (options: SentryOptions): Layer.Layer<never> =>
   }))
 
 /** `SENTRY_TRACES_SAMPLE_RATE`: between 0 and 1. */
-const TracesSampleRateSetting = Config.schema(
+export const TracesSampleRateSetting = Config.schema(
   Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 })),
   "SENTRY_TRACES_SAMPLE_RATE"
 )

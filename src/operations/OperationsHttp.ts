@@ -7,7 +7,7 @@
  * attacker points at 127.0.0.1 (DNS rebinding) cannot read it from a browser.
  */
 import { NodeFileSystem, NodeHttpServer } from "@effect/platform-node"
-import { Clock, Config, Duration, Effect, FileSystem, Layer, Metric, Schema, SubscriptionRef } from "effect"
+import { Clock, Config, Duration, Effect, FileSystem, Layer, Metric, Option, Schema, SubscriptionRef } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
@@ -34,6 +34,8 @@ import { type CapturedEmail, listCapturedEmails } from "../smtp/DevelopmentCaptu
 import { capturesEmails, usesDatabase } from "../app.ts"
 import { RabbitMqConnection } from "../queue/RabbitMqConnection.ts"
 import { describeRefusal } from "./refusals.ts"
+import { escapeHtml } from "./html.ts"
+import * as FailuresPage from "./FailuresPage.ts"
 import { makeProcessMetrics } from "./processMetrics.ts"
 import { makeQueueDepth } from "./queueDepth.ts"
 import { DurationSetting } from "../config/settingValues.ts"
@@ -57,6 +59,8 @@ export interface OperationsHttpOptions {
   readonly smtpCheckMaxAge?: Duration.Input | undefined
   /** longest a readiness probe may take before the part counts as not ready (default 5 s) */
   readonly probeTimeout?: Duration.Input | undefined
+  /** `/failures` (the errors file, and replay), served only when given: `OPERATIONS_TOKEN` is set */
+  readonly failures?: FailuresPage.FailuresPageOptions | undefined
 }
 
 /** `"ok"`, or why the part is not ready. */
@@ -65,9 +69,6 @@ const OK: CheckResult = "ok"
 
 /** The captured emails shown at once on `/emails`, newest first. */
 const EMAILS_SHOWN = 100
-
-const escapeHtml = (text: string): string =>
-  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;")
 
 interface CapturedBodies {
   readonly html: string | null
@@ -247,7 +248,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       HttpRouter.route("GET", "/metrics", metrics),
       ...(options.capturedEmailsDirectory === undefined
         ? []
-        : [HttpRouter.route("GET", "/emails", emails(options.capturedEmailsDirectory))])
+        : [HttpRouter.route("GET", "/emails", emails(options.capturedEmailsDirectory))]),
+      ...(options.failures === undefined ? [] : yield* FailuresPage.makeRoutes(options.failures))
     ]
   })
 
@@ -314,7 +316,8 @@ export const optionsConfig: Config.Config<OperationsHttpOptions> = Config.all({
     Config.flatMap((captures) => captures ? EmailLogDirectorySetting.pipe(Config.map((directory) => resolve(directory))) : Config.succeed(undefined))
   ),
   checkDatabase: usesDatabase,
-  smtpCheckMaxAge: DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5)))
+  smtpCheckMaxAge: DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5))),
+  failures: FailuresPage.optionsConfig.pipe(Config.map(Option.getOrUndefined))
 })
 
 export const layerConfig = Layer.unwrap(Effect.gen(function*() {
