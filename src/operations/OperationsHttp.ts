@@ -37,9 +37,9 @@ import { describeRefusal } from "./refusals.ts"
 import { escapeHtml } from "./html.ts"
 import * as FailuresPage from "./FailuresPage.ts"
 import { makeProcessMetrics } from "./processMetrics.ts"
-import { makeQueueDepth } from "./queueDepth.ts"
+import { makeQueueDepth, type QueueDepthOptions } from "./queueDepth.ts"
 import { DurationSetting } from "../config/settingValues.ts"
-import { EmailLogDirectorySetting } from "../config/settingValues.ts"
+import { EmailLogDirectorySetting, QueueNameSetting, StatsDirectorySetting } from "../config/settingValues.ts"
 
 export interface OperationsHttpOptions {
   /** `0` takes any free port (tests read it from `HttpServer`); `layerConfig` leaves the server out for `HTTP_PORT=0` */
@@ -59,6 +59,8 @@ export interface OperationsHttpOptions {
   readonly smtpCheckMaxAge?: Duration.Input | undefined
   /** longest a readiness probe may take before the part counts as not ready (default 5 s) */
   readonly probeTimeout?: Duration.Input | undefined
+  /** how the queue's depth and time to clear are read for `/metrics` */
+  readonly queueDepth?: QueueDepthOptions | undefined
   /** `/failures` (the errors file, and replay), served only when given: `OPERATIONS_TOKEN` is set */
   readonly failures?: FailuresPage.FailuresPageOptions | undefined
 }
@@ -139,7 +141,7 @@ const makeRoutes = (options: OperationsHttpOptions) =>
     const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
     yield* registerCounters
     const sampleProcess = yield* makeProcessMetrics
-    const sampleQueueDepth = yield* makeQueueDepth()
+    const sampleQueueDepth = yield* makeQueueDepth(options.queueDepth)
 
     const bounded = (probe: Effect.Effect<CheckResult>): Effect.Effect<CheckResult> =>
       Effect.timeoutOrElse(probe, {
@@ -194,7 +196,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       const pool = yield* smtpStatus.snapshot
       yield* Metric.update(smtpConnectionsOpen, pool.open)
       yield* Metric.update(smtpConnectionsBusy, pool.busy)
-      yield* Metric.update(smtpHealthy, pool.lastCheck?.ok === true ? 1 : 0)
+      // as /readyz sees it: an idle worker's SMTP server is asked (NOOP) when the latest answer is too old
+      yield* Metric.update(smtpHealthy, (yield* smtpCheck) === OK ? 1 : 0)
       yield* Metric.update(brokerConnected, (yield* SubscriptionRef.get(connection.connected)) ? 1 : 0)
       const waiting = yield* Metric.value(eventsWaitingOnOutage)
       yield* Metric.update(consumerPaused, waiting.value > 0 ? 1 : 0)
@@ -317,6 +320,9 @@ export const optionsConfig: Config.Config<OperationsHttpOptions> = Config.all({
   ),
   checkDatabase: usesDatabase,
   smtpCheckMaxAge: DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5))),
+  queueDepth: Config.all({ directory: StatsDirectorySetting, queueName: QueueNameSetting }).pipe(
+    Config.map(({ directory, queueName }) => ({ statsFile: join(directory, `${queueName}.stats`) }))
+  ),
   failures: FailuresPage.optionsConfig.pipe(Config.map(Option.getOrUndefined))
 })
 

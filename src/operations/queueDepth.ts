@@ -8,12 +8,13 @@
  * (prefetched and being settled; take the `sum` over workers). The delay queues have no consumer: nothing in them
  * is ever unacknowledged.
  */
-import { type Duration, Effect, Metric, Option, Scope } from "effect"
+import { type Duration, Effect, FileSystem, Metric, Option, Result, Scope } from "effect"
 import { WorkerSettings } from "../config/WorkerSettings.ts"
 import { eventsConsumed, eventsSettled } from "../pipeline/metrics.ts"
 import { requeueDelays } from "../pipeline/retryPolicy.ts"
 import { QueueConsumer } from "../queue/QueueConsumer.ts"
 import { RabbitMqConnection, withScratchChannel } from "../queue/RabbitMqConnection.ts"
+import { parseQueueStats } from "../records/queueHealth.ts"
 import { delayMillisOf, delayQueueName } from "../queue/RabbitMqConsumer.ts"
 
 /** labelled `queue` and `state` (`ready`, `unacknowledged`) */
@@ -23,7 +24,16 @@ export const queueMessages = Metric.gauge("email_senders_queue_messages", {
     "worker) and unacknowledged (held by this worker)"
 })
 
+/** labelled `queue` (the queue consumed) */
+export const queueClearSeconds = Metric.gauge("email_senders_queue_clear_seconds", {
+  description:
+    "Expected seconds to clear the ready messages: ready x the recent average consume time of the stats file, as " +
+    "Zulip's check_rabbitmq_queue computes it (0 while no average is known)"
+})
+
 export interface QueueDepthOptions {
+  /** `QUEUE_STATS_DIR/<queue>.stats`, whose recent average consume time gives the time to clear (none: not exported) */
+  readonly statsFile?: string | undefined
   /** how long a reading is kept (default 5 s) */
   readonly cacheFor?: Duration.Input | undefined
   /** how long a reading may take before the previous values are kept (default 2 s) */
@@ -49,6 +59,7 @@ export const makeQueueDepth = Effect.fnUntraced(function*(options: QueueDepthOpt
   const connection = yield* RabbitMqConnection
   const consumer = yield* Effect.serviceOption(QueueConsumer)
   const queues = yield* watchedQueues
+  const fs = yield* FileSystem.FileSystem
   const scope = yield* Effect.scope
   const session = yield* Effect.cached(
     connection.keepSession("queue depth", (context) => Effect.succeed(context.connection)).pipe(Scope.provide(scope))
@@ -66,10 +77,21 @@ export const makeQueueDepth = Effect.fnUntraced(function*(options: QueueDepthOpt
     Effect.option
   )
   const cachedReady = yield* Effect.cachedWithTTL(readReady, options.cacheFor ?? "5 seconds")
+  /** the stats file's recent average consume time; null while none is known, or the file cannot be read */
+  const averageConsumeSeconds = (file: string) =>
+    fs.readFileString(file).pipe(
+      Effect.map((text) => Result.getOrNull(Result.map(parseQueueStats(text), (stats) => stats.recent_average_consume_time))),
+      Effect.orElseSucceed(() => null)
+    )
   return Effect.gen(function*() {
     const ready = yield* cachedReady
     if (Option.isSome(ready)) {
       for (const { queue, ready: count } of ready.value) yield* setGauge(queue, "ready", count)
+      if (options.statsFile !== undefined) {
+        const average = yield* averageConsumeSeconds(options.statsFile)
+        const waiting = ready.value[0]!.ready
+        yield* Metric.update(Metric.withAttributes(queueClearSeconds, { queue: queues[0]! }), average === null ? 0 : waiting * average)
+      }
     }
     const buffered = Option.isSome(consumer) ? yield* consumer.value.buffered : 0
     const inFlight = (yield* Metric.value(eventsConsumed)).count - (yield* Metric.value(eventsSettled)).count

@@ -77,7 +77,7 @@ export const smtpConnectionsBusy = Metric.gauge("email_senders_smtp_connections_
 })
 
 export const smtpHealthy = Metric.gauge("email_senders_smtp_healthy", {
-  description: "1 when the latest SMTP connection opening or NOOP succeeded"
+  description: "1 when SMTP answers: the latest connection opening or NOOP succeeded (a NOOP is made at the scrape when it is older than READY_SMTP_CHECK_AGE)"
 })
 
 /** Every counter at 0 from the start, so a scrape sees the series before the first event. */
