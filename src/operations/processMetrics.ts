@@ -80,6 +80,7 @@ export const makeProcessMetrics = Effect.gen(function*() {
     }),
     (observer) => Effect.sync(() => observer.disconnect())
   )
+  for (const kind of Object.values(gcKinds)) yield* Metric.update(Metric.withAttributes(gcSeconds, { kind }), 0)
   yield* Metric.update(Metric.withAttributes(buildInfo, { version: packageVersion }), 1)
   yield* Metric.update(startTime, Math.round(Date.now() / 1000 - process.uptime()))
   let cpuMicros = 0
