@@ -9,6 +9,7 @@ import {
 } from "../config/connectionSettings.ts"
 import { capturesEmails, usesDatabase, workerLayerConfig } from "../app.ts"
 import * as ErrorTracking from "../operations/ErrorTracking.ts"
+import * as FailuresPage from "../operations/FailuresPage.ts"
 import * as OperationsHttp from "../operations/OperationsHttp.ts"
 import * as SesSuppressionList from "../smtp/SesSuppressionList.ts"
 import * as SmtpPool from "../smtp/SmtpPool.ts"
@@ -36,6 +37,7 @@ const logEffectiveConfiguration = Effect.gen(function*() {
   const httpHost = yield* HttpHostSetting
   const tracing = yield* Tracing.endpointConfig
   const sentryDsn = yield* ErrorTracking.dsnConfig
+  const failuresPage = yield* FailuresPage.optionsConfig
   yield* Effect.logInfo("email-senders starting").pipe(Effect.annotateLogs({
     queue: settings.queueName,
     amqp: redactUrl(Redacted.value(amqpUrl)),
@@ -45,6 +47,7 @@ const logEffectiveConfiguration = Effect.gen(function*() {
     ses_suppression_list: sesRegion ?? "off",
     ...(sesRegion === null ? {} : { ses_endpoint: redactUrl((yield* SesSuppressionList.endpointConfig) ?? "the SDK's") }),
     operations_endpoint: httpPort === 0 ? "off" : `${httpHost}:${httpPort}`,
+    failures_page: httpPort === 0 || Option.isNone(failuresPage) ? "off" : "on (OPERATIONS_TOKEN)",
     tracing: Option.match(tracing, { onNone: () => "off", onSome: (url) => redactUrl(url.href) }),
     error_tracking: Option.match(sentryDsn, { onNone: () => "off", onSome: (dsn) => `Sentry ${ErrorTracking.describeDsn(dsn)}` }),
     concurrency: settings.concurrency,
