@@ -23,8 +23,7 @@ import { closedPort } from "./support/fakeSes.ts"
 import { fakeSentry, type FakeSentry } from "./support/fakeSentry.ts"
 import { inMemoryLayer } from "./support/inMemory.ts"
 import { buildCli, startCli, terminated, waitUntil } from "./support/processes.ts"
-import { makeAdmin } from "./support/rabbitmq.ts"
-import { smtpServer } from "./support/smtpServer.ts"
+import { workerEnv, workerSetup } from "./support/workerSetup.ts"
 
 /** Strings that must never reach Sentry, each put where a careless report would pick it up. */
 const secrets = {
@@ -214,19 +213,8 @@ describe("Sentry error tracking (the built worker)", () => {
   const setup = (prefix: string) =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
-      const directory = yield* fs.makeTempDirectoryScoped({ prefix })
-      const smtp = yield* smtpServer()
-      const admin = yield* makeAdmin
-      const queue = yield* admin.declareQueue()
-      const env = (dsn: string, extra: Record<string, string> = {}) => ({
-        QUEUE_NAME: queue,
-        EMAIL_HOST: smtp.host,
-        EMAIL_PORT: String(smtp.port),
-        QUEUE_STATS_DIR: join(directory, "queue_stats"),
-        QUEUE_ERROR_DIR: join(directory, "queue_error"),
-        SENTRY_DSN: dsn,
-        ...extra
-      })
+      const { admin, directory, queue, smtp } = yield* workerSetup(prefix)
+      const env = (dsn: string, extra: Record<string, string> = {}) => workerEnv(queue, smtp, directory, { SENTRY_DSN: dsn, ...extra })
       const errorLines = Effect.map(
         fs.readFileString(join(directory, "queue_error", `${queue}.errors`)).pipe(Effect.orElseSucceed(() => "")),
         (text) => text.split("\n").filter((line) => line !== "").length

@@ -25,6 +25,7 @@ import { replayedMarksPath } from "../src/records/replayFailures.ts"
 import * as SesSuppressionList from "../src/smtp/SesSuppressionList.ts"
 import * as SmtpPool from "../src/smtp/SmtpPool.ts"
 import { defaultWorkerSettings, WorkerSettings } from "../src/config/WorkerSettings.ts"
+import { loopbackHttpServer } from "./support/listener.ts"
 import { connectionOptions, makeAdmin } from "./support/rabbitmq.ts"
 import { smtpServer } from "./support/smtpServer.ts"
 
@@ -132,22 +133,16 @@ const startWorkerWithPage = (errorsFile: string) =>
   })
 
 /** A page of another origin that posts a replay form to its `target` query parameter as soon as it loads. */
-const attackerSite = Effect.acquireRelease(
-  Effect.callback<ReturnType<typeof createServer>>((resume) => {
-    const server = createServer((request, response) => {
-      const target = new URL(request.url ?? "/", "http://attacker.invalid").searchParams.get("target") ?? ""
-      response.writeHead(200, { "content-type": "text/html" }).end(
-        `<form method="post" action="${target.replace(/[^A-Za-z0-9:/._-]/g, "")}"><input name="all" value="1"></form>` +
-          "<script>document.forms[0].submit()</script>"
-      )
-    })
-    server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-  }),
-  (server) => Effect.sync(() => server.close())
-).pipe(Effect.map((server) => {
-  const address = server.address()
-  return { port: typeof address === "object" && address !== null ? address.port : 0 }
-}))
+const attackerSite = Effect.map(
+  loopbackHttpServer(createServer((request, response) => {
+    const target = new URL(request.url ?? "/", "http://attacker.invalid").searchParams.get("target") ?? ""
+    response.writeHead(200, { "content-type": "text/html" }).end(
+      `<form method="post" action="${target.replace(/[^A-Za-z0-9:/._-]/g, "")}"><input name="all" value="1"></form>` +
+        "<script>document.forms[0].submit()</script>"
+    )
+  })),
+  (port) => ({ port })
+)
 
 const browserPage = Effect.gen(function*() {
   const browser = yield* Effect.acquireRelease(

@@ -15,8 +15,9 @@ import { beforeAll } from "vitest"
 import { packageVersion } from "../src/packageInfo.ts"
 import { closedPort } from "./support/fakeSes.ts"
 import { buildCli, startCli, waitUntil } from "./support/processes.ts"
+import { sample } from "./support/prometheusText.ts"
 import { makeAdmin } from "./support/rabbitmq.ts"
-import { smtpServer } from "./support/smtpServer.ts"
+import { workerEnv, workerSetup } from "./support/workerSetup.ts"
 
 const root = join(import.meta.dirname, "..")
 const alertsFile = join(root, "deploy", "prometheus", "alerts.yml")
@@ -129,32 +130,15 @@ const exportedNames = (text: string): ReadonlySet<string> =>
     type === "histogram" ? [name!, `${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!]
   ))
 
-/** The value of one series (`name{labels}` exactly as the text writes it, labels in order), or undefined. */
-const sample = (text: string, series: string): number | undefined => {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
-
 beforeAll(buildCli, 120_000)
 
 describe("the metrics the dashboard and the rules read, scraped from the worker", () => {
   it.live("every metric name they use is exported once the worker has sent and failed an email", () =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
-      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-monitoring-" })
-      const smtp = yield* smtpServer()
-      const admin = yield* makeAdmin
-      const queue = yield* admin.declareQueue()
+      const { admin, directory, queue, smtp } = yield* workerSetup("es-monitoring-")
       const port = yield* closedPort
-      const worker = yield* startCli(["worker"], {
-        QUEUE_NAME: queue,
-        EMAIL_HOST: smtp.host,
-        EMAIL_PORT: String(smtp.port),
-        HTTP_PORT: String(port),
-        QUEUE_STATS_DIR: join(directory, "queue_stats"),
-        QUEUE_ERROR_DIR: join(directory, "queue_error"),
-        BATCH_TIMEOUT: "100 millis"
-      })
+      const worker = yield* startCli(["worker"], workerEnv(queue, smtp, directory, { HTTP_PORT: String(port), BATCH_TIMEOUT: "100 millis" }))
       yield* admin.publish(queue, JSON.stringify({ subject: "Sent", text: "Hello", to_emails: ["someone@example.com"] }))
       yield* admin.publish(queue, JSON.stringify({ subject: "Refused", text: "Hello", to_emails: ["refused+550@example.com"] }))
       const errorsFile = join(directory, "queue_error", `${queue}.errors`)

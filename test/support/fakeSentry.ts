@@ -7,8 +7,9 @@
  * of being down), counting the requests it holds.
  */
 import { Effect, type Scope } from "effect"
-import { createServer, type ServerResponse } from "node:http"
+import { createServer } from "node:http"
 import { gunzipSync } from "node:zlib"
+import { loopbackHttpServer } from "./listener.ts"
 
 export interface EnvelopeItem {
   readonly header: Record<string, unknown>
@@ -44,7 +45,6 @@ const parseEnvelope = (raw: string): Envelope => {
 export const fakeSentry = (mode: "accept" | "hang" = "accept"): Effect.Effect<FakeSentry, never, Scope.Scope> =>
   Effect.gen(function*() {
     const envelopes: Array<Envelope> = []
-    const held: Array<ServerResponse> = []
     let requests = 0
     const server = createServer((request, response) => {
       requests++
@@ -54,24 +54,12 @@ export const fakeSentry = (mode: "accept" | "hang" = "accept"): Effect.Effect<Fa
         const body = Buffer.concat(chunks)
         const text = (request.headers["content-encoding"] === "gzip" ? gunzipSync(body) : body).toString("utf8")
         envelopes.push(parseEnvelope(text))
-        if (mode === "hang") held.push(response)
-        else response.writeHead(200, { "content-type": "application/json" }).end("{}")
+        // a hanging Sentry keeps the request open without an answer
+        if (mode === "accept") response.writeHead(200, { "content-type": "application/json" }).end("{}")
       })
     })
-    const port = yield* Effect.acquireRelease(
-      Effect.callback<number>((resume) => {
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-        })
-      }),
-      () =>
-        Effect.callback<void>((resume) => {
-          for (const response of held) response.destroy()
-          server.closeAllConnections()
-          server.close(() => resume(Effect.void))
-        })
-    )
+    // answers held back are cut when the server closes
+    const port = yield* loopbackHttpServer(server)
     return {
       dsn: `http://public@127.0.0.1:${port}/42`,
       envelopes: () => envelopes,
