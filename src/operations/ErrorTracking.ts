@@ -1,7 +1,8 @@
 /**
  * Error tracking with Sentry (the official SDK, `@sentry/node`), on when `SENTRY_DSN` is set: every event recorded as
  * failed and every defect becomes a Sentry event tagged with the reason's tag, SMTP code, template and realm, and
- * grouped by tag and template (its fingerprint), so one broken template is one issue however many emails it fails.
+ * grouped by tag and template (its fingerprint), so one broken template is one issue however many emails it fails;
+ * each fingerprint is reported at most every 10 s, the next report counting the failures not sent meanwhile.
  * With `SENTRY_TRACES_SAMPLE_RATE`, the pipeline's spans (Effect's tracer) are sent as Sentry transactions too.
  *
  * Nothing personal leaves the process: the reason's text goes out scrubbed (`scrubText`: addresses, quoted values,
@@ -13,7 +14,7 @@
  * The SDK is loaded (`import()`) only when `SENTRY_DSN` is set, like the AWS SDK: a worker without Sentry does not
  * carry it on its heap.
  */
-import { Cause, Config, Context, Effect, Exit, Layer, Option, References, Schema, Tracer } from "effect"
+import { Cause, Clock, Config, Context, Duration, Effect, Exit, Layer, Option, References, Schema, Tracer } from "effect"
 import type { ErrorEvent, Event } from "@sentry/node"
 import { type FailureReason } from "../records/FailureStore.ts"
 import { smtpCodeClass } from "../pipeline/metrics.ts"
@@ -197,31 +198,52 @@ export interface SentryOptions {
   readonly tracesSampleRate?: number | undefined
   /** how long the worker's stop waits for reports still buffered (default 2 s) */
   readonly closeTimeoutMillis?: number | undefined
+  /** at most one report per tag and template this often; the others are counted into the next (default 10 s) */
+  readonly reportInterval?: Duration.Input | undefined
 }
 
-const tracker = (sentry: SentryModule): ErrorTrackerShape => ({
-  failed: (failure) =>
-    Effect.sync(() => {
-      const context = {
-        tags: failureTags(failure),
-        fingerprint: [...failureFingerprint(failure)],
-        extra: { attempts: failure.reason.attempts }
-      }
-      const defect = failure.defect === undefined ? undefined : Cause.squash(failure.defect)
-      if (defect !== undefined) {
-        sentry.captureException(defect, { ...context, level: "fatal" })
-      } else {
-        sentry.captureMessage(`${failure.reason.tag} (${failure.template ?? NO_TEMPLATE}): ${failure.reason.message}`, {
-          ...context,
-          level: "error"
-        })
-      }
-    }),
-  crashed: (cause) =>
-    Effect.sync(() => {
-      sentry.captureException(Cause.squash(cause), { level: "fatal", tags: { tag: "WorkerStopped" } })
-    })
-})
+/**
+ * Reports one failure per fingerprint (tag and template) at most every `interval`: the first at once, so a broken
+ * template shows within seconds, and the next after `interval` with how many like it were not sent meanwhile
+ * (`similar_failures_not_reported`). A template failing thousands of emails makes one issue, not thousands of
+ * events spent against the project's quota, and no CPU goes into reports Sentry would only group (the metrics keep
+ * the exact counts).
+ */
+const tracker = (sentry: SentryModule, intervalMillis: number): ErrorTrackerShape => {
+  const lastReports = new Map<string, { readonly at: number; readonly notReported: number }>()
+  return {
+    failed: (failure) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          const fingerprint = [...failureFingerprint(failure)]
+          const key = fingerprint.join("\u0000")
+          const last = lastReports.get(key)
+          if (last !== undefined && now - last.at < intervalMillis) {
+            lastReports.set(key, { at: last.at, notReported: last.notReported + 1 })
+            return
+          }
+          lastReports.set(key, { at: now, notReported: 0 })
+          const context = {
+            tags: failureTags(failure),
+            fingerprint,
+            extra: { attempts: failure.reason.attempts, similar_failures_not_reported: last?.notReported ?? 0 }
+          }
+          const defect = failure.defect === undefined ? undefined : Cause.squash(failure.defect)
+          if (defect !== undefined) {
+            sentry.captureException(defect, { ...context, level: "fatal" })
+          } else {
+            sentry.captureMessage(`${failure.reason.tag} (${failure.template ?? NO_TEMPLATE}): ${failure.reason.message}`, {
+              ...context,
+              level: "error"
+            })
+          }
+        })),
+    crashed: (cause) =>
+      Effect.sync(() => {
+        sentry.captureException(Cause.squash(cause), { level: "fatal", tags: { tag: "WorkerStopped" } })
+      })
+  }
+}
 
 /**
  * Sentry on for the life of the layer; at its end (the worker's stop) the reports still buffered get
@@ -247,7 +269,10 @@ export const layer = (options: SentryOptions): Layer.Layer<never> =>
       ),
       () => Effect.promise(() => sentry.close(options.closeTimeoutMillis ?? 2000)).pipe(Effect.ignore)
     )
-    const reporting = Layer.succeed(ErrorTracker, tracker(sentry))
+    const reporting = Layer.succeed(
+      ErrorTracker,
+      tracker(sentry, Duration.toMillis(Duration.fromInputUnsafe(options.reportInterval ?? "10 seconds")))
+    )
     if (options.tracesSampleRate === undefined) return reporting
     return Layer.mergeAll(
       reporting,
