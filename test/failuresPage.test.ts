@@ -168,23 +168,52 @@ const crossOriginReplay = (page: Page, site: { readonly port: number }, origin: 
     return (await answered).status()
   })
 
-describe("/failures without OPERATIONS_TOKEN", () => {
-  it.live("is not served at all", () =>
-    Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-no-failures-" })
-      const context = yield* Layer.build(OperationsHttp.layer({ port: 0 }).pipe(
-        Layer.provideMerge(Layer.mergeAll(
-          RabbitMq.layer(connectionOptions("failures-page-off")),
-          DevelopmentCapture.layer({ directory }),
-          InMemoryRealms.layer({ realms: [], users: [] })
-        ))
+/** The endpoint alone (capturing emails, no worker), with `/failures` on `errorsFile` when given; gives its base URL. */
+const endpointOnly = (errorsFile: string | undefined) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const directory = yield* fs.makeTempDirectoryScoped({ prefix: "es-endpoint-" })
+    const failures: Partial<OperationsHttp.OperationsHttpOptions> = errorsFile === undefined ? {} : {
+      failures: {
+        token: Redacted.make(token),
+        errorsFile,
+        queueName: "unused",
+        maxEventDepth: 64,
+        messageIdHost: "failures.test",
+        publishTimeout: "1 second"
+      }
+    }
+    const context = yield* Layer.build(OperationsHttp.layer({ port: 0, ...failures }).pipe(
+      Layer.provideMerge(Layer.mergeAll(
+        RabbitMq.layer(connectionOptions("failures-page-endpoint")),
+        DevelopmentCapture.layer({ directory }),
+        InMemoryRealms.layer({ realms: [], users: [] })
       ))
-      const base = HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+    ))
+    return HttpServer.formatAddress(Context.get(context, HttpServer.HttpServer).address)
+  }).pipe(Effect.provide(NodeFileSystem.layer))
+
+describe("/failures without OPERATIONS_TOKEN, or without an errors file yet", () => {
+  it.live("is not served at all without the token", () =>
+    Effect.gen(function*() {
+      const base = yield* endpointOnly(undefined)
       assert.strictEqual(yield* statusOf(base, "/failures"), 404)
       assert.strictEqual(yield* statusOf(base, "/failures/login"), 404)
       assert.strictEqual(yield* statusOf(base, "/failures", { headers: { authorization: `Bearer ${token}` } }), 404)
-    }).pipe(Effect.provide(NodeFileSystem.layer)))
+    }))
+
+  it.live("says that nothing was recorded yet while the errors file does not exist", () =>
+    Effect.gen(function*() {
+      const base = yield* endpointOnly("/nonexistent/queue_error/email_senders.errors")
+      const page = yield* Effect.promise(() =>
+        fetch(`${base}/failures`, { headers: { authorization: `Bearer ${token}` } }).then(async (response) => ({
+          status: response.status,
+          text: await response.text()
+        }))
+      )
+      assert.strictEqual(page.status, 200)
+      assert.include(page.text, "No failures recorded: /nonexistent/queue_error/email_senders.errors does not exist yet.")
+    }))
 })
 
 describe("/failures in Chromium", () => {
