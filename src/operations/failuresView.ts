@@ -160,9 +160,9 @@ ${filterForm(listing, filters)}
 ${listing.counts.length === 0 ? "<p>None with a readable time.</p>" : countsTable("By reason tag", listing.counts, (entry) => entry.byTag, listing.period) +
     countsTable("By template", listing.counts, (entry) => entry.byTemplate, listing.period)}
 <h2>Failures</h2>
-<form method="post" action="/failures/replay">${csrfField(operator)}${filterFields(filters)}<input type="hidden" name="all" value="1">
+${listing.matching === listing.replayed ? "" : `<form method="post" action="/failures/replay">${csrfField(operator)}${filterFields(filters)}<input type="hidden" name="all" value="1">
 <button>Replay all ${listing.matching - listing.replayed} matching failure(s) not replayed yet</button>
-</form>
+</form>`}
 <p>${listing.failures.length < listing.matching ? `The newest ${listing.failures.length} are listed.` : "Newest first."}</p>
 <table>
 <thead><tr><th>Failed</th><th>Tag</th><th>Template</th><th>SMTP</th><th>Reason</th><th>Record</th><th>Replay</th></tr></thead>

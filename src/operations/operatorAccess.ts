@@ -101,9 +101,9 @@ export const makeOperatorAccess = (token: Redacted.Redacted<string>) => {
 
 export type OperatorAccess = ReturnType<typeof makeOperatorAccess>
 
-/** The cookie's attributes: sent only to this endpoint's own pages, never to a script, never from another site. */
+/** The cookie's attributes: sent only to the operator pages, never to a script, never from another site. */
 export const sessionCookieOptions = {
-  path: "/",
+  path: "/failures",
   httpOnly: true,
   sameSite: "strict",
   maxAge: `${SESSION_HOURS} hours`
