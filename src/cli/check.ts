@@ -12,6 +12,7 @@ import { join, resolve } from "node:path"
 import type { QueueError } from "../domain/errors.ts"
 import * as JsonFileRealmRepository from "../realms/JsonFileRealmRepository.ts"
 import { capturesEmails, usesDatabase } from "../app.ts"
+import * as ErrorTracking from "../operations/ErrorTracking.ts"
 import * as OperationsHttp from "../operations/OperationsHttp.ts"
 import { neededColumns } from "../realms/PostgresRealmRepository.ts"
 import { AmqpUrlSetting, DatabaseUrlSetting, redactUrl } from "../config/connectionSettings.ts"
@@ -63,6 +64,7 @@ const settingsConfig = Config.all({
   amqpUrl: AmqpUrlSetting,
   prefetch: prefetchConfig,
   http: OperationsHttp.optionsConfig,
+  sentry: ErrorTracking.optionsConfig,
   sesRegion: SesSuppressionList.regionConfig,
   builder: ZulipEmailBuilder.optionsConfig,
   smtp: capturesEmails.pipe(

@@ -307,16 +307,21 @@ export const describeDsn = (dsn: string): string => {
 }
 
 /**
- * Sentry when `SENTRY_DSN` is set (`SENTRY_ENVIRONMENT`, default `production`; `SENTRY_RELEASE`, default the
- * package version; `SENTRY_TRACES_SAMPLE_RATE`, unset: no traces); nothing when it is unset.
+ * The settings when `SENTRY_DSN` is set (`SENTRY_ENVIRONMENT`, default `production`; `SENTRY_RELEASE`, default the
+ * package version; `SENTRY_TRACES_SAMPLE_RATE`, unset: no traces); none when it is unset.
  */
+export const optionsConfig: Config.Config<Option.Option<SentryOptions>> = dsnConfig.pipe(
+  Config.flatMap((dsn) =>
+    Option.isNone(dsn) ? Config.succeed(Option.none()) : Config.all({
+      environment: Config.NonEmptyString("SENTRY_ENVIRONMENT").pipe(Config.withDefault("production")),
+      release: Config.NonEmptyString("SENTRY_RELEASE").pipe(Config.withDefault(packageVersion)),
+      tracesSampleRate: Config.option(TracesSampleRateSetting).pipe(Config.map(Option.getOrUndefined))
+    }).pipe(Config.map((settings): Option.Option<SentryOptions> => Option.some({ dsn: dsn.value, ...settings })))
+  )
+)
+
+/** Sentry when `SENTRY_DSN` is set (`optionsConfig`), nothing when it is unset. */
 export const layerConfig: Layer.Layer<never, Config.ConfigError> = Layer.unwrap(Effect.gen(function*() {
-  const dsn = yield* dsnConfig
-  if (Option.isNone(dsn)) return Layer.empty
-  return layer({
-    dsn: dsn.value,
-    environment: yield* Config.NonEmptyString("SENTRY_ENVIRONMENT").pipe(Config.withDefault("production")),
-    release: yield* Config.NonEmptyString("SENTRY_RELEASE").pipe(Config.withDefault(packageVersion)),
-    tracesSampleRate: Option.getOrUndefined(yield* Config.option(TracesSampleRateSetting))
-  })
+  const options = yield* optionsConfig
+  return Option.isNone(options) ? Layer.empty : layer(options.value)
 }))
