@@ -2,7 +2,7 @@
  * The HTML of the `/failures` pages. Everything taken from the errors file (tags, templates, messages, events) is
  * escaped; context values and bodies are shown only when asked for. No script: every action is a form.
  */
-import type { CountsPeriod, FailureListing, RecordedFailure } from "../records/failureListing.ts"
+import { type CountsPeriod, type FailureListing, NOT_AN_EVENT, type RecordedFailure } from "../records/failureListing.ts"
 import type { ReplayedEvent, ReplayFilters, ReplaySummary } from "../records/replayFailures.ts"
 import { escapeHtml } from "./html.ts"
 import type { Operator } from "./operatorAccess.ts"
@@ -127,7 +127,7 @@ const replayedBadge = (failure: RecordedFailure): string =>
   failure.replayedAt === null ? "" : `<span class="replayed" title="replayed ${escapeHtml(failure.replayedAt)}">replayed ${escapeHtml(failure.replayedAt)}</span>`
 
 const replayOneForm = (failure: RecordedFailure, operator: Operator): string =>
-  failure.replayedAt !== null || failure.cut || failure.template === "(not an event)"
+  failure.replayedAt !== null || failure.cut || failure.template === NOT_AN_EVENT
     ? ""
     : `<form class="inline" method="post" action="/failures/replay">${csrfField(operator)}<input type="hidden" name="key" value="${
       escapeHtml(failure.key)

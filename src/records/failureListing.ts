@@ -64,7 +64,7 @@ export interface FailureListing {
 
 export const NO_TAG = "(no reason recorded)"
 const PRE_RENDERED = "(pre-rendered)"
-const NOT_AN_EVENT = "(not an event)"
+export const NOT_AN_EVENT = "(not an event)"
 
 const templateOf = (event: unknown): string =>
   isJsonObject(event) ? typeof event.template_prefix === "string" ? event.template_prefix : PRE_RENDERED : NOT_AN_EVENT
