@@ -2,7 +2,7 @@
  * The HTML of the `/failures` pages. Everything taken from the errors file (tags, templates, messages, events) is
  * escaped; context values and bodies are shown only when asked for. No script: every action is a form.
  */
-import { type CountsPeriod, type FailureListing, NOT_AN_EVENT, type RecordedFailure } from "../records/failureListing.ts"
+import { type CountsPeriod, type FailureListing, NO_TAG, NOT_AN_EVENT, type RecordedFailure } from "../records/failureListing.ts"
 import type { ReplayedEvent, ReplayFilters, ReplaySummary } from "../records/replayFailures.ts"
 import { escapeHtml } from "./html.ts"
 import type { Operator } from "./operatorAccess.ts"
@@ -214,7 +214,7 @@ export const detailPage = (failure: RecordedFailure, reveal: boolean, operator: 
 <p><a href="/failures">All failures</a></p>
 <h2>Reason</h2>
 ${definitions([
-    ["Tag", failure.tag ?? "(no reason recorded)"],
+    ["Tag", failure.tag ?? NO_TAG],
     ["Message", failure.reason?.message ?? ""],
     ["Attempts", failure.reason?.attempts === null || failure.reason === null ? "" : String(failure.reason.attempts)],
     ["SMTP code", failure.reason?.smtpCode === null || failure.reason === null ? "none" : String(failure.reason.smtpCode)],

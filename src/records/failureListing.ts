@@ -55,7 +55,7 @@ export interface FailureListing {
   readonly period: "hour" | "day"
   /** the matching failures counted per period, oldest first (periods without any left out) */
   readonly counts: ReadonlyArray<CountsPeriod>
-  /** every tag and template in the file, for the filters' choices */
+  /** every tag and template in the file, for the filters' choices (a tag only where the line has a reason) */
   readonly tags: ReadonlyArray<string>
   readonly templates: ReadonlyArray<string>
   /** lines that are not errors records */
@@ -135,7 +135,8 @@ export const listFailures = Effect.fnUntraced(function*(file: string, filters: R
   let first = Number.POSITIVE_INFINITY
   let last = Number.NEGATIVE_INFINITY
   const unreadableLines = yield* eachFailure(file, filters, (failure, selected) => {
-    tags.add(failure.tag ?? NO_TAG)
+    // Zulip's own lines have no tag to filter by
+    if (failure.tag !== null) tags.add(failure.tag)
     templates.add(failure.template)
     if (!selected) return
     matching++
