@@ -36,6 +36,7 @@ interface Target {
   readonly expr?: string
 }
 interface Panel {
+  readonly id: number
   readonly title: string
   readonly type: string
   readonly targets?: ReadonlyArray<Target>
@@ -102,6 +103,8 @@ describe("deploy/grafana/email-senders.json", () => {
     for (const panel of dashboard.panels.filter((panel) => panel.type !== "row")) {
       assert.isAbove(panel.targets?.length ?? 0, 0, `${panel.title} has a query`)
     }
+    const ids = dashboard.panels.map((panel) => panel.id)
+    assert.strictEqual(new Set(ids).size, ids.length, "every panel has an id of its own")
   })
 
   it.live("every query is valid PromQL (promtool, with Grafana's variables given values)", () =>
