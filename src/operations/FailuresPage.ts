@@ -41,7 +41,7 @@ export interface FailuresPageOptions {
   readonly publishTimeout: Duration.Input
 }
 
-/** Failures listed at once, newest first. */
+/** Failures listed at once, newest first; replayed events listed on a replay's result page. */
 const LISTED = 200
 
 /** `replay`'s progress goes to standard error for big files; the page shows its own result instead. */
@@ -158,7 +158,10 @@ export const makeRoutes = Effect.fnUntraced(function*(options: FailuresPageOptio
       const { filters, problem } = key === undefined ? readFilters(field) : { filters: { keys: new Set([key]) }, problem: null }
       if (problem !== null) return html(problemPage("Replay", problem, operator), 400)
       const replayed: Array<ReplayedEvent> = []
-      const onReplayed = (event: ReplayedEvent) => Effect.sync(() => void replayed.push(event))
+      const onReplayed = (event: ReplayedEvent) =>
+        Effect.sync(() => {
+          if (replayed.length < LISTED) replayed.push(event)
+        })
       return yield* Effect.gen(function*() {
         const { publishEmail } = yield* QueuePublisher
         return yield* replayFailures({
@@ -176,7 +179,7 @@ export const makeRoutes = Effect.fnUntraced(function*(options: FailuresPageOptio
           Effect.succeed(html(
             problemPage(
               "Replay",
-              `The replay stopped after ${replayed.length} event(s): ${error.message}. What was published is marked; replaying again sends the rest.`,
+              `The replay stopped: ${error.message}. What was published is marked; replaying again sends the rest.`,
               operator
             ),
             502

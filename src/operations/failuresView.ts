@@ -249,4 +249,5 @@ export const replayPage = (
 <tbody>${replayed.map((event) =>
     `<tr><td><a href="/failures/event?key=${encodeURIComponent(event.key)}">line ${event.lineNumber}</a></td><td>${escapeHtml(event.template)}</td></tr>`
   ).join("\n")}</tbody></table>
+${replayed.length < summary.replayed ? `<p>The first ${replayed.length} are listed.</p>` : ""}
 <p><a href="/failures${filters.keys === undefined && filterQuery(filters) !== "" ? `?${escapeHtml(filterQuery(filters))}` : ""}">Back to the failures</a></p>`, operator)
