@@ -262,7 +262,11 @@ export const layer = (options: SentryOptions): Layer.Layer<never> =>
           defaultIntegrations: false,
           sendDefaultPii: false,
           maxBreadcrumbs: 0,
-          ...(options.tracesSampleRate === undefined ? {} : { tracesSampleRate: options.tracesSampleRate }),
+          // the SDK's spans live in OpenTelemetry, set up globally (a context manager on every async step): only
+          // when traces are asked for
+          ...(options.tracesSampleRate === undefined
+            ? { skipOpenTelemetrySetup: true }
+            : { tracesSampleRate: options.tracesSampleRate }),
           beforeSend: (event) => scrubEvent(event),
           beforeSendTransaction: (event) => scrubEvent(event)
         })
