@@ -1,7 +1,8 @@
 /**
  * The operations endpoint the worker serves next to its work (Postal's pattern): `/healthz` (the process runs),
- * `/readyz` (broker, SMTP and database can be reached), `/metrics` (Prometheus text of `pipeline/metrics.ts`, with
- * Effect's own serialiser) and, while emails are captured instead of sent, Zulip's development `/emails` page.
+ * `/readyz` (broker, SMTP and database can be reached), `/metrics` (Prometheus text of `pipeline/metrics.ts`, the
+ * queue's depth and the process' metrics, with Effect's own serialiser), while emails are captured instead of sent,
+ * Zulip's development `/emails` page, and with `OPERATIONS_TOKEN` the `/failures` page (`FailuresPage.ts`).
  * Bound to loopback by default: it is meant for a local Prometheus, supervisor or developer, not the internet.
  * Every path answers only requests addressed to one of its own host names (`Host`), so a web page whose name an
  * attacker points at 127.0.0.1 (DNS rebinding) cannot read it from a browser.
