@@ -23,10 +23,10 @@ await build({
   banner: { js: "import { createRequire as __createRequire } from \"node:module\"; const require = __createRequire(import.meta.url);" },
   // pg's optional native binding: loaded only if the application asks for it, which this worker never does. The
   // AWS SDK (several MB) is loaded with `import()` from node_modules only when SES's suppression list is used
-  // (src/smtp/SesSuppressionList.ts)
+  // (src/smtp/SesSuppressionList.ts), and Sentry's SDK only when SENTRY_DSN is set (src/operations/ErrorTracking.ts)
   // @css-inline/css-inline is a native (.node) module, loaded from node_modules; chokidar is nunjucks' optional
   // file watcher, which the worker never asks for
-  external: ["pg-native", "@aws-sdk/*", "@css-inline/*", "chokidar"],
+  external: ["pg-native", "@aws-sdk/*", "@sentry/*", "@css-inline/*", "chokidar"],
   charset: "ascii",
   // identifiers are not minified, so functions and classes keep their names as written; `keepNames` would also
   // wrap every nested function in a `__name()` call, made each time the function is created (+15 % CPU per email)

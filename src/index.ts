@@ -54,6 +54,8 @@ export { runWorker } from "./pipeline/worker.ts"
 export * as ConnectionSettings from "./config/connectionSettings.ts"
 export * as DevelopmentCapture from "./smtp/DevelopmentCapture.ts"
 export * as ErrorsFile from "./records/ErrorsFile.ts"
+export * as ErrorTracking from "./operations/ErrorTracking.ts"
+export * as FailureListing from "./records/failureListing.ts"
 export * as JsonFileRealmRepository from "./realms/JsonFileRealmRepository.ts"
 export * as App from "./app.ts"
 /** @deprecated since 0.2: the live composition is `App` */

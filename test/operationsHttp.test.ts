@@ -48,6 +48,7 @@ import { QueueConsumer } from "../src/queue/QueueConsumer.ts"
 import type { RealmRepository } from "../src/realms/RealmRepository.ts"
 import { defaultWorkerSettings, WorkerSettings } from "../src/config/WorkerSettings.ts"
 import { hamlet, inMemoryLayer } from "./support/inMemory.ts"
+import { sample } from "./support/prometheusText.ts"
 import { closeConnectionsNamed, makeAdmin, uniqueName } from "./support/rabbitmq.ts"
 import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
 import { makeTcpProxy } from "./support/tcpProxy.ts"
@@ -90,12 +91,6 @@ const readiness = (base: string): Effect.Effect<Readiness> =>
     code: status,
     ...(JSON.parse(body) as Omit<Readiness, "code">)
   }))
-
-/** The value of one series in Prometheus text (`name{labels} value`), or undefined when it is absent. */
-const sample = (text: string, series: string): number | undefined => {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
 
 /** The machine's RabbitMQ, which the workers reach through a proxy of their own. */
 const brokerPort = 5672

@@ -16,6 +16,7 @@ import { closedPort, fakeSes } from "./support/fakeSes.ts"
 import { buildCli, type CliEnv, runCli, startCli, terminated, waitUntil } from "./support/processes.ts"
 import { brokerUser, makeAdmin } from "./support/rabbitmq.ts"
 import { smtpServer, type SmtpTestServer } from "./support/smtpServer.ts"
+import { workerEnv, workerSetup } from "./support/workerSetup.ts"
 
 const brokerUrl = "amqp://guest:guest@127.0.0.1:5672"
 
@@ -48,25 +49,11 @@ const preRenderedEvents = (prefix: string, count: number) =>
 
 const messageIds = (smtp: SmtpTestServer) => smtp.messages.map((message) => message.header("message-id") ?? "")
 
-const workerEnv = (queue: string, smtp: SmtpTestServer, directory: string, extra: CliEnv = {}): CliEnv => ({
-  QUEUE_NAME: queue,
-  EMAIL_HOST: smtp.host,
-  EMAIL_PORT: String(smtp.port),
-  QUEUE_STATS_DIR: join(directory, "queue_stats"),
-  QUEUE_ERROR_DIR: join(directory, "queue_error"),
-  ...extra
-})
-
-/** What each worker test starts from: a scratch directory, an SMTP server, and a queue of its own. */
+/** What each worker test starts from: a scratch directory, an SMTP server, a queue of its own, and a broker. */
 const setup = (prefix: string) =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const directory = yield* fs.makeTempDirectoryScoped({ prefix })
-    const smtp = yield* smtpServer()
-    const admin = yield* makeAdmin
-    const broker = yield* makeBroker
-    const queue = yield* admin.declareQueue()
-    return { directory, smtp, admin, broker, queue }
+    const base = yield* workerSetup(prefix)
+    return { ...base, broker: yield* makeBroker }
   })
 
 beforeAll(buildCli, 120_000)

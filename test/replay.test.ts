@@ -70,7 +70,7 @@ describe("reading .errors lines", () => {
   })
 
   it("filters by reason tag, time range and template (full prefix or short name)", () => {
-    const record: ErrorsRecord = { time: new Date(2025, 2, 4, 16, 0, 0), events: [], reasonTag: "Rejected", cutBody: null }
+    const record: ErrorsRecord = { time: new Date(2025, 2, 4, 16, 0, 0), events: [], reasonTag: "Rejected", cutBody: null, reason: null }
     const selected = (filters: ReplayFilters) => recordSelected(record, filters)
     assert.isTrue(selected({}))
     assert.isTrue(selected({ tag: "Rejected", since: new Date(2025, 2, 4, 16, 0, 0), until: new Date(2025, 2, 4, 16, 0, 0) }))

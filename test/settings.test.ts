@@ -1,6 +1,6 @@
 /** The URL, host, port and log-level settings as they are read, and `redactUrl` on every form a URL is written in. */
 import { assert, describe, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Redacted } from "effect"
+import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
 import {
   AmqpUrlSetting,
   DatabaseUrlSetting,
@@ -14,6 +14,8 @@ import {
 import { LogLevelSetting, parseLogLevel } from "../src/operations/Logging.ts"
 import { CountSetting, QueueDeliveryLimitSetting, QueueTypeSetting } from "../src/config/settingValues.ts"
 import { describeFailure } from "../src/cli/reportFailure.ts"
+import * as ErrorTracking from "../src/operations/ErrorTracking.ts"
+import * as FailuresPage from "../src/operations/FailuresPage.ts"
 
 const secret = "pa55-Secret"
 
@@ -193,5 +195,36 @@ describe("a start-up failure as one line", () => {
       const error = yield* Effect.flip(CountSetting("SMTP_CONNECTIONS", 1).parse(provider))
       assert.strictEqual(describeFailure(error), "ConfigError: SMTP_CONNECTIONS: Expected a value greater than or equal to 1")
       assert.strictEqual(describeFailure(new Error("first\n  second")), "Error: first; second")
+    }))
+})
+
+describe("OPERATIONS_TOKEN and SENTRY_*", () => {
+  it.effect("OPERATIONS_TOKEN: unset, /failures is off; set, the errors file of QUEUE_ERROR_DIR and QUEUE_NAME; short, refused", () =>
+    Effect.gen(function*() {
+      const off = yield* read(FailuresPage.optionsConfig, {})
+      assert.isTrue(off.ok && Option.isNone(off.value))
+      const on = yield* read(FailuresPage.optionsConfig, {
+        OPERATIONS_TOKEN: "a-token-of-24-characters",
+        QUEUE_ERROR_DIR: "/var/log/zulip/queue_error",
+        QUEUE_NAME: "deferred_email_senders"
+      })
+      assert.isTrue(on.ok && Option.isSome(on.value))
+      if (on.ok && Option.isSome(on.value)) {
+        assert.strictEqual(on.value.value.errorsFile, "/var/log/zulip/queue_error/deferred_email_senders.errors")
+        assert.strictEqual(on.value.value.queueName, "deferred_email_senders")
+        assert.strictEqual(Redacted.value(on.value.value.token), "a-token-of-24-characters")
+      }
+      yield* refused(FailuresPage.optionsConfig, "OPERATIONS_TOKEN", "short-token", /at least 16 characters/)
+    }))
+
+  it.effect("SENTRY_DSN must be an http(s) URL with the project key; SENTRY_TRACES_SAMPLE_RATE a share from 0 to 1", () =>
+    Effect.gen(function*() {
+      const dsn = yield* read(ErrorTracking.dsnConfig, { SENTRY_DSN: "https://abc123@o1.ingest.sentry.io/42" })
+      assert.isTrue(dsn.ok && Option.isSome(dsn.value))
+      yield* refused(ErrorTracking.dsnConfig, "SENTRY_DSN", "sentry.example/42", /Sentry DSN/)
+      yield* refused(ErrorTracking.dsnConfig, "SENTRY_DSN", "https://o1.ingest.sentry.io/42", /with its key/)
+      const rate = yield* read(ErrorTracking.TracesSampleRateSetting, { SENTRY_TRACES_SAMPLE_RATE: "0.25" })
+      assert.deepStrictEqual(rate, { ok: true, value: 0.25 })
+      yield* refused(ErrorTracking.TracesSampleRateSetting, "SENTRY_TRACES_SAMPLE_RATE", "1.5", /1/)
     }))
 })

@@ -14,6 +14,7 @@ import { join, resolve } from "node:path"
 import type { QueueError } from "../domain/errors.ts"
 import * as JsonFileRealmRepository from "../realms/JsonFileRealmRepository.ts"
 import { capturesEmails, usesDatabase } from "../app.ts"
+import * as ErrorTracking from "../operations/ErrorTracking.ts"
 import * as OperationsHttp from "../operations/OperationsHttp.ts"
 import { neededColumns } from "../realms/PostgresRealmRepository.ts"
 import { AmqpUrlSetting, DatabaseUrlSetting, redactAmqpUrl, redactUrl } from "../config/connectionSettings.ts"
@@ -67,6 +68,7 @@ const settingsConfig = Config.all({
   prefetch: prefetchConfig,
   declaration: declarationConfig,
   http: OperationsHttp.optionsConfig,
+  sentry: ErrorTracking.optionsConfig,
   sesRegion: SesSuppressionList.regionConfig,
   builder: ZulipEmailBuilder.optionsConfig,
   smtp: capturesEmails.pipe(

@@ -96,7 +96,10 @@ const limits = [
   "DEDUPE_TTL"
 ]
 
-const operationsEndpoint = ["HTTP_PORT", "HTTP_HOST", "HTTP_ALLOWED_HOSTS", "READY_SMTP_CHECK_AGE"]
+const operationsEndpoint = ["HTTP_PORT", "HTTP_HOST", "HTTP_ALLOWED_HOSTS", "READY_SMTP_CHECK_AGE", "OPERATIONS_TOKEN"]
+
+/** The worker's error tracking (operations/ErrorTracking.ts). */
+const errorTracking = ["SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE", "SENTRY_TRACES_SAMPLE_RATE"]
 
 /** The worker process's heap (workerHeap.ts). */
 const heap = ["NODE_OPTIONS", "MALLOC_ARENA_MAX"]
@@ -113,6 +116,7 @@ const workerEnvironment = unique(
   realms,
   emailBuilder,
   operationsEndpoint,
+  errorTracking,
   heap,
   everyCommand
 )

@@ -1,13 +1,14 @@
 /**
  * The operations endpoint the worker serves next to its work (Postal's pattern): `/healthz` (the process runs),
- * `/readyz` (broker, SMTP and database can be reached), `/metrics` (Prometheus text of `pipeline/metrics.ts`, with
- * Effect's own serialiser) and, while emails are captured instead of sent, Zulip's development `/emails` page.
+ * `/readyz` (broker, SMTP and database can be reached), `/metrics` (Prometheus text of `pipeline/metrics.ts`, the
+ * queue's depth and the process' metrics, with Effect's own serialiser), while emails are captured instead of sent,
+ * Zulip's development `/emails` page, and with `OPERATIONS_TOKEN` the `/failures` page (`FailuresPage.ts`).
  * Bound to loopback by default: it is meant for a local Prometheus, supervisor or developer, not the internet.
  * Every path answers only requests addressed to one of its own host names (`Host`), so a web page whose name an
  * attacker points at 127.0.0.1 (DNS rebinding) cannot read it from a browser.
  */
 import { NodeFileSystem, NodeHttpServer } from "@effect/platform-node"
-import { Clock, Config, Duration, Effect, FileSystem, Layer, Metric, Schema, SubscriptionRef } from "effect"
+import { Clock, Config, Duration, Effect, FileSystem, Layer, Metric, Option, Schema, SubscriptionRef } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
@@ -37,8 +38,12 @@ import { capturesEmails, usesDatabase } from "../app.ts"
 import { RabbitMqConnection } from "../queue/RabbitMqConnection.ts"
 import { describeRefusal } from "./refusals.ts"
 import { RedisStatus } from "../limits/RedisStatus.ts"
+import { escapeHtml } from "./html.ts"
+import * as FailuresPage from "./FailuresPage.ts"
+import { makeProcessMetrics } from "./processMetrics.ts"
+import { makeQueueDepth, type QueueDepthOptions } from "./queueDepth.ts"
 import { DurationSetting } from "../config/settingValues.ts"
-import { EmailLogDirectorySetting } from "../config/settingValues.ts"
+import { EmailLogDirectorySetting, QueueNameSetting, StatsDirectorySetting } from "../config/settingValues.ts"
 
 export interface OperationsHttpOptions {
   /** `0` takes any free port (tests read it from `HttpServer`); `layerConfig` leaves the server out for `HTTP_PORT=0` */
@@ -58,6 +63,10 @@ export interface OperationsHttpOptions {
   readonly smtpCheckMaxAge?: Duration.Input | undefined
   /** longest a readiness probe may take before the part counts as not ready (default 5 s) */
   readonly probeTimeout?: Duration.Input | undefined
+  /** how the queue's depth and time to clear are read for `/metrics` */
+  readonly queueDepth?: QueueDepthOptions | undefined
+  /** `/failures` (the errors file, and replay), served only when given: `OPERATIONS_TOKEN` is set */
+  readonly failures?: FailuresPage.FailuresPageOptions | undefined
 }
 
 /** `"ok"`, or why the part is not ready. */
@@ -68,9 +77,6 @@ const DEGRADED = "degraded"
 
 /** The captured emails shown at once on `/emails`, newest first. */
 const EMAILS_SHOWN = 100
-
-const escapeHtml = (text: string): string =>
-  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;")
 
 interface CapturedBodies {
   readonly html: string | null
@@ -140,6 +146,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
     const smtpCheckMaxAgeMillis = Duration.toMillis(Duration.fromInputUnsafe(options.smtpCheckMaxAge ?? "5 seconds"))
     const probeTimeout = Duration.fromInputUnsafe(options.probeTimeout ?? "5 seconds")
     yield* registerCounters
+    const sampleProcess = yield* makeProcessMetrics
+    const sampleQueueDepth = yield* makeQueueDepth(options.queueDepth)
 
     const bounded = (probe: Effect.Effect<CheckResult>): Effect.Effect<CheckResult> =>
       Effect.timeoutOrElse(probe, {
@@ -203,7 +211,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       const pool = yield* smtpStatus.snapshot
       yield* Metric.update(smtpConnectionsOpen, pool.open)
       yield* Metric.update(smtpConnectionsBusy, pool.busy)
-      yield* Metric.update(smtpHealthy, pool.lastCheck?.ok === true ? 1 : 0)
+      // as /readyz sees it: an idle worker's SMTP server is asked (NOOP) when the latest answer is too old
+      yield* Metric.update(smtpHealthy, (yield* smtpCheck) === OK ? 1 : 0)
       yield* Metric.update(brokerConnected, (yield* SubscriptionRef.get(connection.connected)) ? 1 : 0)
       const node = yield* connection.node
       yield* Effect.forEach(connection.nodes, (each) =>
@@ -218,6 +227,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
 
     const metrics = Effect.gen(function*() {
       yield* sampleGauges
+      yield* sampleProcess
+      yield* sampleQueueDepth
       return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
         contentType: "text/plain; version=0.0.4; charset=utf-8"
       })
@@ -259,7 +270,8 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       HttpRouter.route("GET", "/metrics", metrics),
       ...(options.capturedEmailsDirectory === undefined
         ? []
-        : [HttpRouter.route("GET", "/emails", emails(options.capturedEmailsDirectory))])
+        : [HttpRouter.route("GET", "/emails", emails(options.capturedEmailsDirectory))]),
+      ...(options.failures === undefined ? [] : yield* FailuresPage.makeRoutes(options.failures))
     ]
   })
 
@@ -326,7 +338,11 @@ export const optionsConfig: Config.Config<OperationsHttpOptions> = Config.all({
     Config.flatMap((captures) => captures ? EmailLogDirectorySetting.pipe(Config.map((directory) => resolve(directory))) : Config.succeed(undefined))
   ),
   checkDatabase: usesDatabase,
-  smtpCheckMaxAge: DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5)))
+  smtpCheckMaxAge: DurationSetting("READY_SMTP_CHECK_AGE").pipe(Config.withDefault(Duration.seconds(5))),
+  queueDepth: Config.all({ directory: StatsDirectorySetting, queueName: QueueNameSetting }).pipe(
+    Config.map(({ directory, queueName }) => ({ statsFile: join(directory, `${queueName}.stats`) }))
+  ),
+  failures: FailuresPage.optionsConfig.pipe(Config.map(Option.getOrUndefined))
 })
 
 export const layerConfig = Layer.unwrap(Effect.gen(function*() {

@@ -82,15 +82,22 @@ export const smtpConnectionsBusy = Metric.gauge("email_senders_smtp_connections_
 })
 
 export const smtpHealthy = Metric.gauge("email_senders_smtp_healthy", {
-  description: "1 when the latest SMTP connection opening or NOOP succeeded"
+  description: "1 when SMTP answers: the latest connection opening or NOOP succeeded (a NOOP is made at the scrape when it is older than READY_SMTP_CHECK_AGE)"
 })
 
-/** Every counter at 0 from the start, so a scrape sees the series before the first event. */
+/**
+ * Every counter at 0 from the start, and the histograms and outage gauges registered empty, so a scrape (and a
+ * dashboard, an alert rule) sees the series before the first event.
+ */
 export const registerCounters: Effect.Effect<void> = Effect.forEach(
   [eventsConsumed, eventsSettled, emailsSent, sendRetries, eventsRequeued],
   (counter) => Metric.update(counter, 0),
   { discard: true }
-)
+).pipe(Effect.andThen(Effect.forEach(
+  [smtpSendSeconds, deliveryLatencySeconds, eventsWaitingOnOutage, deliveriesRetryingFailureStore],
+  (metric: Metric.Metric<number, unknown>) => Metric.value(metric),
+  { discard: true }
+)))
 
 export const smtpCodeClass = (smtpCode: number | null): "4xx" | "5xx" | "none" =>
   smtpCode !== null && smtpCode >= 400 && smtpCode < 500 ? "4xx" : smtpCode !== null && smtpCode >= 500 ? "5xx" : "none"

@@ -5,7 +5,7 @@
  */
 import { Cause, Clock, Effect, Metric } from "effect"
 import { parseMailbox } from "../domain/addresses.ts"
-import { decodeEmailEvent, type EmailEvent, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
+import { decodeEmailEvent, type EmailEvent, isJsonObject, parseJsonBody, templateName, withFailedTries } from "../domain/EmailEvent.ts"
 import { InvalidEvent, isTransient, type SendEmailError, smtpCodeOf, type Unavailable } from "../domain/errors.ts"
 import { checkEventDepth } from "../domain/jsonDepth.ts"
 import type { DeliveryReport } from "../domain/OutgoingEmail.ts"
@@ -19,6 +19,7 @@ import { SmtpConnection } from "../smtp/SmtpConnection.ts"
 import type { SuppressionList } from "../smtp/SuppressionList.ts"
 import { WorkerSettings } from "../config/WorkerSettings.ts"
 import { withEventSpan } from "../operations/eventSpan.ts"
+import { ErrorTracker } from "../operations/ErrorTracking.ts"
 import { mayHaveBeenSent, SentLedger, type SentLedgerShape } from "../limits/SentLedger.ts"
 import {
   countFailure,
@@ -54,7 +55,7 @@ const settleQuietly = (operation: string, effect: Effect.Effect<void, { readonly
  * the delivery is counted in `deliveriesRetryingFailureStore`, which makes `/readyz` say not ready. Nothing about the
  * event itself can fail the store (it cuts what it cannot keep whole), so only the file is retried.
  */
-const writeFailure = Effect.fnUntraced(function*(failure: FailureRecord) {
+const writeFailure = Effect.fnUntraced(function*(failure: FailureRecord, defect?: Cause.Cause<unknown>) {
   const settings = yield* WorkerSettings
   // this delivery's own flag: set on its first failed write, so the gauge counts each stuck delivery once
   let retrying = false
@@ -73,11 +74,29 @@ const writeFailure = Effect.fnUntraced(function*(failure: FailureRecord) {
     Effect.orDie
   )
   yield* countFailure(failure.reason)
+  yield* reportFailure(failure, defect)
 })
 
+/** Error tracking (Sentry, when configured) hears of the failure by its reason, template and realm alone. */
+const reportFailure = (failure: FailureRecord, defect: Cause.Cause<unknown> | undefined) =>
+  Effect.flatMap(ErrorTracker, (tracker) => {
+    const event = isJsonObject(failure.event) ? failure.event : {}
+    return tracker.failed({
+      reason: failure.reason,
+      template: typeof event.template_prefix === "string" ? event.template_prefix : null,
+      realm: typeof event.realm_id === "number" ? String(event.realm_id) : null,
+      defect
+    })
+  })
+
 /** Record the event as failed, then ack. */
-const recordFailure = Effect.fnUntraced(function*(delivery: Delivery, event: unknown, reason: FailureReason) {
-  yield* writeFailure({ event, reason, body: delivery.body })
+const recordFailure = Effect.fnUntraced(function*(
+  delivery: Delivery,
+  event: unknown,
+  reason: FailureReason,
+  defect?: Cause.Cause<unknown>
+) {
+  yield* writeFailure({ event, reason, body: delivery.body }, defect)
   yield* settleQuietly("ack", delivery.ack)
   return "failed" as const
 })
@@ -341,7 +360,7 @@ const recordDefect = Effect.fnUntraced(function*(delivery: Delivery, cause: Caus
     message: String(Cause.squash(cause)),
     attempts: 0,
     smtpCode: null
-  })
+  }, cause)
 })
 
 /**

@@ -26,6 +26,15 @@ export interface ErrorsRecord {
   readonly reasonTag: string | null
   /** the reason column's `body` when the record keeps only part of the body (over `MAX_EVENT_BYTES`) */
   readonly cutBody: BodyDigest | null
+  /** the rest of the reason column, as far as it reads; null in Zulip's lines */
+  readonly reason: RecordedReason | null
+}
+
+/** What the reason column says besides its tag (`records/ErrorsFile.ts` writes it). */
+export interface RecordedReason {
+  readonly message: string | null
+  readonly attempts: number | null
+  readonly smtpCode: number | null
 }
 
 export interface ReplayFilters {
@@ -37,11 +46,26 @@ export interface ReplayFilters {
   readonly since?: Date | undefined
   /** only records that failed at or before this time */
   readonly until?: Date | undefined
+  /** only the events of these keys (`eventKey`), e.g. the one an operator picked on `/failures` */
+  readonly keys?: ReadonlySet<string> | undefined
+}
+
+/** An event replayed: published, confirmed and marked. */
+export interface ReplayedEvent {
+  readonly lineNumber: number
+  readonly key: string
+  /** its `template_prefix`, or `(pre-rendered)` */
+  readonly template: string
 }
 
 export type ReplayTarget =
   | { readonly _tag: "DryRun" }
-  | { readonly _tag: "Publish"; readonly publishEmail: (event: JsonObject) => Effect.Effect<void, QueueError> }
+  | {
+    readonly _tag: "Publish"
+    readonly publishEmail: (event: JsonObject) => Effect.Effect<void, QueueError>
+    /** told of each event once it is published and marked */
+    readonly onReplayed?: ((replayed: ReplayedEvent) => Effect.Effect<void>) | undefined
+  }
 
 export interface ReplayOptions {
   readonly file: string
@@ -76,9 +100,9 @@ export const parseAsctime = (text: string): Date | null => {
   return new Date(Number(year), monthIndex, Number(day), Number(hours), Number(minutes), Number(seconds))
 }
 
-/** The reason column's tag, and its `body` digest when that says the record was cut. */
-const readReason = (text: string | undefined): Pick<ErrorsRecord, "reasonTag" | "cutBody"> => {
-  const unknownReason = { reasonTag: null, cutBody: null }
+/** The reason column's tag, the rest of it, and its `body` digest when that says the record was cut. */
+const readReason = (text: string | undefined): Pick<ErrorsRecord, "reasonTag" | "cutBody" | "reason"> => {
+  const unknownReason = { reasonTag: null, cutBody: null, reason: null }
   if (text === undefined) return unknownReason
   let reason: unknown
   try {
@@ -87,10 +111,24 @@ const readReason = (text: string | undefined): Pick<ErrorsRecord, "reasonTag" | 
     return unknownReason
   }
   if (typeof reason !== "object" || reason === null) return unknownReason
-  const { body, tag } = reason as { readonly tag?: unknown; readonly body?: Partial<BodyDigest> }
+  const { attempts, body, message, smtpCode, tag } = reason as {
+    readonly tag?: unknown
+    readonly message?: unknown
+    readonly attempts?: unknown
+    readonly smtpCode?: unknown
+    readonly body?: Partial<BodyDigest>
+  }
   const cut = typeof body?.bytes === "number" && typeof body.keptBytes === "number" && typeof body.sha256 === "string" &&
     isCut(body as BodyDigest)
-  return { reasonTag: typeof tag === "string" ? tag : null, cutBody: cut ? body as BodyDigest : null }
+  return {
+    reasonTag: typeof tag === "string" ? tag : null,
+    cutBody: cut ? body as BodyDigest : null,
+    reason: {
+      message: typeof message === "string" ? message : null,
+      attempts: typeof attempts === "number" ? attempts : null,
+      smtpCode: typeof smtpCode === "number" ? smtpCode : null
+    }
+  }
 }
 
 /** Read one line; JSON escapes TAB and newline inside strings, so the fields split cleanly on TAB. */
@@ -118,7 +156,6 @@ export const recordSelected = (record: ErrorsRecord, filters: ReplayFilters): bo
 
 const templatePrefixOf = (event: JsonObject): string | null =>
   typeof event.template_prefix === "string" ? event.template_prefix : null
-
 
 /** The template filter, on one event: its full prefix or its short name (what is not an event never matches). */
 export const templateSelected = (event: unknown, filters: ReplayFilters): boolean => {
@@ -154,6 +191,9 @@ const describeCut = (body: BodyDigest): string =>
   `so it cannot be replayed; the whole body has sha256 ${body.sha256}`
 
 export const replayedMarksPath = (file: string): string => `${file}.replayed`
+
+/** How a mark names an event: its line's SHA-256, which of the identical lines it is, its index in the array. */
+export const eventKey = (lineHash: string, occurrence: number, index: number): string => `${lineHash}:${occurrence}:${index}`
 
 const markPattern = /^[0-9a-f]{64}:\d+:\d+$/
 
@@ -202,13 +242,56 @@ const makeProgress = Effect.fnUntraced(function*(totalBytes: number) {
   }
 })
 
-/** The marks already in the sidecar; a torn last line (a crash mid-append) matches nothing, so it only re-sends. */
+/**
+ * The marks already in the sidecar, each with when it was replayed; a torn last line (a crash mid-append) matches
+ * nothing, so it only re-sends.
+ */
 const readMarks = Effect.fnUntraced(function*(path: string) {
   const fs = yield* FileSystem.FileSystem
   const text = (yield* fs.exists(path)) ? yield* fs.readFileString(path) : ""
-  const marks = new Set(text.split("\n").map((line) => line.split("\t")[0]!).filter((key) => markPattern.test(key)))
+  const marks = new Map(
+    text.split("\n").map((line) => line.split("\t")).filter(([key]) => markPattern.test(key!)).map(([key, when]) =>
+      [key!, when ?? ""] as const
+    )
+  )
   return { marks, endsMidLine: text !== "" && !text.endsWith("\n") }
 })
+
+/** The events of an errors file marked as replayed, each with when (ISO 8601). */
+export const readReplayMarks = (file: string) =>
+  Effect.map(readMarks(replayedMarksPath(file)), ({ marks }): ReadonlyMap<string, string> => marks)
+
+/** One line of an errors file as it is read, with what names its events in the sidecar. */
+export interface ErrorsFileLine {
+  /** from 1 */
+  readonly lineNumber: number
+  readonly line: string
+  readonly lineHash: string
+  /** which of the identical lines read so far it is (0 for the first) */
+  readonly occurrence: number
+}
+
+/**
+ * The lines of `file` up to `totalBytes` (its size when the reading starts: lines appended meanwhile wait for the
+ * next reading), blank ones included.
+ */
+export const errorsFileLines = (file: string, totalBytes: number) =>
+  Stream.unwrap(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const occurrences = new Map<string, number>()
+    let lineNumber = 0
+    return fs.stream(file, { bytesToRead: totalBytes }).pipe(
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.map((line): ErrorsFileLine => {
+        lineNumber++
+        const lineHash = createHash("sha256").update(line).digest("hex")
+        const occurrence = line.trim() === "" ? 0 : occurrences.get(lineHash) ?? 0
+        if (line.trim() !== "") occurrences.set(lineHash, occurrence + 1)
+        return { lineNumber, line, lineHash, occurrence }
+      })
+    )
+  }))
 
 /** Appends marks, each synced to disk before the next event is published. */
 const openMarksWriter = Effect.fnUntraced(function*(path: string, endsMidLine: boolean) {
@@ -237,10 +320,12 @@ const makeSend = Effect.fnUntraced(function*(target: ReplayTarget, marksPath: st
       )
   }
   const mark = yield* openMarksWriter(marksPath, endsMidLine)
+  const onReplayed = target.onReplayed ?? (() => Effect.void)
   return (key: string, lineNumber: number, _record: ErrorsRecord, event: JsonObject) =>
     target.publishEmail(event).pipe(
       Effect.andThen(mark(key)),
-      Effect.andThen(Effect.logDebug(`line ${lineNumber}: replayed ${describeEvent(event)}`))
+      Effect.andThen(Effect.logDebug(`line ${lineNumber}: replayed ${describeEvent(event)}`)),
+      Effect.andThen(onReplayed({ lineNumber, key, template: describeEvent(event) }))
     )
 })
 
@@ -258,7 +343,6 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
   const { endsMidLine, marks } = yield* readMarks(marksPath)
   const send = yield* makeSend(target, marksPath, endsMidLine)
   const progress = yield* makeProgress(totalBytes)
-  const occurrences = new Map<string, number>()
   let lines = 0
   let doneBytes = 0
   let replayed = 0
@@ -271,7 +355,7 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
       alreadyReplayed++
       return
     }
-    if (!templateSelected(event, filters)) {
+    if (!templateSelected(event, filters) || (filters.keys !== undefined && !filters.keys.has(key))) {
       filteredOut++
       return
     }
@@ -299,18 +383,13 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
       )
     )
 
-  yield* fs.stream(file, { bytesToRead: totalBytes }).pipe(
-    Stream.decodeText(),
-    Stream.splitLines,
-    Stream.runForEach((line) =>
+  yield* errorsFileLines(file, totalBytes).pipe(
+    Stream.runForEach(({ line, lineHash, occurrence }) =>
       Effect.gen(function*() {
         lines++
         doneBytes += Buffer.byteLength(line) + 1
         yield* progress.update(doneBytes, lines)
         if (line.trim() === "") return
-        const lineHash = createHash("sha256").update(line).digest("hex")
-        const occurrence = occurrences.get(lineHash) ?? 0
-        occurrences.set(lineHash, occurrence + 1)
         const record = parseErrorsLine(line)
         if (Result.isFailure(record)) {
           invalid++
@@ -323,7 +402,7 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
         const lineNumber = lines
         yield* Effect.forEach(
           record.success.events,
-          (event, index) => replayEventAlone(`${lineHash}:${occurrence}:${index}`, lineNumber, record.success, event),
+          (event, index) => replayEventAlone(eventKey(lineHash, occurrence, index), lineNumber, record.success, event),
           { discard: true }
         )
       })

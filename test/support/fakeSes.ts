@@ -9,6 +9,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { createServer, type ServerResponse } from "node:http"
+import { loopbackHttpServer } from "./listener.ts"
 
 export type FakeSesAnswer = "removed" | "notFound" | "denied" | "hang"
 
@@ -72,19 +73,7 @@ export const fakeSes = (answer: (address: string) => FakeSesAnswer = () => "remo
           return
       }
     })
-    const port = yield* Effect.acquireRelease(
-      Effect.callback<number>((resume) => {
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-        })
-      }),
-      () =>
-        Effect.callback<void>((resume) => {
-          server.close(() => resume(Effect.void))
-          server.closeAllConnections()
-        })
-    )
+    const port = yield* loopbackHttpServer(server)
     return {
       url: `http://127.0.0.1:${port}`,
       requests,

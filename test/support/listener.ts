@@ -1,5 +1,6 @@
 /** A loopback server that a test can take away and bring back on the same port, as an outage does. */
 import { Effect, type Scope } from "effect"
+import type { Server as HttpServer } from "node:http"
 import type { Server } from "node:net"
 
 export interface Listener {
@@ -47,3 +48,22 @@ export const restartableListener = (make: () => Listening): Effect.Effect<Listen
       })
     }
   })
+
+/**
+ * `server` listening on a free loopback port, for as long as the scope lives; gives the port. At the end its open
+ * connections are cut, so a client waiting on an answer does not hold the close.
+ */
+export const loopbackHttpServer = (server: HttpServer): Effect.Effect<number, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<number>((resume) => {
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
+      })
+    }),
+    () =>
+      Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        server.closeAllConnections()
+      })
+  )

@@ -1,7 +1,8 @@
 /**
  * vitest's global setup: the Debian packages some tests need, installed when missing, so that `npm ci && npm test`
- * passes on a fresh machine with no manual step: Chromium for the `/emails` page, Python's Jinja2 and `msgfmt` for
- * the template tests that compare with Jinja2. Installing needs root (as on the CI machines); without it the run
+ * passes on a fresh machine with no manual step: Chromium for the `/emails` and `/failures` pages, Python's Jinja2
+ * and `msgfmt` for the template tests that compare with Jinja2, `promtool` (Debian's `prometheus`) for the alert
+ * rules. Installing needs root (as on the CI machines); without it the run
  * stops at once, naming the packages.
  */
 import { execFileSync } from "node:child_process"
@@ -22,7 +23,8 @@ export default function setup(): void {
   const missing = [
     ...(existsSync("/usr/bin/chromium") ? [] : ["chromium"]),
     ...(hasJinja() ? [] : ["python3-jinja2"]),
-    ...(succeeds("msgfmt", ["--version"]) ? [] : ["gettext"])
+    ...(succeeds("msgfmt", ["--version"]) ? [] : ["gettext"]),
+    ...(succeeds("promtool", ["--version"]) ? [] : ["prometheus"])
   ]
   if (missing.length === 0) return
   if (process.getuid?.() !== 0) {
