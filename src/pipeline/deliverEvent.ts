@@ -11,7 +11,7 @@ import { SuppressionList } from "../smtp/SuppressionList.ts"
 import { WorkerSettings, type WorkerSettingsShape } from "../config/WorkerSettings.ts"
 import { emailsSent, eventsWaitingOnOutage, observeDeliveryLatency, sendRetries, timeSmtpSend } from "./metrics.ts"
 import { withAttemptDeadline } from "./attemptDeadline.ts"
-import { attemptRetrySchedule, outageSchedule } from "./retryPolicy.ts"
+import { attemptRetrySchedule, outageSchedule, retryOnFailure } from "./retryPolicy.ts"
 
 export interface SentEmail {
   readonly message: OutgoingEmail
@@ -147,7 +147,7 @@ const attemptUntilVerdict = (
   return tryOnce(event, attempt, built).pipe(
     withAttemptDeadline(settings.maxConsumeTime),
     Effect.tapError((error) => error._tag === "Unavailable" ? onOutage(error) : Effect.void),
-    Effect.retry(outageSchedule(settings)),
+    retryOnFailure(outageSchedule(settings)),
     // interrupted while waiting out an outage, or a verdict: no longer waiting
     Effect.ensuring(stopWaiting),
     // the outage schedule never gives up, so an `Unavailable` cannot get here
@@ -165,8 +165,7 @@ export const deliverEvent = Effect.fnUntraced(function*(
 ): Effect.fn.Return<Delivered, Undelivered, RealmRepository | EmailBuilder | SmtpConnection | SuppressionList> {
   const settings = yield* WorkerSettings
   const built = yield* Ref.make<OutgoingEmail | null>(null)
-  const attempt = Effect.flatMap(Schedule.CurrentMetadata, ({ attempt: retries }) => {
-    const number = retries + 1
+  const attempt = (number: number) => {
     const verdict = attemptUntilVerdict(event, number, built, settings).pipe(
       Effect.map((sent): Delivered => ({ sent, attempts: number })),
       Effect.mapError((error) => ({ error, attempts: number })),
@@ -176,9 +175,11 @@ export const deliverEvent = Effect.fnUntraced(function*(
     return number > 1
       ? Effect.flatMap(Ref.get(built), (message) => Effect.annotateLogs(verdict, deliveryAnnotations(event, number, message)))
       : verdict
-  })
-  return yield* attempt.pipe(
-    Effect.retry(attemptRetrySchedule(settings)),
+  }
+  // a retry's number is the schedule's own: its first retry is the schedule's attempt 1
+  const retried = Effect.flatMap(Schedule.CurrentMetadata, ({ attempt: retries }) => attempt(retries + 1))
+  return yield* attempt(1).pipe(
+    retryOnFailure(attemptRetrySchedule(settings), retried),
     Effect.catch(({ attempts, error }) =>
       Effect.flatMap(Ref.get(built), (message): Effect.Effect<never, Undelivered> => Effect.fail({ error, attempts, message })))
   )

@@ -2,7 +2,7 @@
  * When to try again, in one place: the in-process retry of a send, the wait during an outage, the delay before a
  * requeued event comes back, and the deadline of one attempt.
  */
-import { Duration, Schedule } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 import { isTransient, type SendEmailError, type Unavailable } from "../domain/errors.ts"
 import type { WorkerSettingsShape } from "../config/WorkerSettings.ts"
 
@@ -71,6 +71,29 @@ export const outageSchedule = madeOncePer((settings) =>
 
 /** While the failure store cannot be written: keep trying, backing off up to `outageMaxDelay`. */
 export const storeOutageSchedule = madeOncePer((settings) => cappedBackoff(settings.retryBaseDelay, settings.outageMaxDelay))
+
+/**
+ * `Effect.retry(schedule)`, started only once `self` has failed: that failure is handed to `Effect.retry` as its first
+ * run's outcome, so the delays and the `while` are those of `Effect.retry(self, schedule)`; each retry runs `retried`
+ * (default `self`), which reads its number from `Schedule.CurrentMetadata` as under `Effect.retry`. Nearly every
+ * delivery succeeds at once, and starting its two retries up front (their schedule steps, and the metadata in the
+ * run's context, all kept across the SMTP exchange) cost ~3 % of the worker's CPU per email (bench/FINDINGS.md,
+ * "Retries started on failure").
+ */
+export const retryOnFailure = <Output, E, Error, Env, A2 = never, E2 extends E = never, R2 = never>(
+  schedule: Schedule.Schedule<Output, E, Error, Env>,
+  retried?: Effect.Effect<A2, E2, R2>
+) =>
+<A, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | A2, E | Error, R | R2 | Env> =>
+  Effect.catch(self, (failure) => {
+    let first = true
+    const again = Effect.suspend((): Effect.Effect<A | A2, E, R | R2> => {
+      if (!first) return retried ?? self
+      first = false
+      return Effect.fail(failure)
+    })
+    return Effect.retry(again, schedule)
+  })
 
 /** A requeued event waits `requeueDelay`, doubled for each earlier try (try 1: ×1, try 2: ×2, try 3: ×4). */
 export const requeueDelay = (settings: WorkerSettingsShape, failedTries: number): Duration.Duration =>
