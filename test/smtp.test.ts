@@ -280,7 +280,7 @@ describe("SmtpPool", () => {
       yield* withPool(optionsFor(server, { connections: 2 }), (smtp, status) =>
         Effect.gen(function*() {
           assert.strictEqual(server.connections, 0)
-          assert.deepStrictEqual(yield* status.snapshot, { capacity: 2, open: 0, busy: 0, lastCheck: null })
+          assert.deepStrictEqual(yield* status.snapshot, { capacity: 2, open: 0, busy: 0, waiting: 0, lastCheck: null })
           yield* Effect.forEach(
             Array.from({ length: 8 }, (_, i) => email([`user${i}@example.com`])),
             (message) => smtp.send(message),

@@ -1,7 +1,7 @@
 import { Context } from "effect"
 
 /** What an attempt is doing, as a deadline that cuts it says. */
-export type AttemptStage = "building the email" | "waiting for a connection" | "SMTP transaction"
+export type AttemptStage = "building the email" | "getting the connection ready" | "SMTP transaction"
 
 /**
  * The deadline of the delivery attempt under way (`MAX_CONSUME_SECONDS`), as the steps of a send report to it. Its
@@ -11,7 +11,7 @@ export type AttemptStage = "building the email" | "waiting for a connection" | "
 export interface AttemptDeadlineShape {
   /** the attempt is now in `stage`: a deadline that fires names it */
   readonly enter: (stage: AttemptStage) => void
-  /** stop counting time until `resume`, e.g. while waiting for a pooled connection other sends hold */
+  /** stop counting time until `resume`, e.g. while waiting in the pool for a connection (others hold them, or it is being opened) */
   readonly pause: () => void
   readonly resume: () => void
   /**
