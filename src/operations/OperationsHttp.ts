@@ -25,6 +25,7 @@ import {
   registerCounters,
   smtpConnectionsBusy,
   smtpConnectionsOpen,
+  smtpConnectionsWaiting,
   smtpHealthy
 } from "../pipeline/metrics.ts"
 import { RealmRepository } from "../realms/RealmRepository.ts"
@@ -192,6 +193,7 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       const pool = yield* smtpStatus.snapshot
       yield* Metric.update(smtpConnectionsOpen, pool.open)
       yield* Metric.update(smtpConnectionsBusy, pool.busy)
+      yield* Metric.update(smtpConnectionsWaiting, pool.waiting)
       yield* Metric.update(smtpHealthy, pool.lastCheck?.ok === true ? 1 : 0)
       yield* Metric.update(brokerConnected, (yield* SubscriptionRef.get(connection.connected)) ? 1 : 0)
       const node = yield* connection.node
