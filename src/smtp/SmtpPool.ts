@@ -165,28 +165,18 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     timeToLiveStrategy: "creation"
   })
 
-  /** Closes the connection at once (its state is unknown) and takes it out of the pool. */
-  const discard = (connection: Connection): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      connection.client.close()
-      return Pool.invalidate(pool, connection)
-    })
-
   /**
    * Whether the connection lent out may take a turn: not one the server ended while it was idle, nor one past its
    * lifetime (the pool's timer may not have retired it yet), and one idle for `idleLimitMillis` must answer NOOP
-   * with 250. A new connection has just proved itself: it is checked only once idle as long as `idleCheck`. One that
-   * may not is invalidated here.
+   * with 250. A new connection has just proved itself: it is checked only once idle as long as `idleCheck`. One
+   * that failed its check is closed at once; one past its lifetime is left for the pool to QUIT.
    */
   const ready = (connection: Connection, idleLimitMillis: number): Effect.Effect<boolean> => {
     const { client } = connection
-    if (client.destroyed) return Effect.as(Pool.invalidate(pool, connection), false)
+    if (client.destroyed) return Effect.succeed(false)
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       if (now - connection.openedAt >= maxLifetimeMillis) {
-        return withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime")).pipe(
-          Effect.andThen(Pool.invalidate(pool, connection)),
-          Effect.as(false)
-        )
+        return Effect.as(withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime")), false)
       }
       return Effect.flatMap(Ref.get(connection.lastUsedAt), (lastUsedAt) => {
         const idleFor = now - (lastUsedAt ?? connection.openedAt)
@@ -197,7 +187,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
           Effect.tap(recordCheck),
           Effect.tap((healthy) =>
             healthy ? Effect.void : withServer(Effect.logInfo("An idle SMTP connection failed its NOOP check; reconnecting")).pipe(
-              Effect.andThen(discard(connection))
+              Effect.andThen(Effect.sync(() => client.close()))
             )
           )
         )
@@ -206,35 +196,38 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   }
 
   /**
-   * After a turn: keeps a connection that is still sound; discards one that broke, or whose exchange was cut short
-   * (its state is unknown). A completed exchange proves the server healthy as well as a NOOP does, so readiness
-   * needs no probe.
+   * After a turn: whether the connection is still sound. One that broke, or whose exchange was cut short (its state
+   * is unknown), is closed at once. A completed exchange proves the server healthy as well as a NOOP does, so
+   * readiness needs no probe.
    */
-  const finishTurn = (connection: Connection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+  const finishTurn = (connection: Connection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<boolean> => {
     const { client } = connection
-    if (Exit.hasInterrupts(exit) || client.destroyed) return discard(connection)
+    if (Exit.hasInterrupts(exit) || client.destroyed) {
+      client.close()
+      return Effect.succeed(false)
+    }
     // once an exchange is over, every reply has met its command; one left over or on its way came out of turn (a
     // server answering twice), and the next command would take it for its own answer, every reply one late
     if (hasUnmatchedReplies(client)) {
-      return Effect.andThen(
-        discard(connection),
-        withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
-      )
+      client.close()
+      return Effect.as(withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection")), false)
     }
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       // nodemailer's socket timeout counts inactivity: off while idle in the pool, so a healthy idle connection
       // lives until its NOOP check, and on again while it works
       setSocketTimeout(client, 0)
       const used = Ref.set(connection.lastUsedAt, now)
-      return Exit.isSuccess(exit) ? Effect.andThen(used, Ref.set(lastCheck, { ok: true, at: now })) : used
+      return Effect.as(Exit.isSuccess(exit) ? Effect.andThen(used, Ref.set(lastCheck, { ok: true, at: now })) : used, true)
     })
   }
 
   /**
-   * `use` on a pooled connection, ready. The attempt's deadline does not count the time spent in the pool: waiting
-   * for a connection other sends hold (each bounded by its own deadline), or for the pool to open one (bounded by
-   * `timeout` per step and 3 tries, in the pool's own fiber). It counts getting the borrowed connection ready (the
-   * NOOP check), then the transaction.
+   * `use` on a pooled connection, ready. A connection that is not ready, or not sound after its turn, is invalidated
+   * once given back (invalidated while lent out, the pool would open its replacement at once, needed or not); one
+   * that was not ready leaves the turn to another connection. The attempt's deadline does not count the time spent
+   * in the pool: waiting for a connection other sends hold (each bounded by its own deadline), or for the pool to
+   * open one (bounded by `timeout` per step and 3 tries, in the pool's own fiber). It counts getting the borrowed
+   * connection ready (the NOOP check), then the transaction.
    */
   const withConnection = <A, E>(
     idleLimitMillis: number,
@@ -243,17 +236,34 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     Effect.flatMap(Effect.service(AttemptDeadline), (deadline) => {
       deadline.enter("getting the connection ready")
       deadline.pause()
-      return Pool.use(pool, (connection) => {
+      // this call's own: the connection to invalidate once given back
+      let unsound: Connection | undefined
+      const turn = (connection: Connection) => {
         deadline.resume()
         return ready(connection, idleLimitMillis).pipe(
-          Effect.onInterrupt(() => discard(connection)),
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              connection.client.close()
+              unsound = connection
+            })
+          ),
           Effect.flatMap((isReady): Effect.Effect<A, E | NotReady> => {
-            if (!isReady) return Effect.fail(notReady)
+            if (!isReady) {
+              unsound = connection
+              return Effect.fail(notReady)
+            }
             deadline.enter("SMTP transaction")
-            return Effect.onExit(use(connection), (exit) => finishTurn(connection, exit))
+            return Effect.onExit(use(connection), (exit) =>
+              Effect.map(finishTurn(connection, exit), (sound) => {
+                if (!sound) unsound = connection
+              }))
           })
         )
-      }).pipe(Effect.catchTag("NotReady", () => withConnection(idleLimitMillis, use)))
+      }
+      return Pool.use(pool, turn).pipe(
+        Effect.onExit(() => unsound === undefined ? Effect.void : Pool.invalidate(pool, unsound)),
+        Effect.catchTag("NotReady", () => withConnection(idleLimitMillis, use))
+      )
     })
 
   const deliver = (connection: Connection, email: OutgoingEmail, recipients: ReadonlyArray<string>, bytes: Buffer) =>
