@@ -80,7 +80,7 @@ export interface SmtpPoolOptions {
   readonly connections?: number | undefined
   /** a connection idle this long must answer NOOP before it is reused. Default 5 seconds */
   readonly idleCheck?: Duration.Input | undefined
-  /** a connection this old is closed and reopened before its next use. Default: no limit */
+  /** no connection this old carries a message: the pool QUITs it at that age (after its turn, if busy). Default: no limit */
   readonly maxConnectionLifetime?: Duration.Input | undefined
   /** first delay of the backoff between the 3 tries of opening a connection. Default 1 second */
   readonly connectRetryDelay?: Duration.Input | undefined
@@ -102,7 +102,7 @@ interface Connection {
   readonly lastUsedAt: Ref.Ref<number | null>
 }
 
-/** The connection lent out may not take a turn: it was invalidated, and another is to be taken. */
+/** The connection lent out may not take a turn: it is invalidated once given back, and another is taken. */
 class NotReady extends Data.TaggedError("NotReady") {}
 
 const notReady = new NotReady()
