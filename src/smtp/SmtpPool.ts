@@ -107,6 +107,13 @@ class NotReady extends Data.TaggedError("NotReady") {}
 
 const notReady = new NotReady()
 
+/** The pool's strategy when connections have no maximum lifetime: it keeps nothing and retires nothing. */
+const retiresNothing: Pool.Strategy<Connection, OpenError> = {
+  run: () => Effect.void,
+  onAcquire: () => Effect.void,
+  reclaim: () => Effect.undefined
+}
+
 const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   const opening = openingOf(options)
   const { target } = opening
@@ -114,11 +121,9 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   const capacity = options.connections ?? 4
   const maxRecipients = options.maxRecipients ?? 100
   const idleCheckMillis = Duration.toMillis(options.idleCheck ?? Duration.seconds(5))
-  // unset: a lifetime that never ends (the pool's timer for it never fires)
-  const maxLifetime = options.maxConnectionLifetime === undefined
-    ? Duration.infinity
-    : Duration.fromInputUnsafe(options.maxConnectionLifetime)
-  const maxLifetimeMillis = Duration.toMillis(maxLifetime)
+  const maxLifetimeMillis = options.maxConnectionLifetime === undefined
+    ? Number.POSITIVE_INFINITY
+    : Duration.toMillis(options.maxConnectionLifetime)
   // the pool's own lines name the server (not every send: annotating costs, and a send's lines are the pipeline's)
   const withServer = Effect.annotateLogs({ smtpServer: target.server })
   const connectRetry = Schedule.exponential(options.connectRetryDelay ?? Duration.seconds(1)).pipe(
@@ -155,15 +160,14 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     (connection) => quit(connection.client, timeoutMillis)
   )
 
-  // lazy (nothing opens until a send needs it), at most `capacity` connections, each retired at `maxLifetime` after
-  // it opened (closed in the background when idle, after its turn when busy); all QUIT when the layer's scope closes
-  const pool = yield* Pool.makeWithTTL({
-    acquire: openConnection,
-    min: 0,
-    max: capacity,
-    timeToLive: maxLifetime,
-    timeToLiveStrategy: "creation"
-  })
+  // lazy (nothing opens until a send needs it), at most `capacity` connections, each retired `maxConnectionLifetime`
+  // after it opened (closed in the background when idle, after its turn when busy); all QUIT when the layer's scope
+  // closes. Without a lifetime, a strategy that retires nothing: the "creation" strategy keeps every connection it
+  // has seen until its lifetime ends, which would be never (bench/poolRetention.ts)
+  const sizes = { acquire: openConnection, min: 0, max: capacity }
+  const pool = yield* options.maxConnectionLifetime === undefined
+    ? Pool.makeWithStrategy({ ...sizes, strategy: retiresNothing })
+    : Pool.makeWithTTL({ ...sizes, timeToLive: options.maxConnectionLifetime, timeToLiveStrategy: "creation" })
 
   /**
    * Whether the connection lent out may take a turn: not one the server ended while it was idle, nor one past its
