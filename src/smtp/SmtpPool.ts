@@ -187,6 +187,8 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
         if (idleFor < (lastUsedAt === null ? idleCheckMillis : idleLimitMillis)) return Effect.succeed(true)
         setSocketTimeout(client, timeoutMillis)
         return nextReply(client, "NOOP").pipe(
+          // a check cut short leaves the connection's state unknown
+          Effect.onInterrupt(() => Effect.sync(() => client.close())),
           Effect.match({ onFailure: () => false, onSuccess: (reply) => reply.startsWith("250") }),
           Effect.tap(recordCheck),
           Effect.tap((healthy) =>
@@ -200,28 +202,25 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   }
 
   /**
-   * After a turn: whether the connection is still sound. One that broke, or whose exchange was cut short (its state
-   * is unknown), is closed at once. A completed exchange proves the server healthy as well as a NOOP does, so
+   * After a turn: keeps a connection that is still sound; closes at once one that broke, or whose exchange was cut
+   * short (its state is unknown). A completed exchange proves the server healthy as well as a NOOP does, so
    * readiness needs no probe.
    */
-  const finishTurn = (connection: Connection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<boolean> => {
+  const finishTurn = (connection: Connection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
     const { client } = connection
-    if (Exit.hasInterrupts(exit) || client.destroyed) {
-      client.close()
-      return Effect.succeed(false)
-    }
+    if (Exit.hasInterrupts(exit) || client.destroyed) return Effect.sync(() => client.close())
     // once an exchange is over, every reply has met its command; one left over or on its way came out of turn (a
     // server answering twice), and the next command would take it for its own answer, every reply one late
     if (hasUnmatchedReplies(client)) {
       client.close()
-      return Effect.as(withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection")), false)
+      return withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
     }
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       // nodemailer's socket timeout counts inactivity: off while idle in the pool, so a healthy idle connection
       // lives until its NOOP check, and on again while it works
       setSocketTimeout(client, 0)
       const used = Ref.set(connection.lastUsedAt, now)
-      return Effect.as(Exit.isSuccess(exit) ? Effect.andThen(used, Ref.set(lastCheck, { ok: true, at: now })) : used, true)
+      return Exit.isSuccess(exit) ? Effect.andThen(used, Ref.set(lastCheck, { ok: true, at: now })) : used
     })
   }
 
@@ -240,32 +239,26 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     Effect.flatMap(Effect.service(AttemptDeadline), (deadline) => {
       deadline.enter("getting the connection ready")
       deadline.pause()
-      // this call's own: the connection to invalidate once given back
-      let unsound: Connection | undefined
+      // this call's own: the connection lent out, and whether it was turned away before its turn
+      let lent: Connection | undefined
+      let turnedAway = false
       const turn = (connection: Connection) => {
+        lent = connection
         deadline.resume()
-        return ready(connection, idleLimitMillis).pipe(
-          Effect.onInterrupt(() =>
-            Effect.sync(() => {
-              connection.client.close()
-              unsound = connection
-            })
-          ),
-          Effect.flatMap((isReady): Effect.Effect<A, E | NotReady> => {
-            if (!isReady) {
-              unsound = connection
-              return Effect.fail(notReady)
-            }
-            deadline.enter("SMTP transaction")
-            return Effect.onExit(use(connection), (exit) =>
-              Effect.map(finishTurn(connection, exit), (sound) => {
-                if (!sound) unsound = connection
-              }))
-          })
-        )
+        return Effect.flatMap(ready(connection, idleLimitMillis), (isReady): Effect.Effect<A, E | NotReady> => {
+          if (!isReady) {
+            turnedAway = true
+            return Effect.fail(notReady)
+          }
+          deadline.enter("SMTP transaction")
+          return Effect.onExit(use(connection), (exit) => finishTurn(connection, exit))
+        })
       }
+      // invalidated once given back: one turned away, or closed (broken, or in doubt) during its turn
       return Pool.use(pool, turn).pipe(
-        Effect.onExit(() => unsound === undefined ? Effect.void : Pool.invalidate(pool, unsound)),
+        Effect.onExit(() =>
+          lent !== undefined && (turnedAway || lent.client.destroyed) ? Pool.invalidate(pool, lent) : Effect.void
+        ),
         Effect.catchTag("NotReady", () => withConnection(idleLimitMillis, use))
       )
     })
