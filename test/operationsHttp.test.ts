@@ -207,6 +207,24 @@ describe("operations endpoint next to a live worker", () => {
       assert.include(metrics, "# TYPE email_senders_smtp_send_seconds histogram")
     })))
 
+  it.live("/metrics shows the SMTP pool's connections open, busy, and the sends waiting for one", () =>
+    withOwnMetrics(Effect.gen(function*() {
+      // each message takes the server a while, so the worker's two connections stay busy with the others waiting
+      const smtp = yield* smtpServer({ messageDelayMillis: 1_500 })
+      const proxy = yield* makeTcpProxy(brokerPort)
+      const { admin, base, queueName } = yield* startWorker({ smtp, brokerPort: proxy.port, connectionName: uniqueName("conn") })
+      const pool = Effect.map(get(base, "/metrics"), ({ body }) =>
+        ["open", "busy", "waiting"].map((gauge) => sample(body, `email_senders_smtp_connections_${gauge}`)))
+      // nothing opened before the first event
+      assert.deepStrictEqual(yield* pool, [0, 0, 0])
+      for (const n of [1, 2, 3, 4]) yield* admin.publish(queueName, event(`user${n}@example.com`))
+      yield* eventually("two connections busy and two sends waiting", pool, ([open, busy, waiting]) =>
+        open === 2 && busy === 2 && waiting === 2)
+      yield* eventually("the four emails", Effect.sync(() => smtp.messages.length), (n) => n === 4)
+      yield* eventually("the connections idle", pool, ([open, busy, waiting]) => open === 2 && busy === 0 && waiting === 0)
+      assert.strictEqual(smtp.connections, 2)
+    })))
+
   it.live("/readyz turns 503 naming SMTP while the server is down, and 200 once it is back", () =>
     withOwnMetrics(Effect.gen(function*() {
       const smtp = yield* smtpServer()

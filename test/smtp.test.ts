@@ -260,18 +260,69 @@ describe("SmtpPool", () => {
       assert.strictEqual(server.messages.length, 2)
     }))
 
-  it.live("a connection older than the maximum lifetime is QUIT and reopened", () =>
+  it.live("an idle connection whose NOOP fails is invalidated, and the message goes on another connection", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer({ refuseNoop: true })
+      yield* withPool(optionsFor(server, { idleCheck: "100 millis", connections: 2 }), (smtp, status) =>
+        Effect.gen(function*() {
+          // two connections, both idle past the check
+          yield* Effect.all([smtp.send(email(["one@example.com"])), smtp.send(email(["two@example.com"]))], {
+            concurrency: "unbounded"
+          })
+          assert.strictEqual(server.connections, 2)
+          yield* Effect.sleep("200 millis")
+          yield* smtp.send(email(["three@example.com"]))
+          // both failed their check and left the pool; a third connection carried the message
+          assert.strictEqual(server.commandCount("NOOP"), 2)
+          assert.strictEqual((yield* status.snapshot).open, 1)
+        }))
+      assert.strictEqual(server.connections, 3)
+      assert.deepStrictEqual(server.messages.map((message) => message.envelope.to[0]).sort(), [
+        "one@example.com",
+        "three@example.com",
+        "two@example.com"
+      ])
+      assert.strictEqual(server.messages.find((message) => message.envelope.to[0] === "three@example.com")?.connection, 3)
+    }))
+
+  it.live("no connection older than the maximum lifetime carries a message: the pool QUITs it and opens another", () =>
     Effect.gen(function*() {
       const server = yield* smtpServer()
-      yield* withPool(optionsFor(server, { maxConnectionLifetime: "100 millis" }), (smtp) =>
+      yield* withPool(optionsFor(server, { maxConnectionLifetime: "100 millis" }), (smtp, status) =>
         Effect.gen(function*() {
           yield* smtp.send(email())
           yield* Effect.sleep("200 millis")
-          assert.strictEqual(server.commandCount("QUIT"), 0)
-          yield* smtp.send(email())
+          // retired while idle, in the background, and not replaced until a send needs one
           assert.strictEqual(server.commandCount("QUIT"), 1)
+          assert.strictEqual(server.connections, 1)
+          assert.strictEqual((yield* status.snapshot).open, 0)
+          // a steady flow of sends across several lifetimes
+          for (let n = 0; n < 25; n++) {
+            yield* smtp.send(email())
+            yield* Effect.sleep("20 millis")
+          }
         }))
-      assert.strictEqual(server.connections, 2)
+      assert.strictEqual(server.messages.length, 26)
+      assert.isAtLeast(server.connections, 4)
+      // the server counts from its accept, before the greeting and EHLO that the pool counts after, and a message
+      // begins (MAIL FROM) one step after the pool's check: a few milliseconds over on loopback
+      for (const message of server.messages) assert.isBelow(message.connectionAgeMillis, 100 + 50)
+      assert.strictEqual(server.commandCount("QUIT"), server.connections)
+    }))
+
+  it.live("is lazy: no connection before the first send, however long the pool has been up", () =>
+    Effect.gen(function*() {
+      const server = yield* smtpServer()
+      yield* withPool(optionsFor(server, { maxConnectionLifetime: "1 second", idleCheck: "50 millis" }), (smtp, status) =>
+        Effect.gen(function*() {
+          yield* Effect.sleep("300 millis")
+          assert.strictEqual(server.connections, 0)
+          assert.deepStrictEqual(yield* status.snapshot, { capacity: 4, open: 0, busy: 0, waiting: 0, lastCheck: null })
+          yield* smtp.send(email())
+          assert.strictEqual(server.connections, 1)
+          assert.strictEqual((yield* status.snapshot).open, 1)
+        }))
+      assert.strictEqual(server.messages.length, 1)
     }))
 
   it.live("opens nothing at start, at most SMTP_CONNECTIONS at once, and QUITs them all on release", () =>
@@ -280,7 +331,7 @@ describe("SmtpPool", () => {
       yield* withPool(optionsFor(server, { connections: 2 }), (smtp, status) =>
         Effect.gen(function*() {
           assert.strictEqual(server.connections, 0)
-          assert.deepStrictEqual(yield* status.snapshot, { capacity: 2, open: 0, busy: 0, lastCheck: null })
+          assert.deepStrictEqual(yield* status.snapshot, { capacity: 2, open: 0, busy: 0, waiting: 0, lastCheck: null })
           yield* Effect.forEach(
             Array.from({ length: 8 }, (_, i) => email([`user${i}@example.com`])),
             (message) => smtp.send(message),

@@ -190,9 +190,10 @@ describe("a server that accepts connections but never greets", () => {
   const cuts = [
     { by: "EMAIL_TIMEOUT", env: { EMAIL_TIMEOUT: "0.2" }, logged: /smtp unavailable, waiting before trying again[^\n]*no answer within 200 ms/ },
     {
-      by: "the attempt deadline",
-      env: { EMAIL_TIMEOUT: "5", MAX_CONSUME_SECONDS: "0.3" },
-      logged: /cut the attempt at the stage \\"waiting for a connection\\"/
+      // the deadline does not count the pool opening a connection: EMAIL_TIMEOUT and the 3 tries bound it
+      by: "EMAIL_TIMEOUT, with a shorter attempt deadline",
+      env: { EMAIL_TIMEOUT: "0.5", MAX_CONSUME_SECONDS: "0.2" },
+      logged: /smtp unavailable, waiting before trying again[^\n]*no answer within 500 ms/
     }
   ]
   for (const { by, env, logged } of cuts) {
@@ -219,6 +220,7 @@ describe("a server that accepts connections but never greets", () => {
         )
         assert.notInclude(worker.output(), "requeued")
         assert.notInclude(worker.output(), "TimeoutError")
+        assert.notInclude(worker.output(), "attempt deadline")
         assert.strictEqual(yield* errors, "")
       }).pipe(Effect.provide(NodeFileSystem.layer)), 90_000)
   }
@@ -254,17 +256,42 @@ describe("the attempt deadline (MAX_CONSUME_SECONDS)", () => {
       })
     ))
 
-  it.live("cutting the opening of a connection is an outage (Unavailable), logged as waiting for a connection", () =>
+  it.live("it does not cut the pool opening a connection: EMAIL_TIMEOUT and the 3 tries bound that, an outage (Unavailable)", () =>
     withCapturedLogs((lines) =>
       Effect.gen(function*() {
         const silent = yield* rawSmtpServer({ silent: true })
-        const [outcome] = yield* underDeadline(300, silent, {}, [email(["one@test.example"])])
+        const [outcome] = yield* underDeadline(300, silent, { timeout: "500 millis" }, [email(["one@test.example"])])
         const error = outcome?._tag === "Failure" ? outcome.failure : undefined
+        assert.strictEqual(error?._tag, "Unavailable")
+        assert.include(error?.message, "no answer within 500 ms")
+        assert.strictEqual(silent.connections, 3)
+        assert.isFalse(lines.some((line) => String(line.message).includes("attempt deadline")), JSON.stringify(lines))
+      })
+    ))
+
+  it.live("cutting the NOOP check of an idle connection is an outage (Unavailable), logged as getting the connection ready", () =>
+    withCapturedLogs((lines) =>
+      Effect.gen(function*() {
+        const server = yield* rawSmtpServer({ stallNoop: true })
+        const outcomes = yield* withPool(server, { idleCheck: "100 millis" }, (smtp) =>
+          Effect.gen(function*() {
+            yield* smtp.send(email(["one@test.example"]))
+            yield* Effect.sleep("200 millis")
+            const cut = yield* Effect.result(smtp.send(email(["two@test.example"])).pipe(withAttemptDeadline(Duration.millis(300))))
+            // the connection whose check was cut is not reused
+            const next = yield* Effect.result(smtp.send(email(["three@test.example"])))
+            return [cut, next]
+          }))
+        const [cut, next] = outcomes
+        const error = cut?._tag === "Failure" ? cut.failure : undefined
         assert.strictEqual(error?._tag, "Unavailable")
         assert.deepInclude(lines, {
           level: "Warn",
-          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt at the stage \"waiting for a connection\""
+          message: "The attempt deadline of 300ms (MAX_CONSUME_SECONDS) cut the attempt at the stage \"getting the connection ready\""
         })
+        assert.strictEqual(next?._tag, "Success")
+        assert.deepStrictEqual(server.messages.map((message) => message.to), [["one@test.example"], ["three@test.example"]])
+        assert.strictEqual(server.connections, 2)
       })
     ))
 

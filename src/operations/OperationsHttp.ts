@@ -27,6 +27,7 @@ import {
   registerCounters,
   smtpConnectionsBusy,
   smtpConnectionsOpen,
+  smtpConnectionsWaiting,
   smtpHealthy
 } from "../pipeline/metrics.ts"
 import { RealmRepository } from "../realms/RealmRepository.ts"
@@ -211,6 +212,7 @@ const makeRoutes = (options: OperationsHttpOptions) =>
       const pool = yield* smtpStatus.snapshot
       yield* Metric.update(smtpConnectionsOpen, pool.open)
       yield* Metric.update(smtpConnectionsBusy, pool.busy)
+      yield* Metric.update(smtpConnectionsWaiting, pool.waiting)
       // as /readyz sees it: an idle worker's SMTP server is asked (NOOP) when the latest answer is too old
       yield* Metric.update(smtpHealthy, (yield* smtpCheck) === OK ? 1 : 0)
       yield* Metric.update(brokerConnected, (yield* SubscriptionRef.get(connection.connected)) ? 1 : 0)

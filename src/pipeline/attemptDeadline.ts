@@ -9,13 +9,14 @@ import { TimeoutError, Unavailable } from "../domain/errors.ts"
 import { AttemptDeadline, type AttemptDeadlineShape, type AttemptStage } from "../smtp/AttemptDeadline.ts"
 
 /**
- * The deadline fired: logged with the stage it cut. Cut while getting a connection ready (opening it, or checking an
- * idle one), the attempt met an outage, as when opening fails: no message reached the server, so it is
- * `Unavailable` and counts no attempt. Cut anywhere else, it is our `TimeoutError`.
+ * The deadline fired: logged with the stage it cut. Cut while getting a pooled connection ready (the NOOP check of an
+ * idle one; opening one happens in the pool, where the deadline is paused), the attempt met an outage, as when
+ * opening fails: no message reached the server, so it is `Unavailable` and counts no attempt. Cut anywhere else, it
+ * is our `TimeoutError`.
  */
 const deadlineExpired = (deadline: Duration.Duration, stage: AttemptStage): Effect.Effect<never, TimeoutError | Unavailable> => {
   const limit = `${Duration.format(deadline)} (MAX_CONSUME_SECONDS)`
-  const error = stage === "waiting for a connection"
+  const error = stage === "getting the connection ready"
     ? new Unavailable({ message: `no SMTP connection ready within the attempt deadline of ${limit}`, dependency: "smtp" })
     : new TimeoutError({
       message: `attempt did not finish within ${limit}: cut at the stage "${stage}"`,
@@ -114,7 +115,7 @@ const liveClock = Context.get(Context.empty(), Clock.Clock)
 
 /**
  * Bounds one attempt by `deadline` (see `deadlineExpired` for how it fails). Time the attempt spends waiting for a
- * pooled connection does not count (`AttemptDeadline.pause`). Every attempt pays for its deadline: on the real clock
+ * pooled connection, or for the pool to open one, does not count (`AttemptDeadline.pause`). Every attempt pays for its deadline: on the real clock
  * it is one fiber and a timer, where `Effect.timeoutOrElse` races the attempt against a second, sleeping fiber (on
  * the benchmark's workload that race cost 12 % of the worker's CPU, the timer 4 %). A simulated clock (`TestClock`)
  * drives only Effect's own sleeps, so there the deadline is `Effect.timeoutOrElse`, which names the stage but

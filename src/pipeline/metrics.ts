@@ -81,6 +81,10 @@ export const smtpConnectionsBusy = Metric.gauge("email_senders_smtp_connections_
   description: "SMTP connections in use by a send or a health check"
 })
 
+export const smtpConnectionsWaiting = Metric.gauge("email_senders_smtp_connections_waiting", {
+  description: "Sends waiting for an SMTP connection: all are busy, or the pool is opening the one they need"
+})
+
 export const smtpHealthy = Metric.gauge("email_senders_smtp_healthy", {
   description: "1 when SMTP answers: the latest connection opening or NOOP succeeded (a NOOP is made at the scrape when it is older than READY_SMTP_CHECK_AGE)"
 })

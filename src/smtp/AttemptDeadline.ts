@@ -4,7 +4,7 @@ import { Context } from "effect"
 export type AttemptStage =
   | "building the email"
   | "waiting for the rate limit"
-  | "waiting for a connection"
+  | "getting the connection ready"
   | "SMTP transaction"
 
 /**
@@ -15,7 +15,7 @@ export type AttemptStage =
 export interface AttemptDeadlineShape {
   /** the attempt is now in `stage`: a deadline that fires names it */
   readonly enter: (stage: AttemptStage) => void
-  /** stop counting time until `resume`, e.g. while waiting for a pooled connection other sends hold */
+  /** stop counting time until `resume`, e.g. while waiting in the pool for a connection (others hold them, or it is being opened) */
   readonly pause: () => void
   readonly resume: () => void
   /**

@@ -76,7 +76,7 @@ const make = Effect.fnUntraced(function*(options: DevelopmentCaptureOptions) {
 
   // no server to lose: healthy from the start
   const lastCheck = { ok: true, at: startedAt.epochMilliseconds }
-  const snapshot = Effect.succeed({ capacity: 1, open: 0, busy: 0, lastCheck })
+  const snapshot = Effect.succeed({ capacity: 1, open: 0, busy: 0, waiting: 0, lastCheck })
   return Context.make(SmtpConnection, SmtpConnection.of({ send, healthCheck: Effect.void, close: Effect.void })).pipe(
     Context.add(SmtpStatus, SmtpStatus.of({ snapshot }))
   )

@@ -61,6 +61,7 @@ export class InMemorySmtp extends Context.Service<InMemorySmtp, {
           capacity: 1,
           open: s.closed ? 0 : 1,
           busy: 0,
+          waiting: 0,
           lastCheck: { ok: s.script[0]?._tag !== "Unavailable", at }
         }))
       )

@@ -1,29 +1,29 @@
 /**
  * Live `SmtpConnection`: persistent SMTP connections to one server (nodemailer's `SMTPConnection`).
  *
- * An Effect `Pool` of `SMTP_CONNECTIONS` slots bounds how many connections exist, queues senders fairly when all are
- * busy, and releases every slot (QUIT) when the layer's scope closes. Each slot opens its connection on first use,
- * so nothing connects at layer start. nodemailer's own pool is not used: it cannot NOOP a connection before reuse,
- * has no maximum lifetime, and requeues a message without bound when connections keep dropping.
+ * The items of an Effect `Pool` are the connections themselves. The pool opens one (EHLO, STARTTLS, login) only
+ * when a send finds none free, holds at most `SMTP_CONNECTIONS`, queues senders fairly when all are busy, retires
+ * a connection `EMAIL_MAX_CONNECTION_LIFETIME` after it opened, and QUITs every one when the layer's scope closes.
+ * nodemailer's own pool is not used: it cannot NOOP a connection before reuse, has no maximum lifetime, and
+ * requeues a message without bound when connections keep dropping.
  *
  * Before a connection idle for `idleCheck` is reused it must answer NOOP with 250 (Zulip's health check), else it
- * is replaced. Opening gets 3 tries with full-jitter exponential backoff (Zulip); a failure to open, a timeout
- * included, is an outage (`Unavailable`). A send that leaves the connection in doubt (socket error, timeout,
- * interruption, a reply out of turn) discards it; a refused message only resets it with RSET. A recipient list
- * longer than `SMTP_MAX_RECIPIENTS` goes as several transactions of the one message.
- */
+ * is invalidated and another is taken. Opening gets 3 tries with full-jitter exponential backoff (Zulip); a failure
+ * to open, a timeout included, is an outage (`Unavailable`). A send that leaves the connection in doubt (socket
+ * error, timeout, interruption, a reply out of turn) invalidates it; a refused message only resets it with RSET. A
+ * recipient list longer than `SMTP_MAX_RECIPIENTS` goes as several transactions of the one message. */
 import {
   Clock,
   Config,
   ConfigProvider,
   Context,
+  Data,
   Duration,
   Effect,
   Exit,
   Layer,
   Option,
   Pool,
-  Queue,
   Random,
   Redacted,
   Ref,
@@ -80,7 +80,7 @@ export interface SmtpPoolOptions {
   readonly connections?: number | undefined
   /** a connection idle this long must answer NOOP before it is reused. Default 5 seconds */
   readonly idleCheck?: Duration.Input | undefined
-  /** a connection this old is closed and reopened before its next use. Default: no limit */
+  /** no connection this old carries a message: the pool QUITs it at that age (after its turn, if busy). Default: no limit */
   readonly maxConnectionLifetime?: Duration.Input | undefined
   /** first delay of the backoff between the 3 tries of opening a connection. Default 1 second */
   readonly connectRetryDelay?: Duration.Input | undefined
@@ -92,25 +92,27 @@ export interface SmtpPoolOptions {
 const missingPasswordMessage = "An SMTP username was set (EMAIL_HOST_USER), but password is unset " +
   "(EMAIL_HOST_PASSWORD).  To disable SMTP authentication, set EMAIL_HOST_USER to an empty string."
 
-interface Session {
+/**
+ * A pool item: one open connection. When its last turn ended is a `Ref`, read by whichever fiber borrows it next.
+ */
+interface Connection {
   readonly client: SMTPConnection
   readonly openedAt: number
-  readonly lastUsedAt: number
-  /** has carried a message or a check before the current one */
-  readonly reused: boolean
+  /** when its latest turn (a message or a check) ended; null until its first one ends */
+  readonly lastUsedAt: Ref.Ref<number | null>
 }
 
-interface SlotState {
-  /** the connection, opened when first needed */
-  readonly session: Session | undefined
-  /** lent out to a send or a health check */
-  readonly busy: boolean
+/** The connection lent out may not take a turn: it is invalidated once given back, and another is taken. */
+class NotReady extends Data.TaggedError("NotReady") {}
+
+const notReady = new NotReady()
+
+/** The pool's strategy when connections have no maximum lifetime: it keeps nothing and retires nothing. */
+const retiresNothing: Pool.Strategy<Connection, OpenError> = {
+  run: () => Effect.void,
+  onAcquire: () => Effect.void,
+  reclaim: () => Effect.undefined
 }
-
-/** A pool item: room for one connection. A `Ref`, since the status snapshot and `close` read it from other fibers. */
-type Slot = Ref.Ref<SlotState>
-
-const emptySlot: SlotState = { session: undefined, busy: false }
 
 const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
   const opening = openingOf(options)
@@ -130,163 +132,163 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     Schedule.upTo({ times: 2 })
   )
 
-  const slots: ReadonlyArray<Slot> = Array.from({ length: capacity }, () => Ref.makeUnsafe(emptySlot))
   const refusals = makeRefusalLog(`SMTP server ${target.server}`)
   const lastCheck = yield* Ref.make<SmtpStatusSnapshot["lastCheck"]>(null)
   const recordCheck = (ok: boolean) => Effect.flatMap(Clock.currentTimeMillis, (at) => Ref.set(lastCheck, { ok, at }))
 
-  const openSession = withServer(Effect.gen(function*() {
-    if (opening.user !== "" && opening.password === undefined) yield* Effect.logError(missingPasswordMessage)
-    const client = yield* connectOnce(opening).pipe(
-      Effect.tapError((error) =>
-        error._tag === "Unavailable" && error.refusal !== undefined
-          ? refusals.refused(error.refusal)
-          : Effect.logWarning("Opening an SMTP connection failed").pipe(
-            Effect.annotateLogs({ error: error._tag, reason: error.message })
-          )
-      ),
-      // a refusal is not retried here: the same credentials would be refused again at once
-      Effect.retry({ schedule: connectRetry, while: (error) => error._tag !== "Unavailable" || error.refusal === undefined }),
-      Effect.tapError(() => recordCheck(false))
-    )
-    yield* refusals.accepted
-    yield* recordCheck(true)
-    const now = yield* Clock.currentTimeMillis
-    return { client, openedAt: now, lastUsedAt: now, reused: false } satisfies Session
-  }))
-
-  /** Takes the slot's connection out of it, leaving the slot as busy as it was. */
-  const detach = (slot: Slot): Effect.Effect<Session | undefined> =>
-    Ref.modify(slot, (state) => [state.session, { session: undefined, busy: state.busy }])
-
-  /**
-   * The connection `current` (the slot's, or none), checked for use, else a new one; the slot is left holding what
-   * is returned.
-   */
-  const readySession = Effect.fnUntraced(function*(slot: Slot, current: Session | undefined, idleLimitMillis: number) {
-    let usable = current
-    if (current?.client.destroyed === true) {
-      // the server ended it while it was idle
-      usable = undefined
-    } else if (current !== undefined) {
-      setSocketTimeout(current.client, timeoutMillis)
-      const now = yield* Clock.currentTimeMillis
-      if (now - current.openedAt >= maxLifetimeMillis) {
-        yield* withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime"))
-        yield* quit(current.client, timeoutMillis)
-        usable = undefined
-      } else if (now - current.lastUsedAt >= idleLimitMillis) {
-        const healthy = yield* nextReply(current.client, "NOOP").pipe(
-          Effect.match({ onFailure: () => false, onSuccess: (reply) => reply.startsWith("250") })
-        )
-        yield* recordCheck(healthy)
-        if (!healthy) {
-          yield* withServer(Effect.logInfo("An idle SMTP connection failed its NOOP check; reconnecting"))
-          current.client.close()
-          usable = undefined
-        }
-      }
-    }
-    if (usable !== undefined) return usable
-    if (current !== undefined) yield* Ref.set(slot, { session: undefined, busy: true })
-    const session = yield* openSession
-    yield* Ref.set(slot, { session, busy: true })
-    return session
-  })
-
-  /**
-   * After the slot's turn: parks a connection that is still sound; discards one that broke, or whose check or
-   * exchange was cut short (its state is unknown). A completed exchange proves the server healthy as well as a NOOP
-   * does, so readiness needs no probe.
-   */
-  const finishTurn = (
-    slot: Slot,
-    session: Session | undefined,
-    exit: Exit.Exit<unknown, unknown>
-  ): Effect.Effect<void> => {
-    if (Exit.hasInterrupts(exit) || session?.client.destroyed === true) {
-      return Effect.map(Ref.getAndSet(slot, emptySlot), (state) => state.session?.client.close())
-    }
-    // the check before the exchange failed, and has dealt with the connection itself
-    if (session === undefined) return Ref.set(slot, emptySlot)
-    // once an exchange is over, every reply has met its command; one left over or on its way came out of turn (a
-    // server answering twice), and the next command would take it for its own answer, every reply one late
-    if (hasUnmatchedReplies(session.client)) {
-      session.client.close()
-      return Effect.andThen(
-        Ref.set(slot, emptySlot),
-        withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
+  /** Opens one connection (Zulip's 3 tries); the pool runs it in its own fiber, and QUITs the connection when it retires it. */
+  const openConnection = Effect.acquireRelease(
+    withServer(Effect.gen(function*() {
+      if (opening.user !== "" && opening.password === undefined) yield* Effect.logError(missingPasswordMessage)
+      const client = yield* connectOnce(opening).pipe(
+        Effect.tapError((error) =>
+          error._tag === "Unavailable" && error.refusal !== undefined
+            ? refusals.refused(error.refusal)
+            : Effect.logWarning("Opening an SMTP connection failed").pipe(
+              Effect.annotateLogs({ error: error._tag, reason: error.message })
+            )
+        ),
+        // a refusal is not retried here: the same credentials would be refused again at once
+        Effect.retry({ schedule: connectRetry, while: (error) => error._tag !== "Unavailable" || error.refusal === undefined }),
+        Effect.tapError(() => recordCheck(false))
       )
-    }
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      // nodemailer's socket timeout counts inactivity: off while parked, so a healthy idle connection lives until
-      // its NOOP check, and on again while it works
-      setSocketTimeout(session.client, 0)
-      const parked = Ref.set(slot, { session: { ...session, lastUsedAt: now, reused: true }, busy: false })
-      return Exit.isSuccess(exit) ? Effect.andThen(parked, Ref.set(lastCheck, { ok: true, at: now })) : parked
-    })
-  }
+      yield* refusals.accepted
+      yield* recordCheck(true)
+      const openedAt = yield* Clock.currentTimeMillis
+      return { client, openedAt, lastUsedAt: Ref.makeUnsafe<number | null>(null) } satisfies Connection
+    })),
+    (connection) => quit(connection.client, timeoutMillis)
+  )
 
-  // the pool hands out the slots made above, and QUITs their connections when the layer's scope closes
-  const freeSlots = yield* Queue.unbounded<Slot>()
-  yield* Queue.offerAll(freeSlots, slots)
-  const pool = yield* Pool.make({
-    acquire: Effect.acquireRelease(
-      Queue.take(freeSlots),
-      (slot) =>
-        Effect.flatMap(
-          detach(slot),
-          (session) => session === undefined ? Effect.void : quit(session.client, timeoutMillis)
-        )
-    ),
-    size: capacity
-  })
+  // lazy (nothing opens until a send needs it), at most `capacity` connections, each retired `maxConnectionLifetime`
+  // after it opened (closed in the background when idle, after its turn when busy); all QUIT when the layer's scope
+  // closes. Without a lifetime, a strategy that retires nothing: the "creation" strategy keeps every connection it
+  // has seen until its lifetime ends, which would be never (bench/poolRetention.ts)
+  const sizes = { acquire: openConnection, min: 0, max: capacity }
+  const pool = yield* options.maxConnectionLifetime === undefined
+    ? Pool.makeWithStrategy({ ...sizes, strategy: retiresNothing })
+    : Pool.makeWithTTL({ ...sizes, timeToLive: options.maxConnectionLifetime, timeToLiveStrategy: "creation" })
 
   /**
-   * `use` on a slot's connection, ready. The attempt's deadline does not count the wait for a free slot (other sends
-   * hold them, each bounded by its own deadline); it counts getting the connection ready, then the transaction.
+   * Whether the connection lent out may take a turn: not one the server ended while it was idle, nor one past its
+   * lifetime (the pool's timer may not have retired it yet), and one idle for `idleLimitMillis` must answer NOOP
+   * with 250. A new connection has just proved itself: it is checked only once idle as long as `idleCheck`. One
+   * that failed its check is closed at once; one past its lifetime is left for the pool to QUIT.
    */
-  const withSession = <A, E>(idleLimitMillis: number, use: (session: Session) => Effect.Effect<A, E>) =>
-    Effect.flatMap(Effect.service(AttemptDeadline), (deadline) => {
-      deadline.enter("waiting for a connection")
-      deadline.pause()
-      return Pool.use(pool, (slot) => {
-        deadline.resume()
-        let session: Session | undefined
-        return Ref.modify(slot, (state): [Session | undefined, SlotState] => [state.session, { session: state.session, busy: true }]).pipe(
-          Effect.flatMap((current) => readySession(slot, current, idleLimitMillis)),
-          Effect.flatMap((ready) => {
-            session = ready
-            deadline.enter("SMTP transaction")
-            return use(ready)
-          }),
-          Effect.onExit((exit) => finishTurn(slot, session, exit))
+  const ready = (connection: Connection, idleLimitMillis: number): Effect.Effect<boolean> => {
+    const { client } = connection
+    if (client.destroyed) return Effect.succeed(false)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (now - connection.openedAt >= maxLifetimeMillis) {
+        return Effect.as(withServer(Effect.logInfo("Recycling an SMTP connection that reached its maximum lifetime")), false)
+      }
+      return Effect.flatMap(Ref.get(connection.lastUsedAt), (lastUsedAt) => {
+        const idleFor = now - (lastUsedAt ?? connection.openedAt)
+        if (idleFor < (lastUsedAt === null ? idleCheckMillis : idleLimitMillis)) return Effect.succeed(true)
+        setSocketTimeout(client, timeoutMillis)
+        return nextReply(client, "NOOP").pipe(
+          // a check cut short leaves the connection's state unknown
+          Effect.onInterrupt(() => Effect.sync(() => client.close())),
+          Effect.match({ onFailure: () => false, onSuccess: (reply) => reply.startsWith("250") }),
+          Effect.tap(recordCheck),
+          Effect.tap((healthy) =>
+            healthy ? Effect.void : withServer(Effect.logInfo("An idle SMTP connection failed its NOOP check; reconnecting")).pipe(
+              Effect.andThen(Effect.sync(() => client.close()))
+            )
+          )
         )
       })
     })
+  }
 
-  const deliver = (session: Session, email: OutgoingEmail, recipients: ReadonlyArray<string>, bytes: Buffer) =>
+  /**
+   * After a turn: keeps a connection that is still sound; closes at once one that broke, or whose exchange was cut
+   * short (its state is unknown). A completed exchange proves the server healthy as well as a NOOP does, so
+   * readiness needs no probe.
+   */
+  const finishTurn = (connection: Connection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+    const { client } = connection
+    if (Exit.hasInterrupts(exit) || client.destroyed) return Effect.sync(() => client.close())
+    // once an exchange is over, every reply has met its command; one left over or on its way came out of turn (a
+    // server answering twice), and the next command would take it for its own answer, every reply one late
+    if (hasUnmatchedReplies(client)) {
+      client.close()
+      return withServer(Effect.logWarning("The SMTP server sent a reply out of turn; closing the connection"))
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      // nodemailer's socket timeout counts inactivity: off while idle in the pool, so a healthy idle connection
+      // lives until its NOOP check, and on again while it works
+      setSocketTimeout(client, 0)
+      const used = Ref.set(connection.lastUsedAt, now)
+      return Exit.isSuccess(exit) ? Effect.andThen(used, Ref.set(lastCheck, { ok: true, at: now })) : used
+    })
+  }
+
+  /**
+   * `use` on a pooled connection, ready. A connection that is not ready, or not sound after its turn, is invalidated
+   * once given back (invalidated while lent out, the pool would open its replacement at once, needed or not); one
+   * that was not ready leaves the turn to another connection. The attempt's deadline does not count the time spent
+   * in the pool: waiting for a connection other sends hold (each bounded by its own deadline), or for the pool to
+   * open one (bounded by `timeout` per step and 3 tries, in the pool's own fiber). It counts getting the borrowed
+   * connection ready (the NOOP check), then the transaction.
+   */
+  const withConnection = <A, E>(
+    idleLimitMillis: number,
+    use: (connection: Connection) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E | OpenError> =>
+    Effect.flatMap(Effect.service(AttemptDeadline), (deadline) => {
+      deadline.enter("getting the connection ready")
+      deadline.pause()
+      // this call's own: the connection lent out, and whether it was turned away before its turn
+      let lent: Connection | undefined
+      let turnedAway = false
+      const turn = (connection: Connection) => {
+        lent = connection
+        deadline.resume()
+        return Effect.flatMap(ready(connection, idleLimitMillis), (isReady): Effect.Effect<A, E | NotReady> => {
+          if (!isReady) {
+            turnedAway = true
+            return Effect.fail(notReady)
+          }
+          deadline.enter("SMTP transaction")
+          return Effect.onExit(use(connection), (exit) => finishTurn(connection, exit))
+        })
+      }
+      // invalidated once given back: one turned away, or closed (broken, or in doubt) during its turn
+      return Pool.use(pool, turn).pipe(
+        Effect.onExit(() =>
+          lent !== undefined && (turnedAway || lent.client.destroyed) ? Pool.invalidate(pool, lent) : Effect.void
+        ),
+        Effect.catchTag("NotReady", () => withConnection(idleLimitMillis, use))
+      )
+    })
+
+  const deliver = (connection: Connection, email: OutgoingEmail, recipients: ReadonlyArray<string>, bytes: Buffer) =>
     Effect.suspend(() => {
+      const { client } = connection
       const message = Readable.from([bytes])
       return settle<SMTPConnectionSendInfo>(
-        session.client,
-        (done) => session.client.send({ from: email.envelope.from, to: [...recipients] }, message, done)
+        client,
+        (done) => client.send({ from: email.envelope.from, to: [...recipients] }, message, done)
       ).pipe(
         Effect.map(deliveryReport),
         Effect.catchIf(isOneReplyLate, (error) =>
           withServer(Effect.logWarning(
             `The SMTP server's replies came one late (the message was answered ${error.responseCode}); ` +
               "its verdict is the next reply, and the connection is closed"
-          )).pipe(Effect.andThen(lateVerdict(session.client, recipients)))),
+          )).pipe(Effect.andThen(lateVerdict(client, recipients)))),
         Effect.catch((error): Effect.Effect<never, SendFailure | ConnectionLost> => {
           const failure = sendFailure(target, recipients, error)
           const connectionBroke = error.code === "ECONNECTION" || error.code === "ESOCKET"
-          if (session.reused && connectionBroke && !message.readableDidRead) {
-            // closed now, so the next try takes another connection rather than this one before it notices it is gone
-            session.client.close()
+          const refused = () => Effect.andThen(resetAfterRefusal(client), Effect.fail(failure))
+          if (!connectionBroke || message.readableDidRead) return refused()
+          return Effect.flatMap(Ref.get(connection.lastUsedAt), (lastUsedAt): Effect.Effect<never, SendFailure | ConnectionLost> => {
+            if (lastUsedAt === null) return refused()
+            // a connection that had turns before: closed now (the pool then retires it), so the next try takes
+            // another connection rather than this one before it notices it is gone
+            client.close()
             return Effect.fail(new ConnectionLost({ failure }))
-          }
-          return Effect.andThen(resetAfterRefusal(session.client), Effect.fail(failure))
+          })
         })
       )
     })
@@ -298,7 +300,7 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     bytes: Buffer,
     reconnects: number
   ): Effect.Effect<DeliveryReport, OpenError | SendFailure> =>
-    withSession(idleCheckMillis, (session) => deliver(session, email, recipients, bytes)).pipe(
+    withConnection(idleCheckMillis, (connection) => deliver(connection, email, recipients, bytes)).pipe(
       Effect.catchTag("ConnectionLost", ({ failure }) =>
         reconnects > 0 ? deliverOnSomeConnection(email, recipients, bytes, reconnects - 1) : Effect.fail(failure))
     )
@@ -359,31 +361,28 @@ const make = Effect.fnUntraced(function*(options: SmtpPoolOptions) {
     )
 
   // an existing connection is always NOOPed; a newly opened one has just proved itself
-  const healthCheck = withSession(0, () => Effect.void).pipe(Effect.withSpan("SmtpPool.healthCheck"))
+  const healthCheck = withConnection(0, () => Effect.void).pipe(Effect.withSpan("SmtpPool.healthCheck"))
 
-  // only idle connections: one in use finishes its message and is QUIT when the layer closes
-  const close = Effect.forEach(
-    slots,
-    (slot) =>
-      Effect.flatMap(
-        Ref.modify(slot, (state): [Session | undefined, SlotState] =>
-          state.busy || state.session === undefined ? [undefined, state] : [state.session, emptySlot]),
-        (session) => session === undefined ? Effect.void : quit(session.client, timeoutMillis)
-      ),
-    { concurrency: "unbounded", discard: true }
+  // only idle connections: one in use finishes its message and is QUIT when the layer closes. The pool's state is
+  // read for them, since `Pool` offers no way to take only the idle items
+  const close = Effect.suspend(() =>
+    Effect.forEach(
+      Array.from(pool.state.items).flatMap((item) => item.refCount === 0 && Exit.isSuccess(item.exit) ? [item.exit.value] : []),
+      (connection) => Pool.invalidate(pool, connection),
+      { concurrency: "unbounded", discard: true }
+    )
   )
 
   const snapshot = Effect.map(
-    Effect.all([Effect.forEach(slots, Ref.get), Ref.get(lastCheck), refusals.current]),
-    ([states, check, refusal]): SmtpStatusSnapshot => {
-      let open = 0
-      let busy = 0
-      for (const state of states) {
-        if (state.session !== undefined && !state.session.client.destroyed) open++
-        if (state.busy) busy++
-      }
-      return { capacity, open, busy, lastCheck: check, ...(refusal === undefined ? {} : { refusal }) }
-    }
+    Effect.all([Pool.stats(pool), Ref.get(lastCheck), refusals.current]),
+    ([stats, check, refusal]): SmtpStatusSnapshot => ({
+      capacity,
+      open: stats.idle + stats.used,
+      busy: stats.used,
+      waiting: stats.pending,
+      lastCheck: check,
+      ...(refusal === undefined ? {} : { refusal })
+    })
   )
 
   return Context.make(SmtpConnection, SmtpConnection.of({ send, healthCheck, close })).pipe(

@@ -9,6 +9,8 @@ export interface SmtpStatusSnapshot {
   readonly open: number
   /** connections lent out to a send or a health check right now */
   readonly busy: number
+  /** sends waiting for a connection: all are busy, or the one they need is being opened */
+  readonly waiting: number
   /** outcome of the latest connection opening or NOOP (epoch milliseconds); null before the first one */
   readonly lastCheck: { readonly ok: boolean; readonly at: number } | null
   /** while the server refuses this configuration (the login): what to fix */

@@ -7,6 +7,7 @@
  * PIPELINING, no AUTH, no STARTTLS); it refuses a recipient whose address starts with `refused` with 550. Options:
  * - `silent: true`: accept connections and never send a byte (a server that never greets);
  * - `stallLogin: true`: offer AUTH PLAIN and LOGIN, and never answer AUTH;
+ * - `stallNoop: true`: never answer NOOP;
  * - `extraReply`: after the reply to the end of each message, send this reply as well, out of turn (as a server
  *   that answers twice does): in the same write, or with `extraReplyLate: true` just before its reply to the next
  *   command (so it reaches the client after that command was sent).
@@ -20,6 +21,7 @@ export interface RawSmtpServerOptions {
   readonly port?: number
   readonly silent?: boolean
   readonly stallLogin?: boolean
+  readonly stallNoop?: boolean
   readonly extraReply?: string
   readonly extraReplyLate?: boolean
 }
@@ -69,6 +71,7 @@ export const rawSmtpServer = (options: RawSmtpServerOptions = {}) =>
             return reply(options.stallLogin === true ? "250-raw.test\r\n250 AUTH PLAIN LOGIN" : "250 raw.test")
           }
           if (verb === "AUTH" && options.stallLogin === true) return
+          if (verb === "NOOP" && options.stallNoop === true) return
           if (verb === "MAIL" || verb === "NOOP") return reply("250 OK")
           if (verb === "RSET") {
             recipients = []

@@ -55,6 +55,10 @@ export interface ReceivedMessage {
   readonly headers: ReadonlyArray<readonly [name: string, value: string]>
   /** the first header of that name (case-insensitive) */
   readonly header: (name: string) => string | undefined
+  /** the connection that carried it, numbered from 1 in the order they were opened */
+  readonly connection: number
+  /** how long that connection had been open when the message began (MAIL FROM) */
+  readonly connectionAgeMillis: number
 }
 
 export interface SmtpTestServer {
@@ -100,9 +104,14 @@ const parseHeaders = (raw: string): ReadonlyArray<readonly [string, string]> => 
   })
 }
 
-const receivedMessage = (session: SMTPServerSession, raw: string): ReceivedMessage => {
+const receivedMessage = (
+  session: SMTPServerSession,
+  raw: string,
+  carrier: { readonly connection: number; readonly connectionAgeMillis: number }
+): ReceivedMessage => {
   const headers = parseHeaders(raw)
   return {
+    ...carrier,
     envelope: {
       from: session.envelope.mailFrom === false ? "" : session.envelope.mailFrom.address,
       to: session.envelope.rcptTo.map((recipient) => recipient.address)
@@ -137,6 +146,8 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
   let password = options.auth?.password
   let connections = 0
   let peakConnections = 0
+  // by session id: which connection it is and when it opened, then how old it was when its message began
+  const sessions = new Map<string, { readonly connection: number; readonly openedAt: number; connectionAgeMillis: number }>()
   const tls = options.startTls === true || options.implicitTls === true ? selfSignedCertificate() : {}
   const disabledCommands = [
     ...(options.startTls === true ? [] : ["STARTTLS"]),
@@ -163,8 +174,9 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         warn: () => undefined,
         error: () => undefined
       } as unknown as SMTPServerOptions["logger"],
-      onConnect: (_session, callback) => {
+      onConnect: (session, callback) => {
         connections++
+        sessions.set(session.id, { connection: connections, openedAt: Date.now(), connectionAgeMillis: 0 })
         peakConnections = Math.max(peakConnections, server.connections.size)
         const error = refusal === null ? null : smtpError(refusal, "Service not available, closing channel")
         setTimeout(() => callback(error), options.greetingDelayMillis ?? 0)
@@ -173,6 +185,11 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
         auth.username === options.auth?.user && auth.password === password
           ? callback(null, { user: auth.username })
           : callback(smtpError(535, "Authentication credentials invalid")),
+      onMailFrom: (_address, session, callback) => {
+        const carrier = sessions.get(session.id)
+        if (carrier !== undefined) carrier.connectionAgeMillis = Date.now() - carrier.openedAt
+        callback()
+      },
       onRcptTo: (address, session, callback) => {
         if (session.envelope.rcptTo.length >= (options.maxRecipients ?? Number.POSITIVE_INFINITY)) {
           return callback(smtpError(452, "4.5.3 Too many recipients"))
@@ -198,7 +215,8 @@ export const startSmtpServer = async (options: SmtpServerOptions = {}): Promise<
           setTimeout(() => {
             const failure = failures.shift()
             if (failure !== undefined) return callback(smtpError(failure.code, failure.text))
-            messages.push(receivedMessage(session, Buffer.concat(chunks).toString("utf8")))
+            const carrier = sessions.get(session.id) ?? { connection: 0, connectionAgeMillis: 0 }
+            messages.push(receivedMessage(session, Buffer.concat(chunks).toString("utf8"), carrier))
             callback(null, `OK: queued as ${messages.length}`)
           }, options.messageDelayMillis ?? 0))
       }
