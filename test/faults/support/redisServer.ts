@@ -27,16 +27,25 @@ export const machineRedisPrefix = (name: string): Effect.Effect<{ readonly url: 
   )
 
 /** A TCP port nothing listens on now. */
-export const freePort = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
+/** Whether `port` can be listened on at 127.0.0.1 now. */
+const bindable = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
     const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
   })
-)
+
+/**
+ * A free port below the kernel's ephemeral range (32768 and up here): one the kernel handed out for `listen(0)` and
+ * that was closed again can be given to the next outgoing connection (a worker's to the broker, Redis or SMTP)
+ * before the process it was meant for listens on it.
+ */
+export const freePort = Effect.promise(async () => {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (await bindable(port)) return port
+  }
+})
 
 export interface OwnRedis {
   readonly port: number
