@@ -1,8 +1,9 @@
 /**
  * The Redis connection the limits and the ledger share (`REDIS_URL`), through `@effect/platform-node`'s `NodeRedis`
  * (node-redis), with its status for `/readyz`. Commands fail at once while the connection is down
- * (`disableOfflineQueue`) rather than wait in node-redis' queue, so an email never waits on a dead Redis: the guard
- * of `redisOutage.ts` decides what happens instead. node-redis reconnects by itself, with backoff up to 2 s.
+ * (`disableOfflineQueue`) rather than wait in node-redis' queue, and a connection that goes 3 s without a reply (a
+ * hung Redis) is dropped, so an email never waits on a dead Redis for longer: the guard of `redisOutage.ts` decides
+ * what happens instead. node-redis reconnects by itself, with backoff up to 2 s.
  */
 import { NodeRedis } from "@effect/platform-node"
 import { Effect, Layer, Redacted, References } from "effect"
@@ -51,7 +52,15 @@ const connected = (options: RedisConnectionOptions) =>
       }
     })
   ).pipe(Layer.provideMerge(
-    NodeRedis.layer({ url: Redacted.value(options.url), disableOfflineQueue: true }).pipe(
+    NodeRedis.layer({
+      url: Redacted.value(options.url),
+      disableOfflineQueue: true,
+      // a Redis that hangs (stopped, a dead host behind a live route) answers nothing: without a reply within
+      // `socketTimeout` the connection is dropped, its commands fail and the guard takes over; the pings keep a
+      // healthy idle connection from counting as silent
+      pingInterval: 1_000,
+      socket: { connectTimeout: 2_000, socketTimeout: 3_000 }
+    }).pipe(
       // node-redis reports every reconnection attempt (NodeRedis logs each at WARN, every 2 s of an outage): the
       // outage is told once per use by `redisOutage.ts`, and its cause is in `/readyz`
       Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error"))

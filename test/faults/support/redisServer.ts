@@ -54,6 +54,10 @@ export interface OwnRedis {
   readonly stop: Effect.Effect<void>
   /** start it again on the same port, empty */
   readonly start: Effect.Effect<void>
+  /** stop it answering, connections left open (SIGSTOP), as a hung server */
+  readonly hang: Effect.Effect<void>
+  /** let it answer again (SIGCONT) */
+  readonly resume: Effect.Effect<void>
 }
 
 /** A `redis-server` of the scenario's own, without persistence, killed when the scope closes. */
@@ -76,6 +80,7 @@ export const ownRedis: Effect.Effect<OwnRedis, never, Scope.Scope> = Effect.gen(
       child.kill("SIGKILL")
     })
   )
-  yield* Effect.acquireRelease(start, () => stop)
-  return { port, url: `redis://127.0.0.1:${port}`, stop, start }
+  const signal = (name: NodeJS.Signals) => Effect.sync(() => void child?.kill(name))
+  yield* Effect.acquireRelease(start, () => Effect.andThen(signal("SIGCONT"), stop))
+  return { port, url: `redis://127.0.0.1:${port}`, stop, start, hang: signal("SIGSTOP"), resume: signal("SIGCONT") }
 })
