@@ -20,8 +20,8 @@ export const isRetriedInProcess = (error: SendEmailError): boolean =>
   isTransient(error) && !(error._tag === "NotDelivered" && error.smtpCode !== null)
 
 /**
- * A schedule made once per settings: a schedule is an immutable value, and making one for every email cost more
- * than a delivery's other Effect steps together (bench/FINDINGS.md, "Schedules made once").
+ * A schedule made once per settings: a schedule is an immutable value, and making three for every email cost ~6 µs
+ * of the pipeline's ~56 (bench/FINDINGS.md, "The no-delay regression").
  */
 const madeOncePer = <S>(make: (settings: WorkerSettingsShape) => S) => {
   const made = new WeakMap<WorkerSettingsShape, S>()
@@ -77,8 +77,8 @@ export const storeOutageSchedule = madeOncePer((settings) => cappedBackoff(setti
  * run's outcome, so the delays and the `while` are those of `Effect.retry(self, schedule)`; each retry runs `retried`
  * (default `self`), which reads its number from `Schedule.CurrentMetadata` as under `Effect.retry`. Nearly every
  * delivery succeeds at once, and starting its two retries up front (their schedule steps, and the metadata in the
- * run's context, all kept across the SMTP exchange) cost ~3 % of the worker's CPU per email (bench/FINDINGS.md,
- * "Retries started on failure").
+ * run's context, all kept across the SMTP exchange) cost ~5 % of the worker's CPU per email (bench/FINDINGS.md,
+ * "The no-delay regression").
  */
 export const retryOnFailure = <Output, E, Error, Env, A2 = never, E2 extends E = never, R2 = never>(
   schedule: Schedule.Schedule<Output, E, Error, Env>,

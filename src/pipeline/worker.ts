@@ -56,7 +56,7 @@ export const runWorker = Effect.scoped(Effect.gen(function*() {
   }
   // a group opens with the first settlement and takes what settles within `BATCH_TIMEOUT`, or until every delivery
   // has settled: the accounting fiber wakes once a group, where `Stream.groupedWithin` ran its stream steps and a
-  // timer for every settlement (bench/FINDINGS.md, "Settlements accounted a group at a time")
+  // timer for every settlement (bench/FINDINGS.md, "The no-delay regression")
   const allSettled = yield* Deferred.make<void>()
   const groupWindow = Effect.raceFirst(Effect.sleep(settings.batchTimeout), Deferred.await(allSettled))
   const accountNextGroup = Effect.flatMap(Queue.takeAll(settlements), (first) =>
