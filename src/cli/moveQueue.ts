@@ -95,14 +95,22 @@ export const moveQueueCommand = Command.make("move-queue", {
     )
     const delayQueues = [...new Set(requeueDelays(worker).map(delayMillisOf))].filter((millis) => millis > 0)
       .map((millis) => delayQueueName(from, millis))
+    // done once `from` and its delay queues were empty at two looks a second apart: an event that has just left a
+    // delay queue may still be on its way to `from` inside the broker (dead-lettering is asynchronous)
+    let emptyBefore = false
     for (;;) {
+      const movedBefore = moved
       while (yield* moveOne) {
         if (moved % 1000 === 0) yield* Effect.logInfo(`moved ${moved} event(s) from ${from} to ${to}`)
       }
       const { messageCount } = yield* live
       const waiting = yield* Effect.forEach(delayQueues, messageCount).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)))
-      if (waiting === 0) break
-      yield* Effect.logInfo(`${waiting} requeued event(s) wait in ${from}.delay.*; they come back to ${from} when their delay ends`)
+      const empty = waiting === 0 && moved === movedBefore
+      if (empty && emptyBefore) break
+      emptyBefore = empty
+      if (waiting > 0) {
+        yield* Effect.logInfo(`${waiting} requeued event(s) wait in ${from}.delay.*; they come back to ${from} when their delay ends`)
+      }
       yield* Effect.sleep("1 second")
     }
     yield* Console.log(`moved ${moved} event(s) from ${from} to ${to} (QUEUE_TYPE=${declaration.type}); ${from} and its delay queues are empty`)
