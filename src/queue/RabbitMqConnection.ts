@@ -23,6 +23,11 @@ import { QueueError } from "../domain/errors.ts"
 import { AmqpUrlSetting, amqpNodeUrls, redactAmqpUrl, redactUrl } from "../config/connectionSettings.ts"
 import { describeRefusal, makeRefusalLog, type Refusal } from "../operations/refusals.ts"
 import { QueueNameSetting } from "../config/settingValues.ts"
+import { closeQuietly, isFatal, messageOf, tryAmqp } from "./amqpOperations.ts"
+
+// the broker operations and queue declarations the consumer, the publisher and the commands use through this module
+export * from "./amqpOperations.ts"
+export * from "./queueDeclaration.ts"
 
 export interface ConnectionOptions {
   /**
@@ -94,8 +99,6 @@ const withHeartbeat = (url: string, heartbeat: Duration.Input): string => {
   return parsed.toString()
 }
 
-const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
-
 /** The vhost an AMQP URL names: its path without the leading slash, `/` when there is none. */
 const vhostOf = (url: string): string => {
   const path = URL.canParse(url) ? decodeURIComponent(new URL(url).pathname.slice(1)) : ""
@@ -112,188 +115,6 @@ export const amqpRefusal = (error: QueueError, url: string): Refusal | undefined
   }
   return undefined
 }
-
-/** Run an amqplib promise, mapping its failure to a `QueueError` naming the operation. */
-export const tryAmqp = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, QueueError> =>
-  Effect.tryPromise({
-    try: run,
-    catch: (error) => new QueueError({ message: `${operation}: ${messageOf(error)}`, operation })
-  })
-
-/** Close or cancel without failing: the peer may be gone already, and a hung network must not stall shutdown. */
-const quietly = (operation: string, run: () => Promise<unknown>): Effect.Effect<void> =>
-  tryAmqp(operation, run).pipe(Effect.timeoutOption("5 seconds"), Effect.ignore)
-
-export const cancelQuietly = (channel: Channel, consumerTag: string): Effect.Effect<void> =>
-  quietly("cancel consumer", () => channel.cancel(consumerTag))
-
-export const closeQuietly = (closable: Channel | ChannelModel): Effect.Effect<void> => quietly("close", () => closable.close())
-
-const isPreconditionFailed = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && (error as { readonly code?: unknown }).code === 406
-
-/**
- * Use a channel of its own for `use`, so a refused declaration (the broker closes the channel on it) harms none of
- * the session's channels.
- */
-export const withScratchChannel = <A>(
-  connection: ChannelModel,
-  operation: string,
-  use: (channel: Channel) => Promise<A>
-): Effect.Effect<A, QueueError> =>
-  Effect.acquireUseRelease(
-    tryAmqp("open channel", () =>
-      connection.createChannel().then((channel) => {
-        // the refusal arrives as an 'error' event too; without a listener amqplib would throw it
-        channel.on("error", () => {})
-        return channel
-      })),
-    (channel) => tryAmqp(operation, () => use(channel)),
-    closeQuietly
-  )
-
-/** `QUEUE_TYPE`: `classic` is Zulip's declaration (durable, no arguments); `quorum` is replicated over the cluster. */
-export type QueueType = "classic" | "quorum"
-
-export interface QueueDeclaration {
-  readonly type: QueueType
-  /** `x-delivery-limit` of a quorum queue: handed back this often unsettled, a message goes to `<queue>.dead` */
-  readonly deliveryLimit: number
-}
-
-/** Zulip's declaration. */
-export const classicQueue: QueueDeclaration = { type: "classic", deliveryLimit: 20 }
-
-/** Where a quorum queue dead-letters a message past its delivery limit; the worker records what arrives there. */
-export const deadLetterQueueName = (queue: string): string => `${queue}.dead`
-
-/**
- * The arguments every quorum queue of the worker has: a dead-lettered message stays in its queue until the target
- * queue confirms it (`at-least-once`, which the broker applies only with `x-overflow=reject-publish`), so neither
- * an expiring requeue (delay queue → main queue) nor a poison message (main queue → `<queue>.dead`) can be lost.
- */
-export const quorumArguments = {
-  "x-queue-type": "quorum",
-  "x-dead-letter-strategy": "at-least-once",
-  "x-overflow": "reject-publish"
-} as const
-
-const queueArguments = (queue: string, declaration: QueueDeclaration): Record<string, unknown> =>
-  declaration.type === "classic" ? {} : {
-    ...quorumArguments,
-    "x-delivery-limit": declaration.deliveryLimit,
-    "x-dead-letter-exchange": "",
-    "x-dead-letter-routing-key": deadLetterQueueName(queue)
-  }
-
-/** The operation of the `QueueError` that says a queue exists with another type: retrying cannot mend it. */
-export const queueTypeMismatch = "queue type"
-
-export const isFatal = (error: QueueError): boolean => error.operation === queueTypeMismatch
-
-/** The type an existing queue has, when the broker's refusal of a declaration names it. */
-const typeInRefusal = (message: string): string | undefined =>
-  /'x-queue-type'.*current is (?:the value )?'([a-z]+)'/.exec(message)?.[1]
-
-/**
- * The type of an existing queue, as far as declarations tell: the broker compares the arguments in a fixed order
- * and names the first that differs, and compares `x-queue-type` after the dead-letter and overflow arguments and
- * before the delivery limit. So, in turn: Zulip's declaration (accepted: classic); a quorum queue's arguments typed
- * `classic` (refused naming `x-queue-type` for a quorum queue of this worker, whatever its limit); the type alone.
- */
-export const existingQueueType = Effect.fnUntraced(function*(connection: ChannelModel, queue: string) {
-  const probes: ReadonlyArray<Record<string, unknown>> = [
-    {},
-    { ...queueArguments(queue, { type: "quorum", deliveryLimit: 1 }), "x-queue-type": "classic" },
-    { "x-queue-type": "classic" }
-  ]
-  for (const probe of probes) {
-    const refused = yield* declareDurable(connection, queue, probe)
-    if (refused === undefined) return "classic"
-    const type = typeInRefusal(refused)
-    if (type !== undefined) return type
-  }
-  return undefined
-})
-
-/** Declare a durable queue; gives the broker's refusal (406: it exists with other arguments), if so. */
-const declareDurable = (connection: ChannelModel, queue: string, args: Record<string, unknown>) =>
-  withScratchChannel(connection, `declare queue ${queue}`, (channel) =>
-    channel.assertQueue(queue, { durable: true, arguments: args }).then(
-      (): string | undefined => undefined,
-      (error: unknown) => {
-        if (isPreconditionFailed(error)) return messageOf(error)
-        throw error
-      }
-    ))
-
-/**
- * Declare `queue` as `declaration` says: as a classic queue exactly as Zulip does (durable, no arguments), since
- * Zulip's producers redeclare it on every connect; as a quorum queue with its dead-letter queue. A queue that
- * exists with the other type fails with a `queueTypeMismatch` error naming `QUEUE_TYPE`; one that exists with other
- * arguments (a policy's, another delivery limit) is used as it is.
- */
-export const declareQueue = Effect.fnUntraced(function*(
-  connection: ChannelModel,
-  queue: string,
-  declaration: QueueDeclaration
-) {
-  if (declaration.type === "quorum") {
-    yield* declareDurable(connection, deadLetterQueueName(queue), quorumArguments).pipe(
-      Effect.flatMap((refused) => refused === undefined ? Effect.void : Effect.logWarning(`queue ${deadLetterQueueName(queue)}: ${refused}; using it as it is`))
-    )
-  }
-  const refused = yield* declareDurable(connection, queue, queueArguments(queue, declaration))
-  if (refused === undefined) return
-  const existing = typeInRefusal(refused) ?? (yield* existingQueueType(connection, queue))
-  if (existing !== undefined && existing !== declaration.type) {
-    return yield* new QueueError({
-      operation: queueTypeMismatch,
-      message: `queue ${queue} exists as a ${existing} queue, but QUEUE_TYPE=${declaration.type}: a queue's type cannot be ` +
-        `changed; set QUEUE_TYPE=${existing}, or move to a new ${declaration.type} queue (README, "Moving from a classic to a quorum queue")`
-    })
-  }
-  yield* Effect.logWarning(`queue ${queue} exists with other arguments; using it as it is`).pipe(
-    Effect.annotateLogs({ refusal: refused })
-  )
-  yield* withScratchChannel(connection, `check queue ${queue}`, (channel) => channel.checkQueue(queue))
-})
-
-/** Publish a persistent message to `queue` through the default exchange; succeeds once the broker confirmed it. */
-export const publishPersistent = (channel: ConfirmChannel, queue: string, body: string): Effect.Effect<void, QueueError> =>
-  Effect.callback<void, QueueError>((resume) => {
-    const fail = (error: unknown) =>
-      resume(
-        Effect.fail(new QueueError({ message: `publish to ${queue} not confirmed: ${messageOf(error)}`, operation: "publish" }))
-      )
-    try {
-      channel.sendToQueue(queue, Buffer.from(body), { persistent: true }, (error) => {
-        if (error) fail(error)
-        else resume(Effect.void)
-      })
-    } catch (error) {
-      // the channel closed before the publish left
-      fail(error)
-    }
-  })
-
-const unconfirmedRetry = Schedule.exponential("100 millis").pipe(
-  Schedule.jittered,
-  Schedule.upTo({ times: 5 }),
-  Schedule.setInputType<QueueError>(),
-  Schedule.while(({ input }) => !isFatal(input)),
-  Schedule.tap(({ input }) => Effect.logWarning(`${input.message}; publishing again`))
-)
-
-/**
- * Publish through the live session, again when the broker did not confirm (the channel or connection went away
- * meanwhile, e.g. its node died): each attempt waits for the session to be rebuilt, on whichever node answers next,
- * so only attempts that reached a channel count.
- */
-export const publishReliably = <S>(
-  session: Effect.Effect<S, QueueError>,
-  publish: (live: S) => Effect.Effect<void, QueueError>
-): Effect.Effect<void, QueueError> => session.pipe(Effect.flatMap(publish), Effect.retry(unconfirmedRetry))
 
 /**
  * Keep one live instance of something that can be lost: `build` makes it in a scope that is closed once it is
