@@ -5,7 +5,7 @@
  * a long outage does not log a line per email. With `stop` it is an outage (`Unavailable`), which the pipeline waits
  * out as it waits for SMTP.
  */
-import { Effect, Metric } from "effect"
+import { Effect, Metric, Ref } from "effect"
 import { Unavailable } from "../domain/errors.ts"
 import { redisFallbacks } from "../pipeline/metrics.ts"
 
@@ -37,21 +37,21 @@ const describe = (error: { readonly message: string }): string => {
 }
 
 export const makeRedisFallback = (use: RedisUse, store = "Redis"): RedisFallback => {
-  let degraded = false
+  // whether Redis is away for this use, as every fiber using it sees it: the warning and the line it is back once each
+  const degraded = Ref.makeUnsafe(false)
   const counted = Metric.update(Metric.withAttributes(redisFallbacks, { use }), 1)
-  const wentAway = (error: { readonly message: string }) => {
-    if (degraded) return counted
-    degraded = true
-    return Effect.andThen(Effect.logWarning(`${store} cannot be reached (${describe(error)}): ${consequences[use]}`), counted)
-  }
-  const cameBack = Effect.suspend(() => {
-    degraded = false
-    return Effect.logInfo(`${store} is back: ${use === "rate_limit" ? "the rate limit is shared again" : "the duplicate ledger is in use again"}`)
-  })
+  const wentAway = (error: { readonly message: string }) =>
+    Effect.flatMap(Ref.getAndSet(degraded, true), (was) =>
+      was ? counted : Effect.andThen(Effect.logWarning(`${store} cannot be reached (${describe(error)}): ${consequences[use]}`), counted))
+  const cameBack = <A>(value: A) =>
+    Effect.flatMap(Ref.getAndSet(degraded, false), (was) =>
+      was
+        ? Effect.as(Effect.logInfo(`${store} is back: ${use === "rate_limit" ? "the rate limit is shared again" : "the duplicate ledger is in use again"}`), value)
+        : Effect.succeed(value))
   return (primary, fallback) =>
     Effect.matchEffect(primary, {
       onFailure: (error) => Effect.andThen(wentAway(error), fallback),
-      onSuccess: (value) => degraded ? Effect.as(cameBack, value) : Effect.succeed(value)
+      onSuccess: cameBack
     })
 }
 
