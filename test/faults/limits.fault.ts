@@ -91,10 +91,11 @@ it.live("12 a sink answering 454 above 40/s, limit 100/s: the workers converge b
     const end = acceptedAt.at(-1)!
     // the last half of the run: sends the server saw (accepted or throttled) per second
     const half = start + (end - start) / 2
-    const attemptsLate = [...acceptedAt, ...throttledAt].filter((t) => t >= half).length / ((end - half) / 1000)
+    const sendsLate = [...acceptedAt, ...throttledAt].filter((t) => t >= half).length
+    const attemptsLate = sendsLate / ((end - half) / 1000)
     const throttledLate = throttledAt.filter((t) => t >= half).length
     const throttledReplies = metrics.reduce((sum, text) => sum + series(text, "email_senders_throttled_replies_total"), 0)
-    scenario.report(task, "12 454 above 40/s, limit 100/s", counts, `${throttledAt.length} answered 454 (${throttledLate} in the second half); second half: ${attemptsLate.toFixed(1)} sends/s; whole run ${(acceptedAt.length / ((end - start) / 1000)).toFixed(1)}/s accepted`)
+    scenario.report(task, "12 454 above 40/s, limit 100/s", counts, `${throttledAt.length} answered 454 (${throttledLate} in the second half); second half: ${attemptsLate.toFixed(1)} sends/s, ${(100 * throttledLate / sendsLate).toFixed(1)} % throttled; whole run ${(acceptedAt.length / ((end - start) / 1000)).toFixed(1)}/s accepted`)
 
     assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
     assert.strictEqual(counts.failed, 0, `recorded as failed: ${JSON.stringify(scenario.failures.read().slice(0, 3))}`)
@@ -103,9 +104,9 @@ it.live("12 a sink answering 454 above 40/s, limit 100/s: the workers converge b
     assert.isAbove(throttledAt.length, 0, "the sink throttled")
     assert.strictEqual(throttledReplies, throttledAt.length, "every 454 was fed back")
     assert.isBelow(attemptsLate, 40, "converged below the server's 40/s")
-    // converged: no more throttling replies in the second half than in the first (the limiter still probes upwards
-    // now and then, so a few come late)
-    assert.isAtMost(throttledLate, throttledAt.length - throttledLate, "no more throttling replies once converged")
+    // converged: once paced, a throttling reply is only the limiter probing upwards (additive increase), which it
+    // does all along, so what is bounded is their share of the sends, not how they split between the halves
+    assert.isAtMost(throttledLate, sendsLate * 0.05, "at most 5 % of the sends throttled once converged")
   }).pipe(Effect.scoped))
 
 /** `kill -9` of one worker of two at ~600 settled, then a restart; the counts, and what the killed one measured. */
