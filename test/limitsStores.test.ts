@@ -22,6 +22,7 @@ import { InMemorySmtp } from "../src/smtp/InMemorySmtp.ts"
 import { SmtpConnection } from "../src/smtp/SmtpConnection.ts"
 import { migrateDatabase } from "../src/realms/migrateDatabase.ts"
 import { closedPort } from "./support/fakeSes.ts"
+import { ownRedisNotStarted, redisKeys } from "./faults/support/redisServer.ts"
 
 const redisUrl = Redacted.make("redis://127.0.0.1:6379")
 const redisCli = (...args: Array<string>) => execFileSync("redis-cli", ["-p", "6379", ...args], { encoding: "utf8" }).trim()
@@ -101,6 +102,31 @@ describe("Redis unreachable", () => {
       assert.strictEqual(Duration.toMillis(result.delay), 0, "the in-memory fallback answers")
       const again = yield* limiter.consume({ key: "k", algorithm: "token-bucket", limit: 1, window: "1 minute", onExceeded: "delay" })
       assert.isAbove(Duration.toMillis(again.delay), 0, "and limits")
+    }).pipe(Effect.scoped))
+
+  it.live("at start, REDIS_OUTAGE=fallback, Redis started afterwards: the worker connects to it, then the limits and the ledger use it", () =>
+    Effect.gen(function*() {
+      const server = yield* ownRedisNotStarted
+      const context = yield* Layer.build(
+        Layer.merge(RateLimiterStore.layerRedis("late:rate:", "fallback"), SentLedger.layerRedis(ledgerOptions("late:sent"))).pipe(
+          Layer.provideMerge(RedisConnection.layer({ url: Redacted.make(server.url), onOutage: "fallback" }))
+        )
+      )
+      const status = RedisStatus.pipe(Effect.flatMap((s) => s.snapshot), Effect.provide(context))
+      assert.isFalse((yield* status).reachable)
+      yield* server.start
+      // tried again every 2 s: within 30 s on a loaded machine
+      for (let tries = 0; !(yield* status).reachable; tries++) {
+        if (tries > 150) assert.fail("the worker did not connect to the Redis started after it")
+        yield* Effect.sleep("200 millis")
+      }
+      const limiter = context.mapUnsafe.get(RateLimiter.RateLimiter.key) as RateLimiter.RateLimiter
+      yield* limiter.consume({ key: "k", algorithm: "token-bucket", limit: 10, window: "1 minute", onExceeded: "delay" })
+      const ledger = yield* Effect.provide(Effect.service(SentLedger.SentLedger), context)
+      yield* ledger!.recordSent("<late@example.test>")
+      assert.isTrue(yield* ledger!.wasSent("<late@example.test>"))
+      assert.isNotEmpty(yield* redisKeys(server.port, "late:rate:*"), "the limit is counted in Redis")
+      assert.isNotEmpty(yield* redisKeys(server.port, "late*sent*"), "the ledger is kept in Redis")
     }).pipe(Effect.scoped))
 
   it.live("at start, REDIS_OUTAGE=stop: it does not start", () =>
