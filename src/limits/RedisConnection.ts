@@ -53,6 +53,8 @@ const connected = (options: RedisConnectionOptions) =>
       Effect.gen(function*() {
         const { client } = yield* NodeRedis.NodeRedis
         established = true
+        // lost between connecting and now, it was given up as a first connection would be: it was not made
+        if (!client.isOpen) return yield* new Redis.RedisError({ cause: new Error("the connection was lost as it was made") })
         let problem: string | null = null
         client.on("error", (error: unknown) => {
           problem = describe(error)
