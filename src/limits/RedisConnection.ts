@@ -45,7 +45,8 @@ const connected = (options: RedisConnectionOptions) =>
   Layer.unwrap(Effect.map(loadNodeRedis, (NodeRedis) => {
     // the first connection fails at once, so that REDIS_OUTAGE decides at start; once made, a lost one is made again
     // for as long as it takes, also after a socket timeout (a hung Redis), on which NodeRedis' and node-redis' own
-    // strategies give up for good. Set by the layer once connected: node-redis asks it from its socket's events.
+    // strategies give up for good. `established` is set once the layer holds the connected client (node-redis calls
+    // the strategy from its socket's events, outside any fiber).
     let established = false
     const reconnectStrategy = (retries: number, cause: Error): number | Error => established ? reconnectDelay(retries) : cause
     return Layer.effect(

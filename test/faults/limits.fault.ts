@@ -260,7 +260,7 @@ it.live("17 workers started while their Redis is down, Redis started 5 s later: 
     // the ledger's store escapes the ":" of REDIS_KEY_PREFIX (email-senders:)
     const ledgerKeys = (yield* redisKeys(redis.port, "email-senders*sent*")).length
     const connectedLines = logLines(scenario, "can be reached now")
-    scenario.report(task, "17 Redis started 5 s after the workers", counts, `back: ${back}; ${sentBefore} sent before at ${rateBefore.toFixed(1)}/s (per process), ${sentAfter} after; ${sharedRate.toFixed(1)}/s shared (from 2 s after); ${ledgerKeys} ledger entries, ${rateKeys} limit keys in Redis 1 s after; ${connectedLines} "can be reached now" lines, ${logLines(scenario, "Redis is back")} "Redis is back"`)
+    scenario.report(task, "17 Redis started 5 s after the workers", counts, `back: ${back}; ${sentBefore} sent before at ${rateBefore.toFixed(1)}/s (limits per process), ${sentAfter} after; ${sharedRate.toFixed(1)}/s shared (from 2 s after); ${ledgerKeys} ledger entries, ${rateKeys} limit keys in Redis 1 s after; ${connectedLines} "can be reached now" lines, ${logLines(scenario, "Redis is back")} "Redis is back"`)
 
     assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
     assert.strictEqual(counts.failed, 0)
