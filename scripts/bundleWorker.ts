@@ -4,13 +4,16 @@
  * and its peak RSS on the 100k backlog 60-100 MB lower (bench/FINDINGS.md). `dist/index.js` and the rest of
  * `tsc`'s output stay as they are, for apps that embed the library.
  */
-import { chmodSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
 
 const projectDir = dirname(dirname(fileURLToPath(import.meta.url)))
 const outfile = join(projectDir, "dist", "main.js")
+
+// chunks are named by their content's hash: those of an earlier build would otherwise stay, and be packed
+rmSync(join(projectDir, "dist", "bundle"), { recursive: true, force: true })
 
 const { metafile } = await build({
   entryPoints: [join(projectDir, "src", "main.ts")],
