@@ -5,11 +5,17 @@
  * recipients' domains), in Redis when `REDIS_URL` is set, so that every worker process on the same SMTP account
  * shares them, else in the process.
  *
- * A throttling reply (`domain/throttling.ts`) is fed back to the limiter's adaptive state, shared in the same store:
- * every worker pauses for `THROTTLE_COOLDOWN`, then sends again while the limiter learns how much the server
- * accepts, and from the next throttling reply on paces itself to what was accepted. Each worker also cuts its
- * share of the configured rates by 30 % on each throttling episode and takes it back gradually, the whole rate in
- * `RECOVERY` (`Share`).
+ * A throttling reply (`domain/throttling.ts`) makes the worker cut its share of the configured rates by 30 %, once
+ * per throttling episode, and take it back gradually, the whole rate in `RECOVERY` (`Share`): additive increase,
+ * multiplicative decrease, which keeps the workers a little below what the server accepts, probing upwards all along.
+ *
+ * Not the `RateLimiter`'s adaptive state (`adaptiveConsume`/`adaptiveFeedback`), which this used to feed as well: it
+ * is made for a server that counts per fixed window and answers with a Retry-After, and paces to what was sent from the
+ * end of a cooldown to the first throttling reply, over that time plus the cooldown, until the next reply or for a
+ * minute. SMTP has no Retry-After and Amazon SES counts over the last second: against a sink throttling above 40/s it
+ * learned only what a shorter cooldown had freed of that count (down to 2/s, held for a minute), with a cooldown of a
+ * second at most 40 per 1.3–2 s, and it counts the sends still on their way when the reply comes as accepted, so that
+ * its next burst was throttled again.
  */
 import { Clock, Duration, Effect, Layer, Metric, Semaphore } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
@@ -31,21 +37,21 @@ export interface SendLimits {
 }
 
 /**
- * How long every worker pauses after a throttling reply (SMTP has no Retry-After). It also lengthens the window the
- * limiter's learned pace is counted over (what was accepted / (learning time + this)): longer is more cautious.
+ * The throttling replies within this time of the one that cut the share are the same episode, and do not cut it again:
+ * the replies to the sends already on their way, and those answered while the server's count (over a second, as
+ * Amazon SES counts) still holds what was sent before the cut.
  */
-export const THROTTLE_COOLDOWN = Duration.millis(500)
-/** How long the configured rate takes to come back in full once the provider has stopped throttling. */
-export const RECOVERY = Duration.seconds(60)
+export const THROTTLE_EPISODE = Duration.seconds(1)
+/**
+ * How long the configured rate takes to come back in full once the provider has stopped throttling. Each time the
+ * share grows past what the server accepts, the sends already on their way are throttled: at 40/s of 100/s, 90 s
+ * makes that once every 10 s or so, 1–3 % of the sends (60 s: 2.5–4.6 %, for no more sent).
+ */
+export const RECOVERY = Duration.seconds(90)
 /** What a throttling episode leaves of the share. */
 const DECREASE = 0.7
 /** The least share of the configured rates throttling replies bring it down to. */
 const MIN_SHARE = 0.05
-/**
- * While the shared adaptive state is inactive (nobody throttled), each process asks it at most this often: a cooldown
- * another worker's throttling reply starts reaches this one this much later at most.
- */
-const QUIET_RECHECK_MILLIS = 100
 /** A token bucket holds this fraction of its limit (`bucketOf`). */
 const BURST_DIVISOR = 10
 
@@ -58,21 +64,21 @@ const limitedDomains = (message: OutgoingEmail, domains: ReadonlyArray<DomainRat
 
 /**
  * The share of the configured rates this process sends at, additive increase and multiplicative decrease: cut by
- * `DECREASE` (down to `MIN_SHARE`) once per throttling episode it learns of (a throttling reply of its own, or the shared
- * adaptive state in cooldown when it sends), then rising back linearly, the whole rate in `RECOVERY`. The adaptive
- * state's learned pace alone can overshoot: what it learns counts the sends in flight when the server pushed back.
+ * `DECREASE` (down to `MIN_SHARE`) once per throttling episode of its own replies, then rising back linearly, the
+ * whole rate in `RECOVERY`. Kept by each process, not shared: every worker sends its part of the emails, so each gets
+ * throttling replies of its own in an episode, and the shared buckets go at the pace of the shares that take from them.
  */
 class Share {
   private base = 1
   private since = Number.NEGATIVE_INFINITY
   private readonly recoveryMillis = Duration.toMillis(RECOVERY)
-  private readonly episodeMillis = Duration.toMillis(THROTTLE_COOLDOWN)
+  private readonly episodeMillis = Duration.toMillis(THROTTLE_EPISODE)
 
   current(now: number): number {
     return Math.min(1, this.base + (now - this.since) / this.recoveryMillis)
   }
 
-  /** the server pushed back: the replies of one episode (within a cooldown) count once */
+  /** the server pushed back: the replies of one episode (`THROTTLE_EPISODE`) count once */
   throttled(now: number): void {
     if (now - this.since < this.episodeMillis) return
     this.base = Math.max(MIN_SHARE, this.current(now) * DECREASE)
@@ -90,8 +96,6 @@ const bucketOf = (rate: RateLimit, share: number) => {
   return { limit: burst, window: Duration.times(rate.window, burst / perWindow) }
 }
 
-const wait = (delay: Duration.Duration) => Duration.isZero(delay) ? Effect.void : Effect.sleep(delay)
-
 /**
  * `SmtpConnection` within `limits`, over the `SmtpConnection` it is provided with, on the `RateLimiterStore` it is
  * given (`RateLimiterStore.ts`: Redis with its fallback, or the process's memory). With `REDIS_OUTAGE=stop`, Redis
@@ -104,13 +108,6 @@ export const layer = (limits: SendLimits) =>
       const inner = yield* SmtpConnection
       const limiter = yield* RateLimiter.RateLimiter
       const share = new Share()
-      const adaptiveKey = `${limits.account}:throttling`
-      const [fallback] = [...limits.rates, ...limits.domains]
-      const fallbackLimit = fallback?.limit ?? 1
-      const fallbackWindow = fallback?.window ?? Duration.seconds(1)
-
-      /** until when the adaptive state is taken to be still inactive, as it was when last asked */
-      let quietUntil = Number.NEGATIVE_INFINITY
 
       /**
        * A token taken is a slot reserved: the email sleeps until its time. While a limit holds emails back, this
@@ -121,61 +118,34 @@ export const layer = (limits: SendLimits) =>
       const turns = new Map<string, { readonly oneWaiter: Semaphore.Semaphore; limited: boolean }>()
       for (const rate of [...limits.rates, ...limits.domains]) turns.set(rate.text, { oneWaiter: yield* Semaphore.make(1), limited: false })
 
-      const bucket = (rate: RateLimit, now: number) => {
+      const bucket = (rate: RateLimit) => {
         const turn = turns.get(rate.text)!
-        const take = RateLimiter.sleep(limiter, {
-          key: `${limits.account}:${rate.text}`,
-          algorithm: "token-bucket",
-          ...bucketOf(rate, share.current(now))
-        }).pipe(Effect.map(({ delay }) => {
+        // the share when its turn comes, not when it began to wait: a cut holds back the emails already waiting
+        const take = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          RateLimiter.sleep(limiter, {
+            key: `${limits.account}:${rate.text}`,
+            algorithm: "token-bucket",
+            ...bucketOf(rate, share.current(now))
+          })
+        ).pipe(Effect.map(({ delay }) => {
           turn.limited = !Duration.isZero(delay)
         }))
         return turn.limited ? turn.oneWaiter.withPermit(take) : take
       }
 
-      /**
-       * a token of every limit for `message`, waiting as long as it takes, then the adaptive state's go (checked
-       * last, so that a cooldown that began during the wait holds this email too); gives the adaptive epoch
-       */
-      const take = (message: OutgoingEmail): Effect.Effect<number, RateLimiter.RateLimiterError> =>
+      /** a token of every limit for `message`, waiting as long as it takes */
+      const take = (message: OutgoingEmail): Effect.Effect<void, RateLimiter.RateLimiterError> =>
         Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          for (const rate of limits.rates) yield* bucket(rate, now)
-          for (const rate of limitedDomains(message, limits.domains)) yield* bucket(rate, now)
-          // nobody throttled when last asked, a moment ago: not asked again (a round trip per email saved)
-          if ((yield* Clock.currentTimeMillis) < quietUntil) return 0
-          const adaptive = yield* limiter.adaptiveConsume({ key: adaptiveKey, tokens: 1, fallbackLimit, fallbackWindow })
-          if (adaptive.phase === "inactive") quietUntil = (yield* Clock.currentTimeMillis) + QUIET_RECHECK_MILLIS
-          if (adaptive.phase !== "cooldown") {
-            yield* wait(adaptive.delay)
-            return adaptive.epoch
-          }
-          // every email held by the cooldown would go at its end at once: each goes through the buckets again
-          share.throttled(yield* Clock.currentTimeMillis)
-          yield* wait(adaptive.delay)
-          return yield* take(message)
+          for (const rate of limits.rates) yield* bucket(rate)
+          for (const rate of limitedDomains(message, limits.domains)) yield* bucket(rate)
         })
-
-      /**
-       * The limiter learns what the server accepted as what went out since the cooldown minus this one. (Taking off
-       * the other sends in flight as well made it learn far too little whenever emails were past the limiter and
-       * waiting for a pooled connection: 10–28 emails/s on the 454-above-40/s sink against 24/s steadily.)
-       */
-      const throttled = (epoch: number) =>
-        Effect.andThen(
-          Effect.map(Clock.currentTimeMillis, (now) => {
-            share.throttled(now)
-            quietUntil = Number.NEGATIVE_INFINITY
-          }),
-          limiter.adaptiveFeedback({ key: adaptiveKey, epoch, tokens: 1, status: 429, retryAfter: THROTTLE_COOLDOWN })
-        )
 
       const send = (message: OutgoingEmail) =>
         Effect.gen(function*() {
           const deadline = yield* AttemptDeadline
           deadline.enter("waiting for the rate limit")
           deadline.pause()
-          const epoch = yield* Effect.trackDuration(take(message), rateLimitWaitSeconds, Duration.toSeconds).pipe(
+          yield* Effect.trackDuration(take(message), rateLimitWaitSeconds, Duration.toSeconds).pipe(
             Effect.ensuring(Effect.sync(() => deadline.resume())),
             // only with REDIS_OUTAGE=stop: a limit never fails (it waits), and the fallback store does not either
             Effect.mapError(redisUnavailable)
@@ -183,7 +153,7 @@ export const layer = (limits: SendLimits) =>
           return yield* inner.send(message).pipe(
             Effect.tapError((error) =>
               isThrottled(error)
-                ? Effect.andThen(Metric.update(throttledReplies, 1), Effect.ignore(throttled(epoch)))
+                ? Effect.andThen(Metric.update(throttledReplies, 1), Effect.map(Clock.currentTimeMillis, (now) => share.throttled(now)))
                 : Effect.void
             )
           )

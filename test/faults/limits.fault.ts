@@ -76,7 +76,7 @@ it.live("11 three workers with EMAIL_RATE_LIMIT=50/s share the limit: every 5 s 
     assert.isAtMost(high, 55, `fastest 5 s window ${high}/s`)
   }).pipe(Effect.scoped))
 
-it.live("12 a sink answering 454 above 40/s, limit 100/s: the workers converge below 40/s, none failed, all delivered", ({ task }) =>
+it.live("12 a sink answering 454 above 40/s, limit 100/s: the workers converge below 40/s, send at least 25/s on the whole, none failed, all delivered", ({ task }) =>
   Effect.gen(function*() {
     const events = 1_500
     const { published, scenario } = yield* scenarioWithGoodEvents("throttle", events, { throttleAbovePerSecond: 40 })
@@ -94,8 +94,9 @@ it.live("12 a sink answering 454 above 40/s, limit 100/s: the workers converge b
     const sendsLate = [...acceptedAt, ...throttledAt].filter((t) => t >= half).length
     const attemptsLate = sendsLate / ((end - half) / 1000)
     const throttledLate = throttledAt.filter((t) => t >= half).length
+    const acceptedRate = acceptedAt.length / ((end - start) / 1000)
     const throttledReplies = metrics.reduce((sum, text) => sum + series(text, "email_senders_throttled_replies_total"), 0)
-    scenario.report(task, "12 454 above 40/s, limit 100/s", counts, `${throttledAt.length} answered 454 (${throttledLate} in the second half); second half: ${attemptsLate.toFixed(1)} sends/s, ${(100 * throttledLate / sendsLate).toFixed(1)} % throttled; whole run ${(acceptedAt.length / ((end - start) / 1000)).toFixed(1)}/s accepted`)
+    scenario.report(task, "12 454 above 40/s, limit 100/s", counts, `${throttledAt.length} answered 454 (${throttledLate} in the second half); second half: ${attemptsLate.toFixed(1)} sends/s, ${(100 * throttledLate / sendsLate).toFixed(1)} % throttled; whole run ${acceptedRate.toFixed(1)}/s accepted`)
 
     assert.strictEqual(counts.lost, 0, `lost: ${counts.lostLabels.join(", ")}`)
     assert.strictEqual(counts.failed, 0, `recorded as failed: ${JSON.stringify(scenario.failures.read().slice(0, 3))}`)
@@ -107,6 +108,9 @@ it.live("12 a sink answering 454 above 40/s, limit 100/s: the workers converge b
     // converged: once paced, a throttling reply is only the limiter probing upwards (additive increase), which it
     // does all along, so what is bounded is their share of the sends, not how they split between the halves
     assert.isAtMost(throttledLate, sendsLate * 0.05, "at most 5 % of the sends throttled once converged")
+    // what the server allows is used, not a fraction of it: 30–34/s measured on a busy 2-core machine (10–28/s, and
+    // under load 4/s, when a learned pace held the workers)
+    assert.isAtLeast(acceptedRate, 25, "at least 25 of the server's 40/s accepted over the whole run")
   }).pipe(Effect.scoped))
 
 /** `kill -9` of one worker of two at ~600 settled, then a restart; the counts, and what the killed one measured. */
