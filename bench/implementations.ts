@@ -20,7 +20,8 @@ export interface Implementation {
 const tunedEnvironment: Readonly<Record<string, string>> = Object.fromEntries(
   (process.env["BENCH_TUNED"] ?? "SMTP_CONNECTIONS=16,CONCURRENCY=64,LOG_LEVEL=Warn")
     .split(",")
-    .map((pair) => pair.split("=").map((part) => part.trim()) as [string, string])
+    // at the first `=` only: a value may hold more (`NODE_OPTIONS=--max-semi-space-size=8`)
+    .map((pair) => [pair.slice(0, pair.indexOf("=")).trim(), pair.slice(pair.indexOf("=") + 1).trim()] as const)
 )
 
 /**
