@@ -23,7 +23,9 @@ let boundaryCounter = 0
 /**
  * The message as a MIME tree. Message-ID and Date are ours, so nodemailer never invents its own; the extra headers
  * keep their order and their spelling (nodemailer would write `List-ID` for `List-Id`); `html`, when present,
- * becomes the `multipart/alternative` part next to the text.
+ * becomes the `multipart/alternative` part next to the text. No envelope: the bytes never read it (nodemailer's
+ * only use is a Message-ID of its own), the SMTP session is given `email.envelope` itself, and parsing its
+ * addresses again cost ~5 % of composing (bench/FINDINGS.md, "What was done").
  */
 export const mimeTreeOf = (email: OutgoingEmail): MimeNode => {
   const extraNames = new Map(email.headers.map(([name]) => [name.toLowerCase(), name]))
@@ -38,7 +40,6 @@ export const mimeTreeOf = (email: OutgoingEmail): MimeNode => {
     text: email.text,
     html: email.html ?? undefined,
     headers: email.headers.map(([key, value]) => ({ key, value })),
-    envelope: { from: email.envelope.from, to: [...email.envelope.to] },
     normalizeHeaderKey: (key) => extraNames.get(key.toLowerCase()) ?? key
   }).compile()
 }
