@@ -3,8 +3,9 @@ import { Effect } from "effect"
 import fc from "fast-check"
 import MailComposer from "nodemailer/lib/mail-composer"
 import type MimeNode from "nodemailer/lib/mime-node"
+import * as qp from "nodemailer/lib/qp"
 import type { OutgoingEmail } from "../src/domain/OutgoingEmail.ts"
-import { messageBytes, mimeTreeOf, serializeInline } from "../src/smtp/nodemailerMessage.ts"
+import { encodeQuotedPrintable, messageBytes, mimeTreeOf, serializeInline } from "../src/smtp/nodemailerMessage.ts"
 
 /** nodemailer's own streaming build of a tree. */
 const streamed = (tree: MimeNode): Promise<Buffer> =>
@@ -63,6 +64,16 @@ const composedTreeOf = (email: OutgoingEmail, baseBoundary: string): MimeNode =>
     normalizeHeaderKey: (key) => extraNames.get(key.toLowerCase()) ?? key
   }).compile()
 }
+
+describe("quoted-printable", () => {
+  it("escapes exactly what nodemailer's encoder escapes", () => {
+    // any code units (lone surrogates too), and runs of the characters its rules are about
+    const text = fc.array(fc.oneof(fc.string({ unit: "binary" }), piece, fc.constantFrom(" \r\n", "\t\n", "=", "\x7f", "\x00", "~", "\ud800")), {
+      maxLength: 40
+    }).map((pieces) => pieces.join(""))
+    fc.assert(fc.property(text, (value) => encodeQuotedPrintable(value) === qp.encode(Buffer.from(value, "utf8"))), { numRuns: 3000 })
+  })
+})
 
 describe("the MIME tree", () => {
   it("is the one nodemailer's MailComposer makes of the same fields", async () => {

@@ -32,9 +32,9 @@ const bodyParts = (email: OutgoingEmail): ReadonlyArray<readonly [contentType: s
  * holds the bytes equal): the text, then the HTML as a `multipart/alternative` next to it when there is one.
  * Message-ID and Date are ours, so nodemailer never invents its own; the extra headers keep their order and their
  * spelling (nodemailer would write `List-ID` for `List-Id`). Built here rather than by `MailComposer`, because it
- * draws random bytes for a boundary of each part that only the root's boundary is ever taken from (a system call
- * each, ~20 µs a message), and it is given no envelope: the bytes never read it, and parsing its addresses again cost
- * as much (bench/FINDINGS.md, "What was done").
+ * draws random bytes (`crypto.randomBytes`) for a boundary of each part that only the root's boundary is ever taken
+ * from (~20 µs a message here), and it is given no envelope: the bytes never read it, and parsing its addresses
+ * again cost as much (bench/FINDINGS.md, "What was done").
  */
 export const mimeTreeOf = (email: OutgoingEmail): MimeNode => {
   const extraNames = new Map(email.headers.map(([name]) => [name.toLowerCase(), name]))
@@ -80,18 +80,38 @@ const isInlineTree = (node: MimeNode): boolean => {
     node.childNodes.every(isInlineTree)
 }
 
+/** `=XX` for each byte value, as nodemailer's QP encoder writes it. */
+const escapedBytes = Array.from({ length: 256 }, (_, byte) => `=${byte.toString(16).toUpperCase().padStart(2, "0")}`)
+
+/**
+ * What quoted-printable escapes: every character but tab, CR, LF and the printable ASCII other than `=`, and the
+ * space or tab that ends a line or the text.
+ */
+const escaped = /[^\t\n\r\x20-\x3c\x3e-\x7e]+|[ \t](?=[\r\n]|$)/g
+
+/**
+ * nodemailer's `qp.encode` of the text's UTF-8 bytes, the same characters (a test holds them equal), from the text
+ * itself: its encoder looks at every byte in turn, ~6 ns each, where this leaves the runs that need no escape to a
+ * regular expression (bench/FINDINGS.md, "What was done").
+ */
+export const encodeQuotedPrintable = (text: string): string =>
+  text.replace(escaped, (run) => {
+    let out = ""
+    for (const byte of Buffer.from(run, "utf8")) out += escapedBytes[byte]
+    return out
+  })
+
 /**
  * Quoted-printable as nodemailer's `qp.Encoder` writes a body that comes in one piece: trailing spaces and tabs are
  * held back and encoded after the rest, and each stretch is wrapped to 76 columns from the last unfinished line.
  */
 const quotedPrintable = (body: string): string => {
-  const bytes = Buffer.from(body, "utf8")
-  let end = bytes.length
-  while (end > 0 && (bytes[end - 1] === 0x20 || bytes[end - 1] === 0x09)) end--
-  const wrapped = qp.wrap(qp.encode(bytes.subarray(0, end)), 76)
-  if (end === bytes.length) return wrapped
+  let end = body.length
+  while (end > 0 && (body[end - 1] === " " || body[end - 1] === "\t")) end--
+  const wrapped = qp.wrap(encodeQuotedPrintable(body.slice(0, end)), 76)
+  if (end === body.length) return wrapped
   const lastLineStart = wrapped.lastIndexOf("\n") + 1
-  return wrapped.slice(0, lastLineStart) + qp.wrap(wrapped.slice(lastLineStart) + qp.encode(bytes.subarray(end)), 76)
+  return wrapped.slice(0, lastLineStart) + qp.wrap(wrapped.slice(lastLineStart) + encodeQuotedPrintable(body.slice(end)), 76)
 }
 
 const encodedBody = (node: MimeNode, body: string): string => {
