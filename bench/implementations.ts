@@ -37,12 +37,15 @@ const describe = (environment: Readonly<Record<string, string>>) =>
  * `BENCH_BUILDS=name=dir,…`: each `dir` (relative to the project) a checkout of this worker built with `npm run build`,
  * run with default settings as the row `name`.
  */
-const builds = (setting: string): ReadonlyArray<Implementation> =>
+const buildsOf = (setting: string): ReadonlyArray<Implementation> =>
   setting.split(",").filter((pair) => pair.trim() !== "").map((pair) => {
     const [name = "", dir = ""] = pair.split("=").map((part) => part.trim())
     if (name === "" || dir === "") throw new Error(`BENCH_BUILDS: expected name=dir, got ${JSON.stringify(pair)}`)
     return { name, description: `\`${dir}/dist/main.js\`, default settings`, script: `${dir}/dist/main.js`, environment: {}, rawBaseline: "raw" }
   })
+
+/** `BENCH_BUILDS`: every scenario runs them beside this checkout's worker */
+export const otherBuilds = buildsOf(process.env["BENCH_BUILDS"] ?? "")
 
 export const implementations: ReadonlyArray<Implementation> = [
   {
@@ -74,7 +77,7 @@ export const implementations: ReadonlyArray<Implementation> = [
     events: "template"
   },
   // other builds of this worker, for an A/B run against this checkout's (e.g. a `git worktree` of an earlier commit)
-  ...builds(process.env["BENCH_BUILDS"] ?? ""),
+  ...otherBuilds,
   {
     name: "email-senders-limits",
     description: "`node dist/main.js`, default settings, with EMAIL_RATE_LIMIT=100000/s (far above what it reaches) and the duplicate ledger, both in the machine's Redis (REDIS_URL=redis://127.0.0.1:6379, a key prefix of the run's, DEDUPE_TTL=600)",

@@ -276,7 +276,7 @@ export const renderResults = (results: ReadonlyArray<ScenarioResults>, machine: 
     "npm run bench                                  # builds, runs everything (~15 min), writes bench/RESULTS.md",
     "npm run bench -- nodelay delay20               # only these scenarios (nodelay, coldstart, templates, limits, delay20, refuse451, backlog)",
     "BENCH_WARMUP=0 npm run bench -- nodelay        # the no-delay burst without warm-up events (default 3,000)",
-    "BENCH_N=1000 BENCH_RUNS=1 npm run bench        # fewer events / runs (BENCH_BACKLOG_N for the backlog)",
+    "BENCH_N=1000 BENCH_RUNS=1 npm run bench        # fewer events / runs (BENCH_BACKLOG_N, BENCH_BACKLOG_RUNS for the backlog)",
     "BENCH_IMPLS=email-senders,raw npm run bench    # only these implementations",
     "BENCH_TUNED=SMTP_CONNECTIONS=8,CONCURRENCY=64 npm run bench   # another tuned setting",
     "BENCH_KEEP_LOGS=1 npm run bench                # keep each worker's log (path printed)",

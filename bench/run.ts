@@ -23,7 +23,7 @@ import {
   templateEventFor,
   wallClockMillis
 } from "./protocol.ts"
-import { type Implementation, implementations } from "./implementations.ts"
+import { type Implementation, implementations, otherBuilds } from "./implementations.ts"
 import { type RunResult, renderResults, type Scenario, type ScenarioResults } from "./report.ts"
 import { clusterSectionOf, runClusterBench, withClusterSection } from "./cluster.ts"
 
@@ -120,8 +120,8 @@ const scenarios: ReadonlyArray<Scenario> = [
     count: Number(process.env["BENCH_BACKLOG_N"] ?? "100000"),
     warmup: 0,
     backlog: true,
-    implementations: ["email-senders", "email-senders-small-heap", "raw"],
-    runs: 1
+    implementations: ["email-senders", "email-senders-small-heap", "raw", ...otherBuilds.map((build) => build.name)],
+    runs: Number(process.env["BENCH_BACKLOG_RUNS"] ?? "1")
   }
 ]
 

@@ -1,10 +1,10 @@
 /**
- * `dist/main.js` as one file: the worker started from `tsc`'s output loads some 900 modules, whose code and source
+ * `dist/main.js` as one file (and `dist/bundle/`, what only some settings load): the worker started from `tsc`'s output loads some 900 modules, whose code and source
  * text stay on the heap, and V8 sizes the old generation from what is live. The bundle's heap is a third smaller
  * and its peak RSS on the 100k backlog 60-100 MB lower (bench/FINDINGS.md). `dist/index.js` and the rest of
  * `tsc`'s output stay as they are, for apps that embed the library.
  */
-import { chmodSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
@@ -12,9 +12,17 @@ import { build } from "esbuild"
 const projectDir = dirname(dirname(fileURLToPath(import.meta.url)))
 const outfile = join(projectDir, "dist", "main.js")
 
-await build({
+// chunks are named by their content's hash: those of an earlier build would otherwise stay, and be packed
+rmSync(join(projectDir, "dist", "bundle"), { recursive: true, force: true })
+
+const { metafile } = await build({
   entryPoints: [join(projectDir, "src", "main.ts")],
-  outfile,
+  absWorkingDir: projectDir,
+  outdir: join(projectDir, "dist"),
+  // what is loaded with `import()` only when a setting asks for it (node-redis with `REDIS_URL`) is a chunk of its
+  // own, so a worker without it does not hold its source either
+  splitting: true,
+  chunkNames: "bundle/[name]-[hash]",
   bundle: true,
   platform: "node",
   format: "esm",
@@ -33,6 +41,7 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   sourcemap: "linked",
+  metafile: true,
   logLevel: "warning"
 })
 
@@ -41,8 +50,10 @@ await build({
  * (three remain in a dependency's regular expressions, which `charset: "ascii"` leaves as they are) doubles the
  * whole bundle's source on the heap. `\uXXXX` means the same character in a regular expression.
  */
-const source = readFileSync(outfile, "utf8")
-const escaped = source.replace(/[^\x00-\xff]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`)
-writeFileSync(outfile, escaped)
+for (const output of Object.keys(metafile.outputs).filter((path) => path.endsWith(".js"))) {
+  const path = join(projectDir, output)
+  const source = readFileSync(path, "utf8")
+  writeFileSync(path, source.replace(/[^\x00-\xff]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`))
+}
 // `npm install -g` links the bin, and a shell runs it through the shebang
 chmodSync(outfile, 0o755)

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `node dist/main.js [command]`: the worker by default, plus the operator commands. */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { Command } from "effect/cli"
 import { checkCommand } from "./cli/check.ts"

@@ -1,7 +1,8 @@
 /**
  * The limits and the ledger on the machine's Redis (a key prefix of each test's) and Postgres (a schema of this
  * run's, migrated by `db migrate`'s code): one limit shared by two limiters as by two processes, the ledger's entries
- * and their time to live, Redis unreachable at start and going away, and the settings' errors.
+ * and their time to live, Redis unreachable at start (and used once it is up), hung and resumed, going away, and the
+ * settings' errors.
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
@@ -22,6 +23,7 @@ import { InMemorySmtp } from "../src/smtp/InMemorySmtp.ts"
 import { SmtpConnection } from "../src/smtp/SmtpConnection.ts"
 import { migrateDatabase } from "../src/realms/migrateDatabase.ts"
 import { closedPort } from "./support/fakeSes.ts"
+import { ownRedis, ownRedisNotStarted, redisKeys } from "./faults/support/redisServer.ts"
 
 const redisUrl = Redacted.make("redis://127.0.0.1:6379")
 const redisCli = (...args: Array<string>) => execFileSync("redis-cli", ["-p", "6379", ...args], { encoding: "utf8" }).trim()
@@ -84,6 +86,15 @@ describe("rate limit in Redis", () => {
     }).pipe(Effect.scoped))
 })
 
+/** Wait until `status` says Redis is `reachable` (or not): 30 s at most, on a loaded machine. */
+const reachableWithin30s = (status: Effect.Effect<{ readonly reachable: boolean }>, reachable: boolean) =>
+  Effect.gen(function*() {
+    for (let tries = 0; (yield* status).reachable !== reachable; tries++) {
+      if (tries > 150) assert.fail(`Redis not ${reachable ? "reachable" : "unreachable"} after 30 s`)
+      yield* Effect.sleep("200 millis")
+    }
+  })
+
 describe("Redis unreachable", () => {
   it.live("at start, REDIS_OUTAGE=fallback: the worker starts, Redis shown unreachable, the limits per process", () =>
     Effect.gen(function*() {
@@ -101,6 +112,41 @@ describe("Redis unreachable", () => {
       assert.strictEqual(Duration.toMillis(result.delay), 0, "the in-memory fallback answers")
       const again = yield* limiter.consume({ key: "k", algorithm: "token-bucket", limit: 1, window: "1 minute", onExceeded: "delay" })
       assert.isAbove(Duration.toMillis(again.delay), 0, "and limits")
+    }).pipe(Effect.scoped))
+
+  it.live("at start, REDIS_OUTAGE=fallback, Redis started afterwards: the worker connects to it, then the limits and the ledger use it", () =>
+    Effect.gen(function*() {
+      const server = yield* ownRedisNotStarted
+      const context = yield* Layer.build(
+        Layer.merge(RateLimiterStore.layerRedis("late:rate:", "fallback"), SentLedger.layerRedis(ledgerOptions("late:sent"))).pipe(
+          Layer.provideMerge(RedisConnection.layer({ url: Redacted.make(server.url), onOutage: "fallback" }))
+        )
+      )
+      const status = RedisStatus.pipe(Effect.flatMap((s) => s.snapshot), Effect.provide(context))
+      assert.isFalse((yield* status).reachable)
+      yield* server.start
+      // tried again every 2 s
+      yield* reachableWithin30s(status, true)
+      const limiter = context.mapUnsafe.get(RateLimiter.RateLimiter.key) as RateLimiter.RateLimiter
+      yield* limiter.consume({ key: "k", algorithm: "token-bucket", limit: 10, window: "1 minute", onExceeded: "delay" })
+      const ledger = yield* Effect.provide(Effect.service(SentLedger.SentLedger), context)
+      yield* ledger!.recordSent("<late@example.test>")
+      assert.isTrue(yield* ledger!.wasSent("<late@example.test>"))
+      assert.isNotEmpty(yield* redisKeys(server.port, "late:rate:*"), "the limit is counted in Redis")
+      assert.isNotEmpty(yield* redisKeys(server.port, "late*sent*"), "the ledger is kept in Redis")
+    }).pipe(Effect.scoped))
+
+  it.live("hung (SIGSTOP) then resumed: the connection that timed out is made again", () =>
+    Effect.gen(function*() {
+      const server = yield* ownRedis
+      const context = yield* Layer.build(RedisConnection.layer({ url: Redacted.make(server.url), onOutage: "fallback" }))
+      const status = RedisStatus.pipe(Effect.flatMap((s) => s.snapshot), Effect.provide(context))
+      yield* server.hang
+      // no reply for 3 s (socketTimeout): dropped
+      yield* reachableWithin30s(status, false)
+      yield* server.resume
+      yield* reachableWithin30s(status, true)
+      assert.strictEqual(yield* Redis.Redis.use((redis) => redis.send("PING")).pipe(Effect.provide(context)), "PONG")
     }).pipe(Effect.scoped))
 
   it.live("at start, REDIS_OUTAGE=stop: it does not start", () =>

@@ -3,7 +3,6 @@
  * with what was checked and, for ✗, the fix (the setting or the command). Every step gives up after
  * `COMMAND_TIMEOUT`. Exit 0 only when every check passes, so it can gate a start (`ExecStartPre=`).
  */
-import { NodeRedis } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import type { ChannelModel } from "amqplib"
 import { Config, Console, Duration, Effect, FileSystem, Layer, Logger, Option, Redacted, Schema, type Scope } from "effect"
@@ -39,6 +38,7 @@ import { withEnvironment } from "./environmentHelp.ts"
 import { describeFailure } from "./reportFailure.ts"
 import { problemLine } from "./templates.ts"
 import { limitsConfig } from "../limits/liveLimits.ts"
+import { loadNodeRedis } from "../limits/RedisConnection.ts"
 
 /** Ends `check` with exit 1 once every line is printed. */
 export class ChecksFailed extends Schema.TaggedError<ChecksFailed>()("ChecksFailed", {
@@ -209,7 +209,7 @@ const redisCheck = (url: Redacted.Redacted<string>) =>
     const reply = yield* (yield* Redis.Redis).send<string>("PING")
     return passed(`${redactUrl(Redacted.value(url))}: answers PING with ${reply}`)
   }).pipe(
-    Effect.provide(NodeRedis.layer({ url: Redacted.value(url), disableOfflineQueue: true })),
+    Effect.provide(Layer.unwrap(Effect.map(loadNodeRedis, (NodeRedis) => NodeRedis.layer({ url: Redacted.value(url), disableOfflineQueue: true })))),
     Effect.catch((error) => Effect.succeed(failed(describeFailure(error), "REDIS_URL (is Redis running and reachable?), or unset it")))
   )
 

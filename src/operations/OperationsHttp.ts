@@ -7,7 +7,8 @@
  * Every path answers only requests addressed to one of its own host names (`Host`), so a web page whose name an
  * attacker points at 127.0.0.1 (DNS rebinding) cannot read it from a browser.
  */
-import { NodeFileSystem, NodeHttpServer } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Clock, Config, Duration, Effect, FileSystem, Layer, Metric, Option, Schema, SubscriptionRef } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"

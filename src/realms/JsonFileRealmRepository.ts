@@ -2,7 +2,7 @@
  * `RealmRepository` from a JSON file shaped like Zulip's two tables, for an embedded install without a database.
  * The file is read and validated once at start, so a malformed file stops the worker before it takes any event.
  */
-import { NodeFileSystem } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Config, Effect, FileSystem, Layer, Option, Schema } from "effect"
 import { RealmNotFound } from "../domain/errors.ts"
 import { RealmRow, UserRow, usersInOrder } from "../domain/Realm.ts"

@@ -3,7 +3,7 @@
  * `asctime` TAB JSON array of events, plus a third TAB-separated field with the reason. Zulip's `enqueue_file`
  * replays a line from its second field only, so these files stay replayable with Zulip's tools.
  */
-import { NodeFileSystem } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Clock, Effect, FileSystem, Layer } from "effect"
 import { join } from "node:path"
 import { StoreError } from "../domain/errors.ts"

@@ -2,7 +2,7 @@
  * `StatsWriter` to `<QUEUE_STATS_DIR>/<queue>.stats`, byte for byte the file Zulip writes (§2.7 of the Zulip
  * reference), so Zulip's `check_rabbitmq_queue` can monitor this worker unchanged.
  */
-import { NodeFileSystem } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Effect, FileSystem, Layer, Semaphore } from "effect"
 import { randomUUID } from "node:crypto"
 import { join } from "node:path"

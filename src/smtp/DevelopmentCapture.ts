@@ -3,7 +3,7 @@
  * email is written to `EMAIL_LOG_DIR` instead of being sent, as `<time>-<id>.eml` (the full RFC 822 message, the
  * same bytes the SMTP pool would stream) plus a `<time>-<id>.json` summary. Files are private to the user (0600).
  */
-import { NodeFileSystem } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Array as Arr, Config, Context, DateTime, Effect, FileSystem, Layer, Option, Schema } from "effect"
 import { join, resolve } from "node:path"
 import { Unavailable } from "../domain/errors.ts"

@@ -12,21 +12,20 @@ import { uniqueName } from "../../support/rabbitmq.ts"
 const redisCli = (port: number, ...args: Array<string>) =>
   Effect.promise(() => promisify(execFile)("redis-cli", ["-p", String(port), ...args]).then(({ stdout }) => stdout.trim(), () => ""))
 
+/** The keys of the Redis on `port` that match `pattern`. */
+export const redisKeys = (port: number, pattern: string): Effect.Effect<ReadonlyArray<string>> =>
+  Effect.map(redisCli(port, "--scan", "--pattern", pattern), (keys) => keys.split("\n").filter((key) => key !== ""))
+
 /** A key prefix of this scenario's on the machine's Redis; its keys go when the scope closes. */
 export const machineRedisPrefix = (name: string): Effect.Effect<{ readonly url: string; readonly prefix: string }, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => ({ url: "redis://127.0.0.1:6379", prefix: `${uniqueName(`faults_${name}`)}:` })),
     ({ prefix }) =>
       // the ledger's store escapes the ":" of its name; both forms start with the prefix's first part
-      redisCli(6379, "--scan", "--pattern", `${prefix.slice(0, -1)}*`).pipe(
-        Effect.flatMap((keys) => {
-          const list = keys.split("\n").filter((key) => key !== "")
-          return list.length === 0 ? Effect.void : Effect.asVoid(redisCli(6379, "del", ...list))
-        })
-      )
+      Effect.flatMap(redisKeys(6379, `${prefix.slice(0, -1)}*`), (keys) =>
+        keys.length === 0 ? Effect.void : Effect.asVoid(redisCli(6379, "del", ...keys)))
   )
 
-/** A TCP port nothing listens on now. */
 /** Whether `port` can be listened on at 127.0.0.1 now. */
 const bindable = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -60,8 +59,11 @@ export interface OwnRedis {
   readonly resume: Effect.Effect<void>
 }
 
-/** A `redis-server` of the scenario's own, without persistence, killed when the scope closes. */
-export const ownRedis: Effect.Effect<OwnRedis, never, Scope.Scope> = Effect.gen(function*() {
+/**
+ * A `redis-server` of the scenario's own, without persistence, killed when the scope closes: its port is chosen
+ * but it is not running until `start` (a Redis that comes up after the worker).
+ */
+export const ownRedisNotStarted: Effect.Effect<OwnRedis, never, Scope.Scope> = Effect.gen(function*() {
   const port = yield* freePort
   let child: ChildProcess | null = null
   const start = Effect.gen(function*() {
@@ -81,6 +83,9 @@ export const ownRedis: Effect.Effect<OwnRedis, never, Scope.Scope> = Effect.gen(
     })
   )
   const signal = (name: NodeJS.Signals) => Effect.sync(() => void child?.kill(name))
-  yield* Effect.acquireRelease(start, () => Effect.andThen(signal("SIGCONT"), stop))
+  yield* Effect.addFinalizer(() => Effect.andThen(signal("SIGCONT"), stop))
   return { port, url: `redis://127.0.0.1:${port}`, stop, start, hang: signal("SIGSTOP"), resume: signal("SIGCONT") }
 })
+
+/** A `redis-server` of the scenario's own, running, killed when the scope closes. */
+export const ownRedis: Effect.Effect<OwnRedis, never, Scope.Scope> = Effect.tap(ownRedisNotStarted, (redis) => redis.start)
